@@ -1,0 +1,50 @@
+"""Locating and validating the package's data files (YAML with a ``source``)."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cityops.errors import DataFileError
+
+__all__ = ["canonical_variables", "load_yaml", "package_data"]
+
+
+def package_data(*parts: str) -> Path:
+    """Path of a file shipped inside the ``cityops`` package."""
+    return Path(str(resources.files("cityops").joinpath(*parts)))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising a one-line :class:`DataFileError` on any problem."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise DataFileError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a YAML mapping at the top level")
+    return data
+
+
+@cache
+def canonical_variables() -> dict[str, dict[str, str]]:
+    """The canonical variable registry (``cityops/data/variables.yaml``)."""
+    path = package_data("data", "variables.yaml")
+    data = load_yaml(path)
+    variables = data.get("variables")
+    if not isinstance(variables, dict):
+        raise DataFileError(f"{path}: missing 'variables' mapping")
+    for name, spec in variables.items():
+        if not isinstance(spec, dict) or "units" not in spec:
+            raise DataFileError(f"{path}: variable {name!r} lacks 'units'")
+    return variables

@@ -1,0 +1,117 @@
+"""One unit registry for the whole package (MetPy's pint registry) and DataArray helpers.
+
+Units are converted once at the boundary: ingest converts every canonical variable to the
+units of ``cityops/data/variables.yaml`` and rule thresholds (quantity strings such as
+``"50 mm"``) are converted to the data's units, never the reverse.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pint
+import xarray as xr
+from metpy.units import units as ureg
+
+from cityops.errors import InputError
+
+__all__ = ["convert_dataarray", "parse_quantity", "ureg"]
+
+# Water amounts: 1 kg m-2 of liquid water is 1 mm deep (density 1000 kg m-3). Declared
+# explicitly rather than hidden in a context, so a "kg m-2" precipitation converts to mm.
+_WATER_DENSITY = ureg.Quantity(1000.0, "kg m**-3")
+
+
+def _to_units(quantity: pint.Quantity, target: str) -> pint.Quantity:
+    target_u = ureg.Unit(target)
+    if quantity.dimensionality == ureg.Unit("kg m**-2").dimensionality and (
+        target_u.dimensionality == ureg.Unit("mm").dimensionality
+    ):
+        return (quantity / _WATER_DENSITY).to(target_u)
+    if quantity.dimensionality == ureg.Unit("mm").dimensionality and (
+        target_u.dimensionality == ureg.Unit("kg m**-2").dimensionality
+    ):
+        return (quantity * _WATER_DENSITY).to(target_u)
+    return quantity.to(target_u)
+
+
+def parse_quantity(text: str | float | int, *, where: str = "") -> pint.Quantity:
+    """Parse a quantity string such as ``"50 mm"`` or ``"35 degC"``.
+
+    Parameters
+    ----------
+    text : str
+        Magnitude and units. A bare number is dimensionless.
+    where : str, optional
+        Context for the error message (e.g. the rule row).
+
+    Returns
+    -------
+    pint.Quantity
+    """
+    try:
+        if isinstance(text, int | float):
+            return ureg.Quantity(float(text), "dimensionless")
+        magnitude, _, unit = str(text).strip().partition(" ")
+        return ureg.Quantity(float(magnitude), unit.strip() or "dimensionless")
+    except (ValueError, pint.errors.PintError) as err:
+        raise InputError(f"{where}: cannot read quantity {text!r} ({err})") from None
+
+
+def convert_quantity(quantity: pint.Quantity, target: str) -> float:
+    """Magnitude of ``quantity`` in ``target`` units (water amounts via density of water)."""
+    return float(_to_units(quantity, target).magnitude)
+
+
+def convert_dataarray(da: xr.DataArray, target: str, *, source: str = "") -> xr.DataArray:
+    """Convert a DataArray to ``target`` units, lazily (dask stays dask).
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Must carry a ``units`` attribute understood by pint (CF spellings such as
+        ``"K"``, ``"degC"``, ``"kg m-2"``, ``"m s-1"``).
+    target : str
+        Units wanted.
+    source : str, optional
+        File name for error messages.
+
+    Returns
+    -------
+    xarray.DataArray
+        Same data in ``target`` units; ``units`` attribute updated.
+    """
+    name = da.name or "variable"
+    units = da.attrs.get("units")
+    if units is None:
+        raise InputError(f"{source}: variable {name!r} has no 'units' attribute; expected {target}")
+    try:
+        src = ureg.Unit(_cf_units(units))
+    except (pint.errors.PintError, ValueError, TypeError, AssertionError):
+        raise InputError(
+            f"{source}: variable {name!r} has units {units!r} that cannot be read; "
+            f"expected {target}"
+        ) from None
+    try:
+        one = _to_units(ureg.Quantity(1.0, src), target)
+        zero = _to_units(ureg.Quantity(0.0, src), target)
+    except pint.errors.DimensionalityError:
+        raise InputError(
+            f"{source}: variable {name!r} has units {units!r}, not convertible to {target}"
+        ) from None
+    scale = float(one.magnitude - zero.magnitude)
+    offset = float(zero.magnitude)
+    attrs = dict(da.attrs)
+    if np.isclose(scale, 1.0) and np.isclose(offset, 0.0):
+        out = da.copy()
+    else:
+        out = da * scale + offset
+    attrs["units"] = target
+    out.attrs = attrs
+    return out
+
+
+def _cf_units(units: str) -> str:
+    """Translate CF/UDUNITS spellings that pint reads differently."""
+    u = str(units).strip()
+    aliases = {"1": "dimensionless", "": "dimensionless", "%": "percent", "fraction": "dimensionless"}
+    return aliases.get(u, u)
