@@ -1,0 +1,29 @@
+"""Warning rules: tables as data, the evaluation engine, windows and Beaufort."""
+
+from cityops.rules.engine import HazardResult, LevelResult, evaluate, evaluate_condition
+from cityops.rules.table import (
+    Condition,
+    HazardRules,
+    LevelRule,
+    RuleTable,
+    beaufort_lower_bound,
+    level_names,
+    load_rule_table,
+)
+from cityops.rules.windows import window_reduce, window_status
+
+__all__ = [
+    "Condition",
+    "HazardResult",
+    "HazardRules",
+    "LevelResult",
+    "LevelRule",
+    "RuleTable",
+    "beaufort_lower_bound",
+    "evaluate",
+    "evaluate_condition",
+    "level_names",
+    "load_rule_table",
+    "window_reduce",
+    "window_status",
+]

@@ -1,0 +1,150 @@
+"""The ``cityops`` command line (interfaces.md §3): thin, it parses, calls and sets exit codes.
+
+Exit status: 0 success, 1 internal error, 2 bad input, 3 a batch finished only partly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cityops import __version__
+from cityops.errors import CityopsError, InputError, PartialFailure
+
+log = logging.getLogger("cityops")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jurisdiction", default="ejin-horo", help="jurisdiction folder name or path")
+    p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
+    p.add_argument("--now", default=None, help="reference time (ISO 8601; default: issued)")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
+    p.add_argument("--report-probability", type=float, default=0.3,
+                   help="ensemble share of members needed to report a level (default 0.3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cityops",
+        description="Gridded forecasts to per-town risk briefings (伊金霍洛旗城市运行).",
+    )
+    parser.add_argument("--version", action="version", version=f"cityops {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("scenario", help="write a synthetic forecast (drills, demos, tests)")
+    p.add_argument("name", nargs="?", help="scenario name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument("--out", type=Path, help="output NetCDF file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--members", type=int, default=None, help="ensemble members")
+    p.add_argument("--issued", default=None, help="override the scenario's issue time")
+    p.add_argument("--observed", type=Path, default=None,
+                   help="also write the 'what really happened' analysis here")
+
+    p = sub.add_parser("assess", help="evaluate every rule; write levels.nc and town_hazards")
+    p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
+    p.add_argument("--out", type=Path, required=True)
+    _common(p)
+
+    p = sub.add_parser("brief", help="the briefing batch: one briefing per unit and an index")
+    p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--towns", default="all", help="all, or unit codes/names separated by commas")
+    p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
+    p.add_argument("--allow-stale", action="store_true", help="brief an old forecast anyway")
+    p.add_argument("--max-age", type=float, default=36.0,
+                   help="refuse real forecasts issued more than this many hours ago")
+    p.add_argument("--timeout", type=int, default=600, help="per-notebook timeout in seconds")
+    p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
+    _common(p)
+    return parser
+
+
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cityops: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _cmd_scenario(args) -> int:
+    from cityops.scenarios import list_scenarios, write_scenario
+
+    if args.list or not args.name:
+        for info in list_scenarios():
+            print(f"{info.name:34s} {info.default_issued:%Y-%m-%dT%H:%MZ}  {info.title_zh} / {info.title_en}")
+        return 0
+    if args.out is None:
+        raise InputError("scenario: --out FILE is required")
+    path = write_scenario(args.name, args.out, seed=args.seed, members=args.members,
+                          issued=args.issued, observed_out=args.observed)
+    print(path)
+    if args.observed:
+        print(args.observed)
+    return 0
+
+
+def _cmd_assess(args) -> int:
+    from cityops.pipeline import assess, write_assessment
+
+    result = assess(args.forecast, jurisdiction=args.jurisdiction, rules=args.rules,
+                    now=args.now, report_probability=args.report_probability)
+    out = write_assessment(result, args.out)
+    reached = result.table[result.table["level"] > 0]
+    print(f"{out}/town_hazards.csv: {len(result.table)} rows, {len(reached)} with a level")
+    return 0
+
+
+def _cmd_brief(args) -> int:
+    from cityops.report.batch import BriefOptions, run_briefings
+
+    opts = BriefOptions(
+        jurisdiction=args.jurisdiction, rules=args.rules, now=args.now, lang=args.lang,
+        towns=args.towns, jobs=args.jobs, allow_stale=args.allow_stale,
+        max_age_hours=args.max_age, timeout=args.timeout, kernel=args.kernel,
+        report_probability=args.report_probability,
+    )
+    index = run_briefings(args.forecast, args.out, opts)
+    print(index)
+    return 0
+
+
+COMMANDS = {"scenario": _cmd_scenario, "assess": _cmd_assess, "brief": _cmd_brief}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cityops`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.debug, args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except PartialFailure as err:
+        print(f"cityops: {err}", file=sys.stderr)
+        for unit, reason in err.failed.items():
+            print(f"cityops: failed {unit}: {reason}", file=sys.stderr)
+        return err.exit_code
+    except CityopsError as err:
+        if args.debug:
+            raise
+        print(f"cityops: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("cityops: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # no traceback reaches a user unless --debug
+        if args.debug:
+            raise
+        print(f"cityops: internal error: {type(err).__name__}: {err} (rerun with --debug)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The shared work of every command: forecast files to the town risk table.
+
+``assess`` runs ingest, the active rule set, the Annex 3 extreme judgement and the town
+aggregation once; the CLI, the batch and the notebooks all call it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
+from cityops.geo.masks import overlap_weights
+from cityops.geo.risk import town_hazards
+from cityops.ingest import check_covers, open_forecast
+from cityops.rules import LevelResult, evaluate, load_rule_table
+from cityops.timeutil import parse_utc
+
+__all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
+
+log = logging.getLogger("cityops")
+
+#: The Annex 3 extreme-weather table is always applied, whatever the active rule set.
+EXTREME_RULES = "ejin-horo-annex3"
+
+
+@dataclass
+class Assessment:
+    """Everything derived from one forecast for one jurisdiction."""
+
+    forecast: xr.Dataset
+    jurisdiction: Jurisdiction
+    levels: LevelResult
+    extreme: LevelResult
+    weights: xr.DataArray
+    table: pd.DataFrame
+    now: pd.Timestamp
+    sources: list[str]
+
+    @property
+    def issued(self) -> pd.Timestamp:
+        return parse_utc(self.forecast.attrs["issued"])
+
+    @property
+    def is_exercise(self) -> bool:
+        """Scenario (drill) inputs: CAP status Exercise, exempt from the staleness check."""
+        return bool(self.forecast.attrs.get("cityops_scenario")) or (
+            self.forecast.attrs.get("status") == "Exercise"
+        )
+
+    def levels_dataset(self) -> xr.Dataset:
+        """CF dataset of the level fields, the Annex 3 flags and the aggregated values."""
+        ds = self.levels.to_dataset()
+        for res in self.extreme:
+            if res.evaluated:
+                flag = (res.level >= 1).astype("int8")
+                flag.attrs = {
+                    "long_name": f"Ejin Horo Annex 3 extreme-weather criterion ({res.rules.name_en})",
+                    "flag_values": [0, 1],
+                    "flag_meanings": "not_extreme extreme",
+                    "units": "1",
+                    "source": res.rules.levels[0].source,
+                }
+                ds[f"{res.hazard}_extreme"] = flag
+        ds.attrs["jurisdiction"] = self.jurisdiction.name
+        ds.attrs["forecast_sources"] = ", ".join(self.sources)
+        return ds
+
+
+def assess(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    jurisdiction: str | Path | Jurisdiction = "ejin-horo",
+    rules: str | Path = "national",
+    now=None,
+    report_probability: float = 0.3,
+) -> Assessment:
+    """Evaluate every rule on a forecast and aggregate to the jurisdiction's units.
+
+    Parameters
+    ----------
+    paths : path, glob or list of paths
+        Forecast file(s) (see :func:`cityops.ingest.open_forecast`).
+    jurisdiction : str, path or Jurisdiction, optional
+        Jurisdiction folder name or path (default ``ejin-horo``).
+    rules : str or path, optional
+        Active rule set: ``national`` (default) or a YAML rule table.
+    now : time, optional
+        Reference time for lead times and tiers (default: the forecast's ``issued``).
+    report_probability : float, optional
+        Ensemble share needed to report a level.
+
+    Returns
+    -------
+    Assessment
+    """
+    juris = jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
+    forecast = open_forecast(paths)
+    source = forecast.attrs.get("cityops_source_files", str(paths))
+    check_covers(forecast, juris.bounds, source=source, name=juris.name_zh)
+    table = load_rule_table(rules)
+    timezone = juris.timezone
+    levels = evaluate(forecast, table, timezone=timezone)
+    extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone)
+    weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
+    now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
+    frame = town_hazards(
+        levels, juris, extreme=extreme, weights=weights, now=now_ts,
+        report_probability=report_probability,
+    )
+    return Assessment(
+        forecast=forecast,
+        jurisdiction=juris,
+        levels=levels,
+        extreme=extreme,
+        weights=weights,
+        table=frame,
+        now=now_ts,
+        sources=source.split(", "),
+    )
+
+
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in ("extreme", "evaluated", "overdue"):
+        out[col] = out[col].map(lambda v: "true" if bool(v) else "false")
+    return out
+
+
+def write_table(frame: pd.DataFrame, out_dir: Path) -> None:
+    """``town_hazards.csv`` and ``.json`` (interfaces.md §4) into ``out_dir``."""
+    _csv_frame(frame).to_csv(out_dir / "town_hazards.csv", index=False, encoding="utf-8")
+    records = json.loads(frame.to_json(orient="records", force_ascii=False))
+    (out_dir / "town_hazards.json").write_text(
+        json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+
+
+def write_assessment(assessment: Assessment, out_dir: str | Path) -> Path:
+    """Write ``levels.nc``, ``town_hazards.csv`` and ``town_hazards.json`` atomically.
+
+    The files are written in a temporary folder beside ``out_dir`` and moved into it, so
+    a reader never sees a half-written file.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".assess-", dir=out_dir))
+    try:
+        ds = assessment.levels_dataset()
+        encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+        ds.to_netcdf(tmp / "levels.nc", engine="netcdf4", encoding=encoding)
+        write_table(assessment.table, tmp)
+        for name in ("levels.nc", "town_hazards.csv", "town_hazards.json"):
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir

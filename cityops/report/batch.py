@@ -1,0 +1,253 @@
+"""The briefing batch (``cityops brief``): shared work once, one notebook per unit, an index.
+
+Layout of the output folder (interfaces.md §5)::
+
+    DIR/index.html  DIR/town_hazards.csv  DIR/town_hazards.json  DIR/levels.nc  DIR/run.json
+    DIR/overview.png  DIR/<code>/briefing.ipynb  DIR/<code>/briefing.html  DIR/<code>/headline.png
+
+The run is built in a hidden folder beside ``DIR`` and renamed into place, so a reader never
+sees a half-written run; a failing unit is reported in the index and ``run.json`` while the
+others finish, and the batch then exits with status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cityops import __version__
+from cityops.errors import InputError, PartialFailure
+from cityops.pipeline import Assessment, assess, write_assessment
+from cityops.timeutil import parse_utc
+
+__all__ = ["BriefOptions", "check_kernel", "run_briefings", "template_path"]
+
+log = logging.getLogger("cityops")
+
+
+@dataclass(frozen=True)
+class BriefOptions:
+    """Options of :func:`run_briefings` (see ``cityops brief --help``)."""
+
+    jurisdiction: str = "ejin-horo"
+    rules: str = "national"
+    now: str | None = None
+    lang: str = "zh"
+    towns: str = "all"
+    jobs: int = 2
+    allow_stale: bool = False
+    max_age_hours: float = 36.0
+    timeout: int = 600
+    kernel: str = "cityops"
+    report_probability: float = 0.3
+    template: str | None = None
+
+
+def template_path(name: str = "town_briefing.ipynb") -> Path:
+    """The briefing template: ``templates/`` of the repository (or ``CITYOPS_TEMPLATES``)."""
+    folders = [os.environ.get("CITYOPS_TEMPLATES"), Path.cwd() / "templates",
+               Path(__file__).resolve().parents[2] / "templates"]
+    for folder in folders:
+        if folder and (Path(folder) / name).exists():
+            return Path(folder) / name
+    raise InputError(f"template {name} not found in {', '.join(map(str, filter(None, folders)))}")
+
+
+def check_kernel(name: str) -> None:
+    """Fail early (exit 2) when the named Jupyter kernel is not installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise InputError(
+            f"Jupyter kernel {name!r} is not installed; run `make kernel` "
+            f"(python -m ipykernel install --sys-prefix --name {name})"
+        ) from None
+
+
+def _check_fresh(assessment: Assessment, opts: BriefOptions) -> None:
+    """A scheduled run must never publish yesterday's forecast as today's."""
+    if assessment.is_exercise or opts.allow_stale:
+        return
+    reference = parse_utc(opts.now) if opts.now else parse_utc("now")
+    age = (reference - assessment.issued) / pd.Timedelta("1h")
+    if age > opts.max_age_hours:
+        raise InputError(
+            f"{assessment.sources[0]}: forecast issued {assessment.issued:%Y-%m-%dT%H:%MZ} is "
+            f"{age:.0f} h old (limit {opts.max_age_hours:g} h); use --allow-stale to brief it anyway"
+        )
+
+
+def _select_units(assessment: Assessment, towns: str) -> list[str]:
+    juris = assessment.jurisdiction
+    if towns in ("all", "", None):
+        return [u.code for u in juris.units]
+    return [juris.unit(key.strip()).code for key in towns.split(",") if key.strip()]
+
+
+def _strip_execution_metadata(path: Path) -> None:
+    """Drop wall-clock times papermill and nbclient write, so reruns give identical files."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.get("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if "outputs" in cell:
+            cell.execution_count = None
+    nbformat.write(nb, path)
+
+
+def _to_html(notebook: Path, html_path: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body = body.replace(
+        "<head>",
+        '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">', 1,
+    )
+    html_path.write_text(body, encoding="utf-8")
+
+
+def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -> str | None:
+    """Execute and render one unit's briefing; return an error line or None."""
+    import papermill as pm
+
+    folder = stage / code
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook = folder / "briefing.ipynb"
+    params = {
+        "forecast": ",".join(str(Path(f).resolve()) for f in forecast),
+        "town": code,
+        "jurisdiction": opts.jurisdiction,
+        "rules": opts.rules,
+        "now": opts.now or "",
+        "lang": opts.lang,
+        "output_dir": str(folder.resolve()),
+        "report_probability": float(opts.report_probability),
+    }
+    try:
+        pm.execute_notebook(
+            str(opts.template or template_path()), str(notebook), parameters=params,
+            kernel_name=opts.kernel, progress_bar=False, log_output=False,
+            execution_timeout=opts.timeout, start_timeout=120, cwd=str(folder),
+        )
+    except Exception as err:  # the unit fails, the batch goes on
+        evalue = getattr(err, "evalue", None) or str(err).strip().splitlines()[-1:] or [repr(err)]
+        message = evalue if isinstance(evalue, str) else evalue[0]
+        ename = getattr(err, "ename", type(err).__name__)
+        return f"{ename}: {message}"[:500]
+    finally:
+        if notebook.exists():
+            _strip_execution_metadata(notebook)
+    _to_html(notebook, folder / "briefing.html")
+    return None
+
+
+def _atomic_replace(stage: Path, out: Path) -> None:
+    """Move the finished run into place, replacing an earlier one."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_briefings(
+    forecast: str | Path | Sequence[str | Path],
+    out: str | Path,
+    options: BriefOptions | None = None,
+) -> Path:
+    """Run the briefing batch and return the path of ``index.html``.
+
+    Raises
+    ------
+    InputError
+        Bad forecast or options (nothing is written).
+    PartialFailure
+        Some units failed; the run is in place with the failures listed.
+    """
+    from cityops.report.index import write_index
+
+    opts = options or BriefOptions()
+    forecast = [str(forecast)] if isinstance(forecast, str | Path) else [str(f) for f in forecast]
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    check_kernel(opts.kernel)
+    if opts.template is None:
+        template_path()  # fail before any work when the template is missing
+    assessment = assess(forecast, jurisdiction=opts.jurisdiction, rules=opts.rules, now=opts.now,
+                        report_probability=opts.report_probability)
+    _check_fresh(assessment, opts)
+    codes = _select_units(assessment, opts.towns)
+    timings["assess_s"] = round(time.monotonic() - started, 2)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        write_assessment(assessment, stage)
+        failures: dict[str, str] = {}
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+            futures = {code: pool.submit(_run_unit, code, forecast, stage, opts) for code in codes}
+            for i, (code, fut) in enumerate(futures.items(), 1):
+                error = fut.result()
+                if error:
+                    failures[code] = error
+                    log.warning("[%d/%d] %s failed: %s", i, len(codes), code, error)
+                else:
+                    log.info("[%d/%d] %s briefing done", i, len(codes), code)
+        timings["briefings_s"] = round(time.monotonic() - t0, 2)
+        write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
+        run = {
+            "cityops_version": __version__,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "inputs": [str(Path(f).resolve()) for f in forecast],
+            "issued": assessment.forecast.attrs["issued"],
+            "reference_time": assessment.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "jurisdiction": assessment.jurisdiction.name,
+            "ruleset": assessment.levels.table.ruleset,
+            "ruleset_version": assessment.levels.table.version,
+            "extreme_ruleset": assessment.extreme.table.ruleset,
+            "options": asdict(opts),
+            "units": codes,
+            "failures": failures,
+            "timings": {**timings, "total_s": round(time.monotonic() - started, 2)},
+            "finished_utc": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        (stage / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1),
+                                        encoding="utf-8")
+        _atomic_replace(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    index = out / "index.html"
+    if failures:
+        raise PartialFailure(
+            f"{len(failures)} of {len(codes)} briefings failed ({', '.join(failures)}); see {index}",
+            failures,
+        )
+    return index

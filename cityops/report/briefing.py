@@ -1,0 +1,244 @@
+"""Building blocks of the per-town briefing notebook (``templates/town_briefing.ipynb``).
+
+The template stays thin: a parameters cell, :func:`validate_parameters`, then one call per
+section. Everything returns HTML strings or figures so the same pieces serve the batch, the
+notebook and tests.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from cityops.errors import InputError
+from cityops.report.i18n import check_lang, level_label, t, tier_label
+from cityops.rules.table import level_names
+from cityops.timeutil import format_local, parse_utc
+
+__all__ = [
+    "collect_parameters",
+    "output_path",
+    "section_html",
+    "title_html",
+    "data_section_html",
+    "figure_png",
+    "hazard_table_html",
+    "headline_html",
+    "headline_text",
+    "unit_rows",
+    "validate_parameters",
+]
+
+BRIEFING_PARAMETERS = {
+    "forecast": str,
+    "town": str,
+    "jurisdiction": str,
+    "rules": str,
+    "now": str,
+    "lang": str,
+    "output_dir": str,
+    "report_probability": float,
+}
+
+
+def validate_parameters(**params) -> dict:
+    """Check the briefing template's parameters; raise one readable :class:`InputError`.
+
+    Unknown names, wrong types, missing forecast files, unknown towns and languages are
+    rejected here, in the second cell, rather than deep in the notebook.
+    """
+    unknown = sorted(set(params) - set(BRIEFING_PARAMETERS))
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; "
+                         f"expected {', '.join(BRIEFING_PARAMETERS)}")
+    out = {}
+    for name, kind in BRIEFING_PARAMETERS.items():
+        value = params.get(name)
+        if value is None or value == "":
+            out[name] = None if name in ("now", "output_dir") else value
+            continue
+        if kind is float and isinstance(value, int | float):
+            value = float(value)
+        if not isinstance(value, kind):
+            raise InputError(f"parameter {name}: expected {kind.__name__}, got {value!r}")
+        out[name] = value
+    if not out.get("forecast"):
+        raise InputError("parameter forecast: a forecast file is required")
+    for path in str(out["forecast"]).split(","):
+        if not any(ch in path for ch in "*?[") and not Path(path.strip()).exists():
+            raise InputError(f"parameter forecast: file {path.strip()} not found")
+    check_lang(out["lang"] or "zh")
+    if out["now"]:
+        parse_utc(out["now"], what="parameter now")
+    if not 0 < (out.get("report_probability") or 0.3) <= 1:
+        raise InputError("parameter report_probability: expected a share in (0, 1]")
+    from cityops.geo.jurisdiction import load_jurisdiction
+
+    juris = load_jurisdiction(out["jurisdiction"] or "ejin-horo")
+    out["town"] = juris.unit(out["town"]).code  # resolves names and aliases, or fails clearly
+    out["forecast"] = [p.strip() for p in str(out["forecast"]).split(",")]
+    return out
+
+
+def collect_parameters(namespace: dict) -> dict:
+    """The parameters a notebook ended up with: its globals minus IPython's own names,
+    modules and callables (so a misspelt injected parameter is caught as unknown)."""
+    skip = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and k not in skip and not callable(v)
+        and type(v).__name__ != "module"
+    }
+
+
+def output_path(params: dict, name: str) -> Path | None:
+    """``output_dir/name`` when the notebook was given an output folder."""
+    folder = params.get("output_dir")
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(folder) / name
+
+
+def title_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The briefing's title: unit and jurisdiction."""
+    juris = assessment.jurisdiction
+    name = _unit_name(assessment, code, lang)
+    sub = juris.name_zh if lang == "zh" else juris.name_en
+    return f"<h1 style='margin-bottom:2px'>{html.escape(t('briefing_title', lang, unit=name))}</h1>" \
+        f"<div style='color:#555'>{html.escape(sub)}</div>"
+
+
+def section_html(key: str, *, lang: str = "zh") -> str:
+    """A section heading in the report language."""
+    from cityops.report.i18n import _catalog
+
+    return f"<h2>{html.escape(_catalog()[check_lang(lang)]['sections'][key])}</h2>"
+
+
+def unit_rows(assessment, code: str) -> pd.DataFrame:
+    """The unit's rows of the town table, most severe first (then earliest onset)."""
+    frame = assessment.table
+    rows = frame[frame["town_code"] == code].copy()
+    rows["_onset"] = rows["onset_utc"].replace("", "9999")
+    return rows.sort_values(["level", "_onset"], ascending=[False, True]).drop(columns="_onset")
+
+
+def _unit_name(assessment, code: str, lang: str) -> str:
+    unit = assessment.jurisdiction.unit(code)
+    return unit.name_zh if lang == "zh" else unit.name_en
+
+
+def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
+    """One sentence: the highest level, its hazard, when (Beijing time) — or no weather."""
+    rows = unit_rows(assessment, code)
+    top = rows.iloc[0] if len(rows) else None
+    name = _unit_name(assessment, code, lang)
+    if top is None or int(top["level"]) == 0:
+        hours = int((assessment.forecast["time"].values[-1] - assessment.forecast["time"].values[0])
+                    / pd.Timedelta("1h")) + 1
+        return t("headline_none", lang, unit=name, hours=hours)
+    fmt = "%m月%d日%H时" if lang == "zh" else "%d %b %H:%M"
+    hazard = top["hazard_name_zh"] if lang == "zh" else top["hazard_name_en"]
+    return t("headline", lang, unit=name, when=format_local(top["onset_utc"], fmt), hazard=hazard,
+             level=level_label(int(top["level"]), lang))
+
+
+def _badge(level: int, lang: str) -> str:
+    colour = level_names()[int(level)]["colour"]
+    fg = "#000" if int(level) in (0, 2) else "#fff"
+    return (f'<span style="background:{colour};color:{fg};padding:1px 8px;border-radius:3px;'
+            f'border:1px solid #999">{html.escape(level_label(level, lang))}</span>')
+
+
+def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The headline box: highest level, hazard, when and the Annex 3 flag."""
+    rows = unit_rows(assessment, code)
+    level = int(rows["level"].max()) if len(rows) else 0
+    colour = level_names()[level]["colour"] if level else "#DDEEDD"
+    extreme = bool(rows["extreme"].any()) if len(rows) else False
+    extra = f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>' if extreme else ""
+    issued = format_local(assessment.issued, "%Y-%m-%d %H:%M")
+    return (
+        f'<div style="border-left:10px solid {colour};background:#fafafa;padding:10px 14px;'
+        f'font-size:1.15em;max-width:900px">'
+        f"<div>{html.escape(headline_text(assessment, code, lang=lang))}</div>{extra}"
+        f'<div style="font-size:0.75em;color:#555;margin-top:6px">{t("issued", lang)}: {issued}'
+        f" · {t('times_note', lang)}</div></div>"
+    )
+
+
+def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The hazard table with level colours, onset, issue-by, peak, tier and Annex 3 flag."""
+    rows = unit_rows(assessment, code)
+    fmt = "%m-%d %H:%M"
+    head = [t(k, lang) for k in ("hazard", "level", "onset", "issue_by", "peak", "peak_time",
+                                 "tier", "area", "extreme", "criterion")]
+    if rows["probability"].notna().any():
+        head.insert(8, t("probability", lang))
+    out = ['<table style="border-collapse:collapse;font-size:0.9em" border="1" cellpadding="4">',
+           "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for _, r in rows.iterrows():
+        hazard = r["hazard_name_zh"] if lang == "zh" else r["hazard_name_en"]
+        if not bool(r["evaluated"]):
+            out.append(f"<tr><td>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
+                       f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(str(r['note']))}</td></tr>")
+            continue
+        peak = "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {r['units']}"
+        extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
+        if bool(r["extreme"]) and r["national_level_of_extreme"]:
+            extreme += f" ({level_label(['none', 'blue', 'yellow', 'orange', 'red'].index(r['national_level_of_extreme']), lang)})"
+        cells = [
+            html.escape(str(hazard)),
+            _badge(int(r["level"]), lang),
+            format_local(r["onset_utc"], fmt) if r["onset_utc"] else "",
+            format_local(r["issue_by_utc"], fmt) if r["issue_by_utc"] else "",
+            peak,
+            format_local(r["peak_time_utc"], fmt) if r["peak_time_utc"] else "",
+            tier_label(r["tier"], lang),
+            f"{100 * float(r['area_fraction']):.0f}%" if int(r["level"]) else "",
+            extreme,
+            html.escape(str(r["criterion"])),
+        ]
+        if len(head) == 11:
+            prob = "" if pd.isna(r["probability"]) else f"{100 * float(r['probability']):.0f}%"
+            cells.insert(8, prob)
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def data_section_html(assessment, *, lang: str = "zh") -> str:
+    """Source files, issue time, ingest history, rule set, rows not evaluated and why."""
+    ds = assessment.forecast
+    items = [
+        (t("source_files", lang), ", ".join(Path(s).name for s in assessment.sources)),
+        (t("issued", lang), format_local(assessment.issued, "%Y-%m-%d %H:%M") + " (UTC+8)"),
+        (t("reference_time", lang), format_local(assessment.now, "%Y-%m-%d %H:%M") + " (UTC+8)"),
+        (t("ruleset", lang), f"{assessment.levels.table.title_zh if lang == 'zh' else assessment.levels.table.title_en}"
+                             f" v{assessment.levels.table.version}"),
+    ]
+    if ds.attrs.get("cityops_scenario"):
+        items.append(("scenario", f"{ds.attrs['cityops_scenario']} (status {ds.attrs.get('status', '')})"))
+    history = ds.attrs.get("history", "")
+    notes = [f"{r.rules.name(lang)}: {'; '.join(r.notes)}" for r in assessment.levels if r.notes]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                   for k, v in items)
+    body += f"<tr><th style='text-align:left'>history</th><td><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
+    if notes:
+        body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td>{'<br>'.join(map(html.escape, notes))}</td></tr>"
+    return f'<table style="font-size:0.85em" cellpadding="3">{body}</table>'
+
+
+def figure_png(fig, path: str | Path | None = None) -> bytes:
+    """Render a matplotlib figure to PNG bytes (and to ``path`` if given)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data

@@ -1,0 +1,86 @@
+"""The banner overview page (``index.html``) of a briefing run."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import jinja2
+
+from cityops import __version__
+from cityops.report.briefing import figure_png
+from cityops.report.i18n import level_label, t
+from cityops.report.plots import level_map
+from cityops.resources import package_data
+from cityops.rules.table import level_names
+from cityops.timeutil import format_local
+
+__all__ = ["overview_rows", "write_index"]
+
+
+def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
+    """One row per unit: highest level, hazards at that level, earliest onset, extreme."""
+    frame = assessment.table
+    names = level_names()
+    rows = []
+    for code in codes:
+        unit = assessment.jurisdiction.unit(code)
+        sub = frame[(frame["town_code"] == code) & frame["evaluated"]]
+        level = int(sub["level"].max()) if len(sub) else 0
+        top = sub[sub["level"] == level] if level else sub.iloc[0:0]
+        hazards = "、".join(top["hazard_name_zh"]) if lang == "zh" else ", ".join(top["hazard_name_en"])
+        onsets = [o for o in top["onset_utc"] if o]
+        rows.append(
+            {
+                "code": code,
+                "name": unit.name_zh if lang == "zh" else unit.name_en,
+                "level": level,
+                "level_text": level_label(level, lang) if len(sub) else t("not_evaluated", lang),
+                "colour": names[level]["colour"],
+                "fg": "#000" if level in (0, 2) else "#fff",
+                "hazards": hazards,
+                "onset": format_local(min(onsets), "%m-%d %H:%M") if onsets else "",
+                "extreme": t("word_yes", lang) if bool(sub["extreme"].any()) else "",
+                "failed": failures.get(code, ""),
+                "link": f"{code}/briefing.html" if code not in failures else "",
+            }
+        )
+    return rows
+
+
+def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") -> Path:
+    """Write ``overview.png`` and ``index.html`` into ``folder``."""
+    png = figure_png(level_map(assessment, lang=lang), folder / "overview.png")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(package_data("report", "templates"))),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    juris = assessment.jurisdiction
+    table = assessment.levels.table
+    page = env.get_template("index.html.j2").render(
+        lang=lang,
+        title=t("banner_title", lang, name=juris.name_zh if lang == "zh" else juris.name_en),
+        issued_label=t("issued", lang),
+        issued=format_local(assessment.issued, "%Y-%m-%d %H:%M"),
+        reference_label=t("reference_time", lang),
+        reference=format_local(assessment.now, "%Y-%m-%d %H:%M"),
+        times_note=t("times_note", lang),
+        scenario=assessment.forecast.attrs.get("cityops_scenario", ""),
+        overview_label=t("overview", lang),
+        overview_png=base64.b64encode(png).decode("ascii"),
+        map_alt=t("map_all", lang),
+        unit_label=t("towns", lang),
+        level_label=t("highest_level", lang),
+        hazard_label=t("hazard", lang),
+        onset_label=t("onset", lang),
+        extreme_label=t("extreme", lang),
+        briefing_label=t("briefing", lang),
+        failed_label=t("run_failed", lang),
+        rows=overview_rows(assessment, codes, failures, lang),
+        rules_label=t("ruleset", lang),
+        rules=f"{table.title_zh if lang == 'zh' else table.title_en} v{table.version}",
+        version=__version__,
+    )
+    path = folder / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

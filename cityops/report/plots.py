@@ -1,0 +1,246 @@
+"""Figures for the briefing: level maps, the town meteogram, the headline card.
+
+Maps draw only vector data shipped with the jurisdiction (outline and unit polygons); nothing
+is downloaded. Level colours are those of the national signals (``cityops/data/levels.yaml``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch
+from matplotlib.path import Path as MplPath
+from shapely.geometry.base import BaseGeometry
+
+from cityops.report.fonts import configure_cjk_font
+from cityops.report.i18n import level_label, t
+from cityops.rules.table import level_names
+from cityops.rules.windows import window_reduce
+from cityops.timeutil import REPORT_TZ
+
+__all__ = ["headline_card", "level_colours", "level_map", "meteogram", "town_series"]
+
+
+def level_colours() -> list[str]:
+    names = level_names()
+    return [names[i]["colour"] for i in range(5)]
+
+
+def _cmap():
+    colours = level_colours()
+    colours[0] = "#F4F4F4"
+    return ListedColormap(colours), BoundaryNorm(np.arange(-0.5, 5.5, 1), 5)
+
+
+def _geom_patch(geom: BaseGeometry, **kw) -> PathPatch:
+    polys = getattr(geom, "geoms", [geom])
+    verts, codes = [], []
+    for poly in polys:
+        for ring in [poly.exterior, *poly.interiors]:
+            xy = np.asarray(ring.coords)
+            verts.extend(xy.tolist())
+            codes.extend([MplPath.MOVETO] + [MplPath.LINETO] * (len(xy) - 2) + [MplPath.CLOSEPOLY])
+    return PathPatch(MplPath(verts, codes), **kw)
+
+
+def _local(times) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(REPORT_TZ).tz_localize(None)
+
+
+def max_level_field(assessment, hazard: str | None = None) -> xr.DataArray:
+    """Highest level over the forecast per cell, for one hazard or all (max over members)."""
+    fields = [
+        r.level for r in assessment.levels if r.evaluated and (hazard is None or r.hazard == hazard)
+    ]
+    if not fields:
+        first = assessment.forecast[next(iter(assessment.forecast.data_vars))]
+        return xr.zeros_like(first.isel(time=0), dtype="int8")
+    out = fields[0].max("time")
+    for f in fields[1:]:
+        out = np.maximum(out, f.max("time"))
+    if "member" in out.dims:
+        out = out.max("member")
+    return out.compute()
+
+
+def level_map(
+    assessment,
+    *,
+    hazard: str | None = None,
+    highlight: str | None = None,
+    lang: str = "zh",
+    figsize: tuple[float, float] = (7.0, 5.6),
+    zoom: str | None = None,
+) -> Figure:
+    """Map of the highest level over the forecast, with unit polygons and names.
+
+    Parameters
+    ----------
+    assessment : cityops.pipeline.Assessment
+    hazard : str, optional
+        One hazard; default the highest level of all hazards.
+    highlight : str, optional
+        Unit code drawn with a thick outline.
+    zoom : str, optional
+        Unit code to centre on (the unit and its neighbours).
+    """
+    configure_cjk_font()
+    juris = assessment.jurisdiction
+    field = max_level_field(assessment, hazard)
+    cmap, norm = _cmap()
+    fig = Figure(figsize=figsize, dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    ax.pcolormesh(field["lon"], field["lat"], field.values, cmap=cmap, norm=norm,
+                  shading="nearest", alpha=0.85)
+    ax.add_patch(_geom_patch(juris.outline, facecolor="none", edgecolor="#222222", lw=1.6))
+    for unit in juris.units:
+        if not unit.has_geometry:
+            continue
+        is_hl = unit.code == highlight
+        ax.add_patch(_geom_patch(unit.geometry, facecolor="none",
+                                 edgecolor="#000000" if is_hl else "#555555",
+                                 lw=2.4 if is_hl else 0.7, ls="-" if unit.kind == "town" else "--"))
+        if unit.seat_lon is not None:
+            ax.plot(unit.seat_lon, unit.seat_lat, "o", ms=3, color="#222222")
+            name = unit.name_zh if lang == "zh" else unit.name_en
+            ax.annotate(name, (unit.seat_lon, unit.seat_lat), xytext=(3, 3),
+                        textcoords="offset points", fontsize=8 if unit.kind == "town" else 6.5,
+                        fontweight="bold" if is_hl else "normal")
+    lon0, lat0, lon1, lat1 = juris.bounds
+    if zoom is not None:
+        geom = juris.unit(zoom).geometry
+        if geom is not None:
+            lon0, lat0, lon1, lat1 = geom.buffer(0.15).bounds
+    pad = 0.05
+    ax.set_xlim(lon0 - pad, lon1 + pad)
+    ax.set_ylim(lat0 - pad, lat1 + pad)
+    ax.set_aspect(1 / np.cos(np.deg2rad((lat0 + lat1) / 2)))
+    ax.set_xlabel("°E")
+    ax.set_ylabel("°N")
+    times = _local(assessment.forecast["time"].values)
+    title_hazard = (
+        assessment.levels[hazard].rules.name(lang) if hazard else t("map_all", lang)
+    )
+    ax.set_title(t("map_title", lang, hazard=title_hazard, start=f"{times[0]:%m-%d %H:%M}",
+                   end=f"{times[-1]:%m-%d %H:%M}"), fontsize=10)
+    handles = [
+        ax.scatter([], [], marker="s", s=60, color=c, label=level_label(i, lang))
+        for i, c in enumerate(level_colours())
+        if i > 0
+    ]
+    ax.legend(handles=handles, loc="lower right", fontsize=7, title=t("level", lang),
+              title_fontsize=7, framealpha=0.9)
+    return fig
+
+
+def town_series(assessment, code: str, variable: str, how: str = "max") -> xr.DataArray | None:
+    """Series of a forecast variable over the cells touching a unit (max or min; ensemble
+    median). The least favourable cell, consistent with how levels are aggregated."""
+    ds = assessment.forecast
+    if variable not in ds:
+        return None
+    touch = assessment.weights.sel(unit=code) > 0
+    da = ds[variable].where(touch)
+    da = da.max(["lat", "lon"]) if how == "max" else da.min(["lat", "lon"])
+    if "member" in da.dims:
+        da = da.median("member")
+    return da.compute()
+
+
+def _thresholds(assessment, variable: str, reduce: str, window=None) -> list[tuple[float, int]]:
+    """(threshold, level) pairs of the active rules on this variable and reduction."""
+    out = set()
+    for res in assessment.levels:
+        for rule in res.rules.levels:
+            for c in rule.conditions:
+                if c.variables[0] == variable or variable in c.variables:
+                    if c.reduce == reduce and (window is None or c.window == window):
+                        out.add((c.threshold, rule.level))
+    return sorted(out)
+
+
+def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) -> Figure:
+    """Hourly meteogram of a unit: precipitation (1/3/6 h), temperature, wind and gust,
+    visibility, with the active rule thresholds drawn in their level colours."""
+    configure_cjk_font()
+    colours = level_colours()
+    unit = assessment.jurisdiction.unit(code)
+    panels = []
+    precip = town_series(assessment, unit.code, "precip")
+    if precip is not None:
+        panels.append("precip")
+    temp = town_series(assessment, unit.code, "t2m_max") if "t2m_max" in assessment.forecast else None
+    if temp is None:
+        temp = town_series(assessment, unit.code, "t2m")
+    if temp is not None:
+        panels.append("temp")
+    wind = town_series(assessment, unit.code, "wind")
+    gust = town_series(assessment, unit.code, "gust")
+    if wind is not None or gust is not None:
+        panels.append("wind")
+    vis = town_series(assessment, unit.code, "vis", how="min")
+    if vis is not None:
+        panels.append("vis")
+    fig = Figure(figsize=(figsize[0], 1.9 * max(len(panels), 1) + 0.6), dpi=110,
+                 layout="constrained")
+    axes = fig.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
+    name = unit.name_zh if lang == "zh" else unit.name_en
+    fig.suptitle(t("meteogram_title", lang, unit=name), fontsize=11)
+    for ax, panel in zip(axes, panels, strict=False):
+        if panel == "precip":
+            x = _local(precip["time"].values)
+            ax.bar(x, precip.values, width=0.035, color="#2b8cbe", label=t("precip_1h", lang))
+            for hours, style in ((3, "-"), (6, "--")):
+                acc = window_reduce(precip, pd.Timedelta(hours=hours), "sum")
+                ax.plot(x, acc.values, style, color="#084081", lw=1.2,
+                        label=t(f"precip_{hours}h", lang))
+            top = float(max(precip.max(), 1))
+            for thr, lv in _thresholds(assessment, "precip", "sum", pd.Timedelta("3h")):
+                ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
+                top = max(top, thr * 1.05)
+            ax.set_ylim(0, max(top, float(window_reduce(precip, pd.Timedelta(hours=6)).max()) * 1.1))
+            ax.set_ylabel(t("precip_axis", lang))
+        elif panel == "temp":
+            x = _local(temp["time"].values)
+            ax.plot(x, temp.values, color="#d7301f", lw=1.5)
+            for thr, lv in _thresholds(assessment, temp.name, "point") + _thresholds(
+                assessment, temp.name, "daily_max"
+            ):
+                if thr <= float(temp.max()) + 5:
+                    ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
+            ax.set_ylabel(t("temp_axis", lang))
+        elif panel == "wind":
+            for series, label, color in ((wind, "wind_mean", "#225ea8"), (gust, "wind_gust", "#7a0177")):
+                if series is not None:
+                    ax.plot(_local(series["time"].values), series.values, color=color, lw=1.3,
+                            label=t(label, lang))
+            top = max(float(s.max()) for s in (wind, gust) if s is not None)
+            for var in ("wind", "gust"):
+                for thr, lv in _thresholds(assessment, var, "point"):
+                    if thr <= top + 5:
+                        ax.axhline(thr, color=colours[lv], lw=1.0, ls=":" if var == "wind" else "-.")
+            ax.set_ylabel(t("wind_axis", lang))
+            ax.set_ylim(0, None)
+        elif panel == "vis":
+            ax.semilogy(_local(vis["time"].values), np.maximum(vis.values, 1), color="#525252")
+            for thr, lv in _thresholds(assessment, "vis", "point"):
+                ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
+            ax.set_ylabel(t("vis_axis", lang))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    axes[-1].tick_params(axis="x", labelrotation=30)
+    import matplotlib.dates as mdates
+
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H时" if lang == "zh" else "%m-%d %H:00"))
+    return fig
+
+
+def headline_card(assessment, code: str, headline: str, *, lang: str = "zh") -> Figure:
+    """The messaging-app image: headline text above the unit's level map."""
+    fig = level_map(assessment, highlight=code, zoom=code, lang=lang, figsize=(6.4, 6.0))
+    fig.suptitle(headline, fontsize=11, fontweight="bold", wrap=True)
+    return fig

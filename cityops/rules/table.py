@@ -1,0 +1,359 @@
+"""Rule tables: the warning criteria as validated data (YAML with a source per row).
+
+A table maps each hazard to its levels; a level holds when any of its conditions holds
+(``any:``) or when all of them hold (``all:``). Every condition names the variable(s), how
+values are reduced over time, the comparison and the threshold with its units.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cityops.errors import DataFileError
+from cityops.resources import canonical_variables, load_yaml, package_data
+from cityops.units import convert_quantity, parse_quantity, ureg
+
+__all__ = [
+    "Condition",
+    "HazardRules",
+    "LevelRule",
+    "RuleTable",
+    "beaufort_lower_bound",
+    "level_names",
+    "load_rule_table",
+]
+
+log = logging.getLogger("cityops")
+
+OPERATORS = (">=", ">", "<=", "<")
+REDUCTIONS = ("point", "sum", "max", "min", "daily_max", "daily_min")
+GRADINGS = ("intensity", "lead")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison: ``reduce(variable over window) op threshold``.
+
+    Attributes
+    ----------
+    variables : tuple of str
+        Canonical variable names in order of preference (the first present is used).
+    reduce : str
+        ``point`` (the value at each valid time), ``sum``/``max``/``min`` over ``window``,
+        or ``daily_max``/``daily_min`` by local calendar day.
+    window : pandas.Timedelta or None
+        Accumulation window for ``sum``/``max``/``min``.
+    op : str
+        One of ``>=``, ``>``, ``<=``, ``<``.
+    threshold : float
+        Threshold in the canonical units of the variable (``units``).
+    units : str
+        Canonical units of the variable (and of ``threshold``).
+    threshold_text : str
+        The threshold as written in the table (e.g. ``"force 6"``, ``"50 mm"``).
+    consecutive_days : int
+        For daily reductions: number of consecutive days that must satisfy the comparison.
+    """
+
+    variables: tuple[str, ...]
+    reduce: str
+    op: str
+    threshold: float
+    units: str
+    threshold_text: str
+    window: pd.Timedelta | None = None
+    consecutive_days: int = 1
+
+    @property
+    def key(self) -> str:
+        """A stable identifier of the aggregated quantity (variable, reduction, window)."""
+        win = f"_{int(self.window / pd.Timedelta('1min'))}min" if self.window is not None else ""
+        days = f"_{self.consecutive_days}d" if self.consecutive_days > 1 else ""
+        return f"{self.variables[0]}_{self.reduce}{win}{days}"
+
+    def describe(self, lang: str = "zh") -> str:
+        """Human-readable form, e.g. ``precip 3 h sum >= 50 mm``."""
+        win = ""
+        if self.window is not None:
+            hours = self.window / pd.Timedelta("1h")
+            win = f" {hours:g} h {self.reduce}"
+        elif self.reduce != "point":
+            win = f" {self.reduce}"
+        days = f" x{self.consecutive_days} d" if self.consecutive_days > 1 else ""
+        return f"{self.variables[0]}{win}{days} {self.op} {self.threshold_text}"
+
+
+@dataclass(frozen=True)
+class LevelRule:
+    """The criterion of one level of one hazard."""
+
+    level: int
+    lead: pd.Timedelta
+    mode: str  # "any" or "all"
+    conditions: tuple[Condition, ...]
+    text_zh: str
+    source: str
+
+
+@dataclass(frozen=True)
+class HazardRules:
+    """All levels of one hazard, lowest first."""
+
+    hazard: str
+    name_zh: str
+    name_en: str
+    grading: str
+    levels: tuple[LevelRule, ...]
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def name(self, lang: str = "zh") -> str:
+        return self.name_zh if lang == "zh" else self.name_en
+
+    def level_rule(self, level: int) -> LevelRule | None:
+        for rule in self.levels:
+            if rule.level == level:
+                return rule
+        return None
+
+    @property
+    def variables(self) -> set[str]:
+        return {v for rule in self.levels for c in rule.conditions for v in c.variables}
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    """A named, versioned set of hazard rules."""
+
+    ruleset: str
+    title_zh: str
+    title_en: str
+    source: str
+    version: str
+    path: Path
+    hazards: dict[str, HazardRules] = field(hash=False)
+
+    def __iter__(self):
+        return iter(self.hazards.values())
+
+    def __getitem__(self, hazard: str) -> HazardRules:
+        return self.hazards[hazard]
+
+    def __contains__(self, hazard: object) -> bool:
+        return hazard in self.hazards
+
+
+@cache
+def _beaufort() -> dict[int, float]:
+    data = load_yaml(package_data("data", "beaufort.yaml"))
+    return {int(k): float(v) for k, v in data["lower_ms"].items()}
+
+
+def beaufort_lower_bound(force: int) -> float:
+    """Lower bound (m/s, inclusive) of Beaufort force ``force`` (GB/T 28591-2012)."""
+    table = _beaufort()
+    if force not in table:
+        raise KeyError(f"Beaufort force {force} is not in GB/T 28591-2012 (0-17)")
+    return table[force]
+
+
+@cache
+def level_names() -> dict[int, dict[str, str]]:
+    """Level number to its names and colour (``cityops/data/levels.yaml``)."""
+    data = load_yaml(package_data("data", "levels.yaml"))
+    return {int(row["level"]): row for row in data["levels"]}
+
+
+def _fail(path: Path, where: str, message: str) -> DataFileError:
+    return DataFileError(f"{path}: {where}: {message}")
+
+
+def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "a condition must be a mapping")
+    registry = canonical_variables()
+    variables = raw.get("variable")
+    if isinstance(variables, str):
+        variables = [variables]
+    if not variables or not isinstance(variables, list):
+        raise _fail(path, where, "field 'variable' is missing")
+    for var in variables:
+        if var not in registry:
+            raise _fail(path, where, f"field 'variable': unknown variable {var!r}")
+    units_set = {registry[v]["units"] for v in variables}
+    if len(units_set) != 1:
+        raise _fail(path, where, "field 'variable': alternatives must share units")
+    units = units_set.pop()
+    reduce = raw.get("reduce", "point")
+    if reduce not in REDUCTIONS:
+        raise _fail(path, where, f"field 'reduce': {reduce!r} is not one of {REDUCTIONS}")
+    op = raw.get("op")
+    if op not in OPERATORS:
+        raise _fail(path, where, f"field 'op': {op!r} is not one of {OPERATORS}")
+    window = None
+    if reduce in ("sum", "max", "min"):
+        if "window" not in raw:
+            raise _fail(path, where, f"field 'window' is required with reduce: {reduce}")
+        window = _parse_duration(raw["window"], path, where, "window")
+    elif "window" in raw:
+        raise _fail(path, where, f"field 'window' makes no sense with reduce: {reduce}")
+    days = int(raw.get("consecutive_days", 1))
+    if days < 1 or (days > 1 and not reduce.startswith("daily")):
+        raise _fail(path, where, "field 'consecutive_days' needs a daily reduction and >= 1")
+    text = raw.get("threshold")
+    if text is None:
+        raise _fail(path, where, "field 'threshold' is missing")
+    text = str(text).strip()
+    if text.lower().startswith("force"):
+        try:
+            force = int(text.split()[1])
+            value_ms = beaufort_lower_bound(force)
+        except (IndexError, ValueError, KeyError) as err:
+            raise _fail(path, where, f"field 'threshold': {text!r} ({err})") from None
+        quantity = ureg.Quantity(value_ms, "m/s")
+    else:
+        quantity = parse_quantity(text, where=f"{path}: {where}: field 'threshold'")
+    try:
+        # Round away conversion noise (0.5 km -> 500.0000000001 m) so "exactly at the
+        # threshold" stays exact.
+        threshold = float(f"{convert_quantity(quantity, units):.10g}")
+    except Exception:
+        raise _fail(
+            path, where, f"field 'threshold': {text!r} is not convertible to {units}"
+        ) from None
+    return Condition(
+        variables=tuple(variables),
+        reduce=reduce,
+        op=op,
+        threshold=threshold,
+        units=units,
+        threshold_text=text,
+        window=window,
+        consecutive_days=days,
+    )
+
+
+def _parse_duration(value: Any, path: Path, where: str, name: str) -> pd.Timedelta:
+    try:
+        td = pd.Timedelta(str(value).replace(" ", ""))
+    except ValueError:
+        raise _fail(path, where, f"field {name!r}: {value!r} is not a duration") from None
+    if td <= pd.Timedelta(0):
+        raise _fail(path, where, f"field {name!r}: must be positive")
+    return td
+
+
+def _parse_level(raw: Any, path: Path, where: str) -> LevelRule:
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "a level must be a mapping")
+    level = raw.get("level")
+    if level not in (1, 2, 3, 4):
+        raise _fail(path, where, f"field 'level': {level!r} is not 1..4")
+    where = f"{where} level {level}"
+    modes = [m for m in ("any", "all") if m in raw]
+    if len(modes) != 1:
+        raise _fail(path, where, "needs exactly one of 'any' or 'all'")
+    mode = modes[0]
+    items = raw[mode]
+    if not isinstance(items, list) or not items:
+        raise _fail(path, where, f"field {mode!r} must be a non-empty list")
+    conditions = tuple(
+        _parse_condition(c, path, f"{where} condition {i + 1}") for i, c in enumerate(items)
+    )
+    if "source" not in raw:
+        raise _fail(path, where, "field 'source' is missing (every row names its source)")
+    return LevelRule(
+        level=int(level),
+        lead=_parse_duration(raw.get("lead", "0h") or "0h", path, where, "lead")
+        if raw.get("lead")
+        else pd.Timedelta(0),
+        mode=mode,
+        conditions=conditions,
+        text_zh=str(raw.get("text_zh", "")),
+        source=str(raw["source"]),
+    )
+
+
+def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
+    """Validate a rule table already read from YAML."""
+    for key in ("ruleset", "source", "hazards"):
+        if key not in data:
+            raise _fail(path, "top level", f"field {key!r} is missing")
+    hazards: dict[str, HazardRules] = {}
+    if not isinstance(data["hazards"], dict):
+        raise _fail(path, "top level", "field 'hazards' must be a mapping")
+    for hazard, spec in data["hazards"].items():
+        where = f"hazard {hazard}"
+        if not isinstance(spec, dict) or not isinstance(spec.get("levels"), list):
+            raise _fail(path, where, "needs a 'levels' list")
+        levels = tuple(
+            sorted(
+                (_parse_level(r, path, where) for r in spec["levels"]), key=lambda r: r.level
+            )
+        )
+        if len({r.level for r in levels}) != len(levels):
+            raise _fail(path, where, "a level appears twice")
+        grading = spec.get("grading", "intensity")
+        if grading not in GRADINGS:
+            raise _fail(path, where, f"field 'grading': {grading!r} is not one of {GRADINGS}")
+        extra = {
+            k: v
+            for k, v in spec.items()
+            if k not in ("levels", "name_zh", "name_en", "grading")
+        }
+        hazards[hazard] = HazardRules(
+            hazard=hazard,
+            name_zh=str(spec.get("name_zh", hazard)),
+            name_en=str(spec.get("name_en", hazard)),
+            grading=grading,
+            levels=levels,
+            extra=extra,
+        )
+    return RuleTable(
+        ruleset=str(data["ruleset"]),
+        title_zh=str(data.get("title_zh", data["ruleset"])),
+        title_en=str(data.get("title_en", data["ruleset"])),
+        source=str(data["source"]),
+        version=str(data.get("version", "")),
+        path=path,
+        hazards=hazards,
+    )
+
+
+def load_rule_table(name_or_path: str | Path = "national") -> RuleTable:
+    """Load a shipped rule table by name (``national``, ``ejin-horo-annex3``) or a YAML file.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A shipped table's name or a path to a YAML rule table.
+
+    Returns
+    -------
+    RuleTable
+
+    Raises
+    ------
+    DataFileError
+        When the file is missing or a row is malformed; the message names the row and field.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        shipped = package_data("rules", "tables", f"{name_or_path}.yaml")
+        if not shipped.exists():
+            names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
+            raise DataFileError(f"unknown rule set {name_or_path!r}; shipped: {', '.join(names)}")
+        path = shipped
+    return _load_cached(path.resolve())
+
+
+@cache
+def _load_cached(path: Path) -> RuleTable:
+    table = parse_rule_table(load_yaml(path), path)
+    log.debug("loaded rule table %s (%s) from %s", table.ruleset, table.version, path)
+    return table

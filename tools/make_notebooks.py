@@ -1,0 +1,92 @@
+"""Write the template notebooks from their cell sources (keeps them reviewable as code).
+
+Run ``python tools/make_notebooks.py`` after editing; the notebooks are committed without
+outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BRIEFING = [
+    (
+        "markdown",
+        "<!-- 伊金霍洛旗城市运行：镇级气象风险简报模板。由 `cityops brief` 逐镇执行；参数见下一单元。 -->",
+    ),
+    (
+        "code",
+        """# Parameters: papermill replaces this cell's values. Defaults run on the shipped sample.
+forecast: str = "../data/samples/july-rainstorm.nc"  # forecast file(s), comma-separated
+town: str = "阿镇"  # unit code, name or alias
+jurisdiction: str = "ejin-horo"  # jurisdiction folder name or path
+rules: str = "national"  # active rule set: national or a YAML file
+now: str = ""  # reference time (ISO 8601 UTC); empty = the forecast's issue time
+lang: str = "zh"  # report language: zh or en
+output_dir: str = ""  # folder for headline.png; empty = do not write
+report_probability: float = 0.3  # ensemble share of members needed to report a level""",
+    ),
+    (
+        "code",
+        """# Validate the parameters before any work: a readable error here, not deep below.
+from IPython.display import HTML, Image, display
+
+from cityops.pipeline import assess
+from cityops.report import briefing as br
+from cityops.report import plots
+
+p = br.validate_parameters(**br.collect_parameters(globals()))""",
+    ),
+    (
+        "code",
+        """A = assess(p["forecast"], jurisdiction=p["jurisdiction"], rules=p["rules"], now=p["now"],
+           report_probability=p["report_probability"])
+display(HTML(br.title_html(A, p["town"], lang=p["lang"])))
+display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
+    ),
+    (
+        "code",
+        """display(HTML(br.section_html("hazards", lang=p["lang"])))
+display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
+    ),
+    (
+        "code",
+        """display(HTML(br.section_html("map", lang=p["lang"])))
+card = plots.headline_card(A, p["town"], br.headline_text(A, p["town"], lang=p["lang"]), lang=p["lang"])
+display(Image(br.figure_png(card, br.output_path(p, "headline.png"))))""",
+    ),
+    (
+        "code",
+        """display(HTML(br.section_html("meteogram", lang=p["lang"])))
+display(Image(br.figure_png(plots.meteogram(A, p["town"], lang=p["lang"]))))""",
+    ),
+    (
+        "code",
+        """display(HTML(br.section_html("data", lang=p["lang"])))
+display(HTML(br.data_section_html(A, lang=p["lang"])))""",
+    ),
+]
+
+
+def build(cells) -> nbf.NotebookNode:
+    nb = nbf.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "cityops", "display_name": "Python (cityops)", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    for i, (kind, src) in enumerate(cells):
+        cell = nbf.v4.new_markdown_cell(src) if kind == "markdown" else nbf.v4.new_code_cell(src)
+        cell.id = f"cell-{i}"
+        if i == 1:
+            cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    return nb
+
+
+if __name__ == "__main__":
+    out = ROOT / "templates" / "town_briefing.ipynb"
+    nbf.write(build(BRIEFING), out)
+    print(out)
