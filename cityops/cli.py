@@ -21,8 +21,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
     p.add_argument("--now", default=None, help="reference time (ISO 8601; default: issued)")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
-    p.add_argument("--report-probability", type=float, default=0.3,
-                   help="ensemble share of members needed to report a level (default 0.3)")
+    p.add_argument(
+        "--report-probability",
+        type=float,
+        default=0.3,
+        help="ensemble share of members needed to report a level (default 0.3)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--members", type=int, default=None, help="ensemble members")
     p.add_argument("--issued", default=None, help="override the scenario's issue time")
-    p.add_argument("--observed", type=Path, default=None,
-                   help="also write the 'what really happened' analysis here")
+    p.add_argument(
+        "--observed",
+        type=Path,
+        default=None,
+        help="also write the 'what really happened' analysis here",
+    )
 
     p = sub.add_parser("assess", help="evaluate every rule; write levels.nc and town_hazards")
     p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
@@ -56,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--towns", default="all", help="all, or unit codes/names separated by commas")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
     p.add_argument("--allow-stale", action="store_true", help="brief an old forecast anyway")
-    p.add_argument("--max-age", type=float, default=36.0,
-                   help="refuse real forecasts issued more than this many hours ago")
+    p.add_argument(
+        "--max-age",
+        type=float,
+        default=36.0,
+        help="refuse real forecasts issued more than this many hours ago",
+    )
     p.add_argument("--timeout", type=int, default=600, help="per-notebook timeout in seconds")
     p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
     _common(p)
@@ -78,12 +90,20 @@ def _cmd_scenario(args) -> int:
 
     if args.list or not args.name:
         for info in list_scenarios():
-            print(f"{info.name:34s} {info.default_issued:%Y-%m-%dT%H:%MZ}  {info.title_zh} / {info.title_en}")
+            print(
+                f"{info.name:34s} {info.default_issued:%Y-%m-%dT%H:%MZ}  {info.title_zh} / {info.title_en}"
+            )
         return 0
     if args.out is None:
         raise InputError("scenario: --out FILE is required")
-    path = write_scenario(args.name, args.out, seed=args.seed, members=args.members,
-                          issued=args.issued, observed_out=args.observed)
+    path = write_scenario(
+        args.name,
+        args.out,
+        seed=args.seed,
+        members=args.members,
+        issued=args.issued,
+        observed_out=args.observed,
+    )
     print(path)
     if args.observed:
         print(args.observed)
@@ -93,8 +113,13 @@ def _cmd_scenario(args) -> int:
 def _cmd_assess(args) -> int:
     from cityops.pipeline import assess, write_assessment
 
-    result = assess(args.forecast, jurisdiction=args.jurisdiction, rules=args.rules,
-                    now=args.now, report_probability=args.report_probability)
+    result = assess(
+        args.forecast,
+        jurisdiction=args.jurisdiction,
+        rules=args.rules,
+        now=args.now,
+        report_probability=args.report_probability,
+    )
     out = write_assessment(result, args.out)
     reached = result.table[result.table["level"] > 0]
     print(f"{out}/town_hazards.csv: {len(result.table)} rows, {len(reached)} with a level")
@@ -105,9 +130,16 @@ def _cmd_brief(args) -> int:
     from cityops.report.batch import BriefOptions, run_briefings
 
     opts = BriefOptions(
-        jurisdiction=args.jurisdiction, rules=args.rules, now=args.now, lang=args.lang,
-        towns=args.towns, jobs=args.jobs, allow_stale=args.allow_stale,
-        max_age_hours=args.max_age, timeout=args.timeout, kernel=args.kernel,
+        jurisdiction=args.jurisdiction,
+        rules=args.rules,
+        now=args.now,
+        lang=args.lang,
+        towns=args.towns,
+        jobs=args.jobs,
+        allow_stale=args.allow_stale,
+        max_age_hours=args.max_age,
+        timeout=args.timeout,
+        kernel=args.kernel,
         report_probability=args.report_probability,
     )
     index = run_briefings(args.forecast, args.out, opts)
@@ -141,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # no traceback reaches a user unless --debug
         if args.debug:
             raise
-        print(f"cityops: internal error: {type(err).__name__}: {err} (rerun with --debug)",
-              file=sys.stderr)
+        print(
+            f"cityops: internal error: {type(err).__name__}: {err} (rerun with --debug)",
+            file=sys.stderr,
+        )
         return 1
 
 

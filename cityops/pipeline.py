@@ -103,7 +103,9 @@ def assess(
     -------
     Assessment
     """
-    juris = jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
+    juris = (
+        jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
+    )
     forecast = open_forecast(paths)
     source = forecast.attrs.get("cityops_source_files", str(paths))
     check_covers(forecast, juris.bounds, source=source, name=juris.name_zh)
@@ -114,7 +116,11 @@ def assess(
     weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
     now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
     frame = town_hazards(
-        levels, juris, extreme=extreme, weights=weights, now=now_ts,
+        levels,
+        juris,
+        extreme=extreme,
+        weights=weights,
+        now=now_ts,
         report_probability=report_probability,
     )
     return Assessment(

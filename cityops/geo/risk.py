@@ -71,6 +71,32 @@ class RiskOptions:
 
     now: pd.Timestamp | None = None
     report_probability: float = 0.3
+    min_cell_overlap: float = 0.25
+
+
+def counting_cells(
+    weights: xr.DataArray, unit_areas_km2: dict[str, float], *, min_cell_overlap: float = 0.25
+) -> xr.DataArray:
+    """Cells whose level counts for each unit.
+
+    A cell counts when at least ``min_cell_overlap`` of its area lies in the unit, so a
+    sliver of a neighbouring storm cell does not warn a whole town; the unit's largest-overlap
+    cell always counts, so a unit smaller than a cell still gets its cell.
+    """
+    lat = weights["lat"]
+    dlat = float(np.abs(np.diff(lat.values)).mean()) if lat.size > 1 else 0.03
+    dlon = (
+        float(np.abs(np.diff(weights["lon"].values)).mean()) if weights.sizes["lon"] > 1 else dlat
+    )
+    cell_km2 = (111.195**2) * dlat * dlon * np.cos(np.deg2rad(lat))
+    areas = xr.DataArray(
+        [unit_areas_km2.get(str(c), 0.0) for c in weights["unit"].values],
+        dims="unit",
+        coords={"unit": weights["unit"]},
+    )
+    share_of_cell = weights * areas / cell_km2
+    largest = (weights == weights.max(["lat", "lon"])) & (weights > 0)
+    return (share_of_cell >= min_cell_overlap) | largest
 
 
 def _tiers() -> list[dict]:
@@ -120,6 +146,7 @@ def _key_condition(res: HazardResult, level: int, touch: xr.DataArray) -> Condit
 def _unit_rows(
     res: HazardResult,
     weights: xr.DataArray,
+    _area,
     extreme_res: HazardResult | None,
     extreme_info: dict,
     opts: RiskOptions,
@@ -128,7 +155,8 @@ def _unit_rows(
     """Rows of one evaluated hazard for every unit with geometry."""
     names = level_names()
     rows = []
-    touch_all = weights > 0
+    areas = {str(c): _area(c) for c in weights["unit"].values}
+    touch_all = counting_cells(weights, areas, min_cell_overlap=opts.min_cell_overlap)
     # Unit x time (x member) level series: the max over the cells touching each unit.
     town_level = _reduce_cells(res.level, touch_all, "max").compute()
     cell_max = res.level.max("time")
@@ -277,7 +305,13 @@ def town_hazards(
         if res.evaluated and weights is not None:
             with_geom = [c for c in weights["unit"].values if units[str(c)].has_geometry]
             hazard_rows = _unit_rows(
-                res, weights.sel(unit=with_geom), ext_res, ext_info, opts, now_ts
+                res,
+                weights.sel(unit=with_geom),
+                jurisdiction.area_km2,
+                ext_res,
+                ext_info,
+                opts,
+                now_ts,
             )
         else:
             hazard_rows = []

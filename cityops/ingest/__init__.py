@@ -46,10 +46,9 @@ def _expand(paths: str | Path | Sequence[str | Path]) -> list[Path]:
 def _open_netcdf(path: Path, chunks) -> xr.Dataset:
     with path.open("rb") as fh:
         magic = fh.read(8)
-    if magic[:3] == b"CDF":
+    # netCDF4-python reads both the classic (CDF) and the HDF5-based formats.
+    if magic[:3] == b"CDF" or magic[:8] == b"\x89HDF\r\n\x1a\n":
         engine = "netcdf4"
-    elif magic[:8] == b"\x89HDF\r\n\x1a\n":
-        engine = "h5netcdf"
     else:
         raise InputError(f"{path}: not a NetCDF file (unknown signature {magic[:4]!r})")
     try:
@@ -95,8 +94,15 @@ def open_forecast(
             raise InputError(
                 f"{files[0]}: files belong to different runs (issued {', '.join(sorted(issued))})"
             )
-        ds = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal",
-                       compat="override", join="override", combine_attrs="override")
+        ds = xr.concat(
+            parts,
+            dim="time",
+            data_vars="minimal",
+            coords="minimal",
+            compat="override",
+            join="override",
+            combine_attrs="override",
+        )
         ds = to_canonical(ds, source=", ".join(map(str, files)))
     ds.attrs["cityops_source_files"] = ", ".join(str(p) for p in files)
     return ds

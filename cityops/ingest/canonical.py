@@ -57,13 +57,13 @@ def to_canonical(ds: xr.Dataset, *, source: str) -> xr.Dataset:
         dup = times[times.duplicated()][0]
         raise InputError(f"{source}: variable 'time' has a duplicated time {iso_utc(dup)}")
     if not times.is_monotonic_increasing:
-        raise InputError(f"{source}: variable 'time' is not increasing; expected sorted valid times")
+        raise InputError(
+            f"{source}: variable 'time' is not increasing; expected sorted valid times"
+        )
     registry = canonical_variables()
     present = [v for v in ds.data_vars if v in registry]
     if not present:
-        raise InputError(
-            f"{source}: no usable variable; expected one of {', '.join(registry)}"
-        )
+        raise InputError(f"{source}: no usable variable; expected one of {', '.join(registry)}")
     dropped = [v for v in ds.data_vars if v not in registry]
     if dropped:
         log.info("%s: ignoring variables %s", source, ", ".join(map(str, dropped)))
@@ -72,7 +72,9 @@ def to_canonical(ds: xr.Dataset, *, source: str) -> xr.Dataset:
         spec = registry[name]
         da = convert_dataarray(out[name], spec["units"], source=source)
         if da.attrs.get("units") != ds[name].attrs.get("units"):
-            add_history(out, f"{name}: converted from {ds[name].attrs.get('units')} to {spec['units']}")
+            add_history(
+                out, f"{name}: converted from {ds[name].attrs.get('units')} to {spec['units']}"
+            )
         da.attrs.setdefault("long_name", spec["long_name"])
         if "standard_name" in spec:
             da.attrs.setdefault("standard_name", spec["standard_name"])
@@ -93,8 +95,13 @@ def to_canonical(ds: xr.Dataset, *, source: str) -> xr.Dataset:
     return out
 
 
-def check_covers(ds: xr.Dataset, bounds: tuple[float, float, float, float], *, source: str,
-                 name: str = "the jurisdiction") -> None:
+def check_covers(
+    ds: xr.Dataset,
+    bounds: tuple[float, float, float, float],
+    *,
+    source: str,
+    name: str = "the jurisdiction",
+) -> None:
     """Raise :class:`InputError` unless the grid covers ``bounds`` (lon_min, lat_min, lon_max,
     lat_max)."""
     lon = np.asarray(ds["lon"].values, dtype=float)

@@ -57,8 +57,11 @@ class BriefOptions:
 
 def template_path(name: str = "town_briefing.ipynb") -> Path:
     """The briefing template: ``templates/`` of the repository (or ``CITYOPS_TEMPLATES``)."""
-    folders = [os.environ.get("CITYOPS_TEMPLATES"), Path.cwd() / "templates",
-               Path(__file__).resolve().parents[2] / "templates"]
+    folders = [
+        os.environ.get("CITYOPS_TEMPLATES"),
+        Path.cwd() / "templates",
+        Path(__file__).resolve().parents[2] / "templates",
+    ]
     for folder in folders:
         if folder and (Path(folder) / name).exists():
             return Path(folder) / name
@@ -124,7 +127,8 @@ def _to_html(notebook: Path, html_path: Path) -> None:
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     body = body.replace(
         "<head>",
-        '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">', 1,
+        '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">',
+        1,
     )
     html_path.write_text(body, encoding="utf-8")
 
@@ -148,9 +152,15 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
     }
     try:
         pm.execute_notebook(
-            str(opts.template or template_path()), str(notebook), parameters=params,
-            kernel_name=opts.kernel, progress_bar=False, log_output=False,
-            execution_timeout=opts.timeout, start_timeout=120, cwd=str(folder),
+            str(opts.template or template_path()),
+            str(notebook),
+            parameters=params,
+            kernel_name=opts.kernel,
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=opts.timeout,
+            start_timeout=120,
+            cwd=str(folder),
         )
     except Exception as err:  # the unit fails, the batch goes on
         evalue = getattr(err, "evalue", None) or str(err).strip().splitlines()[-1:] or [repr(err)]
@@ -198,8 +208,13 @@ def run_briefings(
     check_kernel(opts.kernel)
     if opts.template is None:
         template_path()  # fail before any work when the template is missing
-    assessment = assess(forecast, jurisdiction=opts.jurisdiction, rules=opts.rules, now=opts.now,
-                        report_probability=opts.report_probability)
+    assessment = assess(
+        forecast,
+        jurisdiction=opts.jurisdiction,
+        rules=opts.rules,
+        now=opts.now,
+        report_probability=opts.report_probability,
+    )
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)
     timings["assess_s"] = round(time.monotonic() - started, 2)
@@ -238,8 +253,9 @@ def run_briefings(
             "timings": {**timings, "total_s": round(time.monotonic() - started, 2)},
             "finished_utc": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        (stage / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1),
-                                        encoding="utf-8")
+        (stage / "run.json").write_text(
+            json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
         _atomic_replace(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -20,14 +20,14 @@ from cityops.timeutil import format_local, parse_utc
 
 __all__ = [
     "collect_parameters",
-    "output_path",
-    "section_html",
-    "title_html",
     "data_section_html",
     "figure_png",
     "hazard_table_html",
     "headline_html",
     "headline_text",
+    "output_path",
+    "section_html",
+    "title_html",
     "unit_rows",
     "validate_parameters",
 ]
@@ -52,8 +52,9 @@ def validate_parameters(**params) -> dict:
     """
     unknown = sorted(set(params) - set(BRIEFING_PARAMETERS))
     if unknown:
-        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; "
-                         f"expected {', '.join(BRIEFING_PARAMETERS)}")
+        raise InputError(
+            f"unknown parameter(s) {', '.join(unknown)}; expected {', '.join(BRIEFING_PARAMETERS)}"
+        )
     out = {}
     for name, kind in BRIEFING_PARAMETERS.items():
         value = params.get(name)
@@ -90,7 +91,9 @@ def collect_parameters(namespace: dict) -> dict:
     return {
         k: v
         for k, v in namespace.items()
-        if not k.startswith("_") and k not in skip and not callable(v)
+        if not k.startswith("_")
+        and k not in skip
+        and not callable(v)
         and type(v).__name__ != "module"
     }
 
@@ -109,8 +112,10 @@ def title_html(assessment, code: str, *, lang: str = "zh") -> str:
     juris = assessment.jurisdiction
     name = _unit_name(assessment, code, lang)
     sub = juris.name_zh if lang == "zh" else juris.name_en
-    return f"<h1 style='margin-bottom:2px'>{html.escape(t('briefing_title', lang, unit=name))}</h1>" \
+    return (
+        f"<h1 style='margin-bottom:2px'>{html.escape(t('briefing_title', lang, unit=name))}</h1>"
         f"<div style='color:#555'>{html.escape(sub)}</div>"
+    )
 
 
 def section_html(key: str, *, lang: str = "zh") -> str:
@@ -139,20 +144,33 @@ def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
     top = rows.iloc[0] if len(rows) else None
     name = _unit_name(assessment, code, lang)
     if top is None or int(top["level"]) == 0:
-        hours = int((assessment.forecast["time"].values[-1] - assessment.forecast["time"].values[0])
-                    / pd.Timedelta("1h")) + 1
+        hours = (
+            int(
+                (assessment.forecast["time"].values[-1] - assessment.forecast["time"].values[0])
+                / pd.Timedelta("1h")
+            )
+            + 1
+        )
         return t("headline_none", lang, unit=name, hours=hours)
     fmt = "%m月%d日%H时" if lang == "zh" else "%d %b %H:%M"
     hazard = top["hazard_name_zh"] if lang == "zh" else top["hazard_name_en"]
-    return t("headline", lang, unit=name, when=format_local(top["onset_utc"], fmt), hazard=hazard,
-             level=level_label(int(top["level"]), lang))
+    return t(
+        "headline",
+        lang,
+        unit=name,
+        when=format_local(top["onset_utc"], fmt),
+        hazard=hazard,
+        level=level_label(int(top["level"]), lang),
+    )
 
 
 def _badge(level: int, lang: str) -> str:
     colour = level_names()[int(level)]["colour"]
     fg = "#000" if int(level) in (0, 2) else "#fff"
-    return (f'<span style="background:{colour};color:{fg};padding:1px 8px;border-radius:3px;'
-            f'border:1px solid #999">{html.escape(level_label(level, lang))}</span>')
+    return (
+        f'<span style="background:{colour};color:{fg};padding:1px 8px;border-radius:3px;'
+        f'border:1px solid #999">{html.escape(level_label(level, lang))}</span>'
+    )
 
 
 def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
@@ -161,7 +179,11 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
     level = int(rows["level"].max()) if len(rows) else 0
     colour = level_names()[level]["colour"] if level else "#DDEEDD"
     extreme = bool(rows["extreme"].any()) if len(rows) else False
-    extra = f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>' if extreme else ""
+    extra = (
+        f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>'
+        if extreme
+        else ""
+    )
     issued = format_local(assessment.issued, "%Y-%m-%d %H:%M")
     return (
         f'<div style="border-left:10px solid {colour};background:#fafafa;padding:10px 14px;'
@@ -176,17 +198,34 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
     """The hazard table with level colours, onset, issue-by, peak, tier and Annex 3 flag."""
     rows = unit_rows(assessment, code)
     fmt = "%m-%d %H:%M"
-    head = [t(k, lang) for k in ("hazard", "level", "onset", "issue_by", "peak", "peak_time",
-                                 "tier", "area", "extreme", "criterion")]
+    head = [
+        t(k, lang)
+        for k in (
+            "hazard",
+            "level",
+            "onset",
+            "issue_by",
+            "peak",
+            "peak_time",
+            "tier",
+            "area",
+            "extreme",
+            "criterion",
+        )
+    ]
     if rows["probability"].notna().any():
         head.insert(8, t("probability", lang))
-    out = ['<table style="border-collapse:collapse;font-size:0.9em" border="1" cellpadding="4">',
-           "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    out = [
+        '<table style="border-collapse:collapse;font-size:0.9em" border="1" cellpadding="4">',
+        "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>",
+    ]
     for _, r in rows.iterrows():
         hazard = r["hazard_name_zh"] if lang == "zh" else r["hazard_name_en"]
         if not bool(r["evaluated"]):
-            out.append(f"<tr><td>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
-                       f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(str(r['note']))}</td></tr>")
+            out.append(
+                f"<tr><td>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
+                f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(str(r['note']))}</td></tr>"
+            )
             continue
         peak = "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {r['units']}"
         extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
@@ -219,15 +258,22 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
         (t("source_files", lang), ", ".join(Path(s).name for s in assessment.sources)),
         (t("issued", lang), format_local(assessment.issued, "%Y-%m-%d %H:%M") + " (UTC+8)"),
         (t("reference_time", lang), format_local(assessment.now, "%Y-%m-%d %H:%M") + " (UTC+8)"),
-        (t("ruleset", lang), f"{assessment.levels.table.title_zh if lang == 'zh' else assessment.levels.table.title_en}"
-                             f" v{assessment.levels.table.version}"),
+        (
+            t("ruleset", lang),
+            f"{assessment.levels.table.title_zh if lang == 'zh' else assessment.levels.table.title_en}"
+            f" v{assessment.levels.table.version}",
+        ),
     ]
     if ds.attrs.get("cityops_scenario"):
-        items.append(("scenario", f"{ds.attrs['cityops_scenario']} (status {ds.attrs.get('status', '')})"))
+        items.append(
+            ("scenario", f"{ds.attrs['cityops_scenario']} (status {ds.attrs.get('status', '')})")
+        )
     history = ds.attrs.get("history", "")
     notes = [f"{r.rules.name(lang)}: {'; '.join(r.notes)}" for r in assessment.levels if r.notes]
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in items)
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in items
+    )
     body += f"<tr><th style='text-align:left'>history</th><td><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
     if notes:
         body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td>{'<br>'.join(map(html.escape, notes))}</td></tr>"

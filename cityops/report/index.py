@@ -28,7 +28,9 @@ def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
         sub = frame[(frame["town_code"] == code) & frame["evaluated"]]
         level = int(sub["level"].max()) if len(sub) else 0
         top = sub[sub["level"] == level] if level else sub.iloc[0:0]
-        hazards = "、".join(top["hazard_name_zh"]) if lang == "zh" else ", ".join(top["hazard_name_en"])
+        hazards = (
+            "、".join(top["hazard_name_zh"]) if lang == "zh" else ", ".join(top["hazard_name_en"])
+        )
         onsets = [o for o in top["onset_utc"] if o]
         rows.append(
             {

@@ -93,22 +93,40 @@ def level_map(
     cmap, norm = _cmap()
     fig = Figure(figsize=figsize, dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    ax.pcolormesh(field["lon"], field["lat"], field.values, cmap=cmap, norm=norm,
-                  shading="nearest", alpha=0.85)
+    ax.pcolormesh(
+        field["lon"],
+        field["lat"],
+        field.values,
+        cmap=cmap,
+        norm=norm,
+        shading="nearest",
+        alpha=0.85,
+    )
     ax.add_patch(_geom_patch(juris.outline, facecolor="none", edgecolor="#222222", lw=1.6))
     for unit in juris.units:
         if not unit.has_geometry:
             continue
         is_hl = unit.code == highlight
-        ax.add_patch(_geom_patch(unit.geometry, facecolor="none",
-                                 edgecolor="#000000" if is_hl else "#555555",
-                                 lw=2.4 if is_hl else 0.7, ls="-" if unit.kind == "town" else "--"))
+        ax.add_patch(
+            _geom_patch(
+                unit.geometry,
+                facecolor="none",
+                edgecolor="#000000" if is_hl else "#555555",
+                lw=2.4 if is_hl else 0.7,
+                ls="-" if unit.kind == "town" else "--",
+            )
+        )
         if unit.seat_lon is not None:
             ax.plot(unit.seat_lon, unit.seat_lat, "o", ms=3, color="#222222")
             name = unit.name_zh if lang == "zh" else unit.name_en
-            ax.annotate(name, (unit.seat_lon, unit.seat_lat), xytext=(3, 3),
-                        textcoords="offset points", fontsize=8 if unit.kind == "town" else 6.5,
-                        fontweight="bold" if is_hl else "normal")
+            ax.annotate(
+                name,
+                (unit.seat_lon, unit.seat_lat),
+                xytext=(3, 3),
+                textcoords="offset points",
+                fontsize=8 if unit.kind == "town" else 6.5,
+                fontweight="bold" if is_hl else "normal",
+            )
     lon0, lat0, lon1, lat1 = juris.bounds
     if zoom is not None:
         geom = juris.unit(zoom).geometry
@@ -121,18 +139,30 @@ def level_map(
     ax.set_xlabel("°E")
     ax.set_ylabel("°N")
     times = _local(assessment.forecast["time"].values)
-    title_hazard = (
-        assessment.levels[hazard].rules.name(lang) if hazard else t("map_all", lang)
+    title_hazard = assessment.levels[hazard].rules.name(lang) if hazard else t("map_all", lang)
+    ax.set_title(
+        t(
+            "map_title",
+            lang,
+            hazard=title_hazard,
+            start=f"{times[0]:%m-%d %H:%M}",
+            end=f"{times[-1]:%m-%d %H:%M}",
+        ),
+        fontsize=10,
     )
-    ax.set_title(t("map_title", lang, hazard=title_hazard, start=f"{times[0]:%m-%d %H:%M}",
-                   end=f"{times[-1]:%m-%d %H:%M}"), fontsize=10)
     handles = [
         ax.scatter([], [], marker="s", s=60, color=c, label=level_label(i, lang))
         for i, c in enumerate(level_colours())
         if i > 0
     ]
-    ax.legend(handles=handles, loc="lower right", fontsize=7, title=t("level", lang),
-              title_fontsize=7, framealpha=0.9)
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        fontsize=7,
+        title=t("level", lang),
+        title_fontsize=7,
+        framealpha=0.9,
+    )
     return fig
 
 
@@ -172,7 +202,9 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     precip = town_series(assessment, unit.code, "precip")
     if precip is not None:
         panels.append("precip")
-    temp = town_series(assessment, unit.code, "t2m_max") if "t2m_max" in assessment.forecast else None
+    temp = (
+        town_series(assessment, unit.code, "t2m_max") if "t2m_max" in assessment.forecast else None
+    )
     if temp is None:
         temp = town_series(assessment, unit.code, "t2m")
     if temp is not None:
@@ -184,8 +216,9 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     vis = town_series(assessment, unit.code, "vis", how="min")
     if vis is not None:
         panels.append("vis")
-    fig = Figure(figsize=(figsize[0], 1.9 * max(len(panels), 1) + 0.6), dpi=110,
-                 layout="constrained")
+    fig = Figure(
+        figsize=(figsize[0], 1.9 * max(len(panels), 1) + 0.6), dpi=110, layout="constrained"
+    )
     axes = fig.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
     name = unit.name_zh if lang == "zh" else unit.name_en
     fig.suptitle(t("meteogram_title", lang, unit=name), fontsize=11)
@@ -195,13 +228,16 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
             ax.bar(x, precip.values, width=0.035, color="#2b8cbe", label=t("precip_1h", lang))
             for hours, style in ((3, "-"), (6, "--")):
                 acc = window_reduce(precip, pd.Timedelta(hours=hours), "sum")
-                ax.plot(x, acc.values, style, color="#084081", lw=1.2,
-                        label=t(f"precip_{hours}h", lang))
+                ax.plot(
+                    x, acc.values, style, color="#084081", lw=1.2, label=t(f"precip_{hours}h", lang)
+                )
             top = float(max(precip.max(), 1))
             for thr, lv in _thresholds(assessment, "precip", "sum", pd.Timedelta("3h")):
                 ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
                 top = max(top, thr * 1.05)
-            ax.set_ylim(0, max(top, float(window_reduce(precip, pd.Timedelta(hours=6)).max()) * 1.1))
+            ax.set_ylim(
+                0, max(top, float(window_reduce(precip, pd.Timedelta(hours=6)).max()) * 1.1)
+            )
             ax.set_ylabel(t("precip_axis", lang))
         elif panel == "temp":
             x = _local(temp["time"].values)
@@ -213,15 +249,25 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
                     ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
             ax.set_ylabel(t("temp_axis", lang))
         elif panel == "wind":
-            for series, label, color in ((wind, "wind_mean", "#225ea8"), (gust, "wind_gust", "#7a0177")):
+            for series, label, color in (
+                (wind, "wind_mean", "#225ea8"),
+                (gust, "wind_gust", "#7a0177"),
+            ):
                 if series is not None:
-                    ax.plot(_local(series["time"].values), series.values, color=color, lw=1.3,
-                            label=t(label, lang))
+                    ax.plot(
+                        _local(series["time"].values),
+                        series.values,
+                        color=color,
+                        lw=1.3,
+                        label=t(label, lang),
+                    )
             top = max(float(s.max()) for s in (wind, gust) if s is not None)
             for var in ("wind", "gust"):
                 for thr, lv in _thresholds(assessment, var, "point"):
                     if thr <= top + 5:
-                        ax.axhline(thr, color=colours[lv], lw=1.0, ls=":" if var == "wind" else "-.")
+                        ax.axhline(
+                            thr, color=colours[lv], lw=1.0, ls=":" if var == "wind" else "-."
+                        )
             ax.set_ylabel(t("wind_axis", lang))
             ax.set_ylim(0, None)
         elif panel == "vis":
@@ -235,7 +281,9 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     axes[-1].tick_params(axis="x", labelrotation=30)
     import matplotlib.dates as mdates
 
-    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H时" if lang == "zh" else "%m-%d %H:00"))
+    axes[-1].xaxis.set_major_formatter(
+        mdates.DateFormatter("%m-%d %H时" if lang == "zh" else "%m-%d %H:00")
+    )
     return fig
 
 

@@ -194,7 +194,10 @@ def evaluate_condition(
         if not bool(evaluable.any()):
             hours = condition.window / pd.Timedelta("1h")
             return ConditionResult(
-                condition, var, None, None,
+                condition,
+                var,
+                None,
+                None,
                 note=f"{var}: steps too coarse for a {hours:g} h window",
             )
         if not bool(evaluable.all()):
@@ -204,7 +207,9 @@ def evaluate_condition(
         grouped = da.assign_coords(day=day).groupby("day")
         daily = grouped.max() if condition.reduce == "daily_max" else grouped.min()
         try:
-            qualifying = _consecutive(compare(daily, condition.threshold), condition.consecutive_days)
+            qualifying = _consecutive(
+                compare(daily, condition.threshold), condition.consecutive_days
+            )
         except ValueError as err:
             return ConditionResult(condition, var, None, None, note=f"{var}: {err}")
         value = daily.sel(day=day).drop_vars("day")
@@ -257,8 +262,11 @@ def evaluate_hazard(
         level = contrib if level is None else np.maximum(level, contrib)
     if level is not None:
         result.level = level.astype("int8").rename(f"{rules.hazard}_level")
-    # The same note can come from several levels: keep one of each.
-    result.notes = list(dict.fromkeys(result.notes))
+        # The same note can come from several levels: keep one of each.
+        result.notes = list(dict.fromkeys(result.notes))
+    else:
+        missing = dict.fromkeys(r.note for rs in result.conditions.values() for r in rs if r.note)
+        result.notes = [f"not evaluated: {'; '.join(missing) or 'no input'}"]
     return result
 
 
@@ -306,9 +314,7 @@ def evaluate(
     for rules in table:
         if hazards is not None and rules.hazard not in hazards:
             continue
-        out[rules.hazard] = evaluate_hazard(
-            ds, rules, timezone=timezone, first_step=first_step
-        )
+        out[rules.hazard] = evaluate_hazard(ds, rules, timezone=timezone, first_step=first_step)
         for note in out[rules.hazard].notes:
             log.info("%s %s: %s", table.ruleset, rules.hazard, note)
     return LevelResult(table=table, hazards=out, issued=issued_ts)

@@ -292,9 +292,7 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
         if not isinstance(spec, dict) or not isinstance(spec.get("levels"), list):
             raise _fail(path, where, "needs a 'levels' list")
         levels = tuple(
-            sorted(
-                (_parse_level(r, path, where) for r in spec["levels"]), key=lambda r: r.level
-            )
+            sorted((_parse_level(r, path, where) for r in spec["levels"]), key=lambda r: r.level)
         )
         if len({r.level for r in levels}) != len(levels):
             raise _fail(path, where, "a level appears twice")
@@ -302,9 +300,7 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
         if grading not in GRADINGS:
             raise _fail(path, where, f"field 'grading': {grading!r} is not one of {GRADINGS}")
         extra = {
-            k: v
-            for k, v in spec.items()
-            if k not in ("levels", "name_zh", "name_en", "grading")
+            k: v for k, v in spec.items() if k not in ("levels", "name_zh", "name_en", "grading")
         }
         hazards[hazard] = HazardRules(
             hazard=hazard,
