@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ import xarray as xr
 
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.geo.masks import overlap_weights
-from cityops.geo.risk import town_hazards
+from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import check_covers, open_forecast
 from cityops.rules import LevelResult, evaluate, load_rule_table
 from cityops.timeutil import parse_utc
@@ -45,6 +46,13 @@ class Assessment:
     table: pd.DataFrame
     now: pd.Timestamp
     sources: list[str]
+
+    @cached_property
+    def counting_cells(self) -> xr.DataArray:
+        """Per unit, the grid cells whose values count for it (see
+        :func:`cityops.geo.risk.counting_cells`)."""
+        areas = {str(c): self.jurisdiction.area_km2(str(c)) for c in self.weights["unit"].values}
+        return counting_cells(self.weights, areas)
 
     @property
     def issued(self) -> pd.Timestamp:

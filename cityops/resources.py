@@ -30,7 +30,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise DataFileError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})") from None
+        raise DataFileError(
+            f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)})"
+        ) from None
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: expected a YAML mapping at the top level")
     return data

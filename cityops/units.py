@@ -113,5 +113,10 @@ def convert_dataarray(da: xr.DataArray, target: str, *, source: str = "") -> xr.
 def _cf_units(units: str) -> str:
     """Translate CF/UDUNITS spellings that pint reads differently."""
     u = str(units).strip()
-    aliases = {"1": "dimensionless", "": "dimensionless", "%": "percent", "fraction": "dimensionless"}
+    aliases = {
+        "1": "dimensionless",
+        "": "dimensionless",
+        "%": "percent",
+        "fraction": "dimensionless",
+    }
     return aliases.get(u, u)

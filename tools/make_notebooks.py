@@ -24,15 +24,15 @@ forecast: str = "../data/samples/july-rainstorm.nc"  # forecast file(s), comma-s
 town: str = "阿镇"  # unit code, name or alias
 jurisdiction: str = "ejin-horo"  # jurisdiction folder name or path
 rules: str = "national"  # active rule set: national or a YAML file
-now: str = ""  # reference time (ISO 8601 UTC); empty = the forecast's issue time
+now: str = ""  # reference time (ISO 8601 UTC), empty for the issue time
 lang: str = "zh"  # report language: zh or en
-output_dir: str = ""  # folder for headline.png; empty = do not write
+output_dir: str = ""  # folder for headline.png, empty to skip
 report_probability: float = 0.3  # ensemble share of members needed to report a level""",
     ),
     (
         "code",
         """# Validate the parameters before any work: a readable error here, not deep below.
-from IPython.display import HTML, Image, display
+from IPython.display import HTML, display
 
 from cityops.pipeline import assess
 from cityops.report import briefing as br
@@ -56,12 +56,12 @@ display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
         "code",
         """display(HTML(br.section_html("map", lang=p["lang"])))
 card = plots.headline_card(A, p["town"], br.headline_text(A, p["town"], lang=p["lang"]), lang=p["lang"])
-display(Image(br.figure_png(card, br.output_path(p, "headline.png"))))""",
+display(br.figure_display(card, br.output_path(p, "headline.png")))""",
     ),
     (
         "code",
         """display(HTML(br.section_html("meteogram", lang=p["lang"])))
-display(Image(br.figure_png(plots.meteogram(A, p["town"], lang=p["lang"]))))""",
+display(br.figure_display(plots.meteogram(A, p["town"], lang=p["lang"])))""",
     ),
     (
         "code",

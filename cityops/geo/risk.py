@@ -115,8 +115,11 @@ def tier_for_lead(lead_hours: float) -> str:
 
 
 def _reduce_cells(field: xr.DataArray, touch: xr.DataArray, how: str) -> xr.DataArray:
-    masked = field.where(touch)
-    return masked.max(["lat", "lon"]) if how == "max" else masked.min(["lat", "lon"])
+    """Max or min of ``field`` over the cells that count for each unit (NaN where none)."""
+    fill = -np.inf if how == "max" else np.inf
+    masked = field.astype("float32").where(touch, fill)
+    out = masked.max(["lat", "lon"]) if how == "max" else masked.min(["lat", "lon"])
+    return out.where(np.isfinite(out))
 
 
 def _first_time(mask: xr.DataArray) -> pd.Timestamp | None:

@@ -15,12 +15,13 @@ import pandas as pd
 
 from cityops.errors import InputError
 from cityops.report.i18n import check_lang, level_label, t, tier_label
-from cityops.rules.table import level_names
+from cityops.rules.table import display_units, level_names
 from cityops.timeutil import format_local, parse_utc
 
 __all__ = [
     "collect_parameters",
     "data_section_html",
+    "figure_display",
     "figure_png",
     "hazard_table_html",
     "headline_html",
@@ -164,6 +165,26 @@ def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
     )
 
 
+_NOTE_ZH = (
+    (r"not evaluated: ", ""),
+    (r"missing variable ", "预报缺少要素 "),
+    (r"unit has no geometry", "该单元暂无边界数据"),
+    (r"(\w+): steps too coarse for a (\S+) h window", r"\1 时间步长过粗，无法计算\2小时窗口"),
+    (r"; ", "；"),
+)
+
+
+def localize_note(note: str, lang: str = "zh") -> str:
+    """Engine notes (English, as in the CSV) in the report language."""
+    import re
+
+    if lang != "zh" or not note:
+        return note
+    for pattern, repl in _NOTE_ZH:
+        note = re.sub(pattern, repl, note)
+    return note
+
+
 def _badge(level: int, lang: str) -> str:
     colour = level_names()[int(level)]["colour"]
     fg = "#000" if int(level) in (0, 2) else "#fff"
@@ -224,10 +245,10 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         if not bool(r["evaluated"]):
             out.append(
                 f"<tr><td>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
-                f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(str(r['note']))}</td></tr>"
+                f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(localize_note(str(r['note']), lang))}</td></tr>"
             )
             continue
-        peak = "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {r['units']}"
+        peak = "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {display_units(r['units'])}"
         extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
         if bool(r["extreme"]) and r["national_level_of_extreme"]:
             extreme += f" ({level_label(['none', 'blue', 'yellow', 'orange', 'red'].index(r['national_level_of_extreme']), lang)})"
@@ -241,7 +262,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
             tier_label(r["tier"], lang),
             f"{100 * float(r['area_fraction']):.0f}%" if int(r["level"]) else "",
             extreme,
-            html.escape(str(r["criterion"])),
+            html.escape(_criterion(assessment, r, lang)),
         ]
         if len(head) == 11:
             prob = "" if pd.isna(r["probability"]) else f"{100 * float(r['probability']):.0f}%"
@@ -249,6 +270,15 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def _criterion(assessment, row, lang: str) -> str:
+    """The criterion of the row's level (or of the lowest level) in the report language."""
+    res = assessment.levels[row["hazard"]]
+    level = int(row["level"]) or min(res.conditions, default=0)
+    crs = [c for c in res.conditions.get(level, []) if c.evaluated]
+    joiner = "或" if lang == "zh" else " or "
+    return joiner.join(c.condition.describe(lang) for c in crs)
 
 
 def data_section_html(assessment, *, lang: str = "zh") -> str:
@@ -269,7 +299,11 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
             ("scenario", f"{ds.attrs['cityops_scenario']} (status {ds.attrs.get('status', '')})")
         )
     history = ds.attrs.get("history", "")
-    notes = [f"{r.rules.name(lang)}: {'; '.join(r.notes)}" for r in assessment.levels if r.notes]
+    notes = [
+        f"{r.rules.name(lang)}: {localize_note('; '.join(r.notes), lang)}"
+        for r in assessment.levels
+        if r.notes
+    ]
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
         for k, v in items
@@ -278,6 +312,16 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
     if notes:
         body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td>{'<br>'.join(map(html.escape, notes))}</td></tr>"
     return f'<table style="font-size:0.85em" cellpadding="3">{body}</table>'
+
+
+def figure_display(fig, path: str | Path | None = None):
+    """An IPython image of a figure (PNG, embedded in the HTML), or a note when ``fig`` is
+    None (e.g. a unit without geometry has no meteogram)."""
+    from IPython.display import HTML, Image
+
+    if fig is None:
+        return HTML("<p style='color:#777'>—</p>")
+    return Image(figure_png(fig, path))
 
 
 def figure_png(fig, path: str | Path | None = None) -> bytes:

@@ -172,7 +172,9 @@ def town_series(assessment, code: str, variable: str, how: str = "max") -> xr.Da
     ds = assessment.forecast
     if variable not in ds:
         return None
-    touch = assessment.weights.sel(unit=code) > 0
+    touch = assessment.counting_cells.sel(unit=code)
+    if not bool(touch.any()):
+        return None
     da = ds[variable].where(touch)
     da = da.max(["lat", "lon"]) if how == "max" else da.min(["lat", "lon"])
     if "member" in da.dims:
@@ -192,12 +194,17 @@ def _thresholds(assessment, variable: str, reduce: str, window=None) -> list[tup
     return sorted(out)
 
 
-def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) -> Figure:
+def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) -> Figure | None:
     """Hourly meteogram of a unit: precipitation (1/3/6 h), temperature, wind and gust,
-    visibility, with the active rule thresholds drawn in their level colours."""
+    visibility, with the active rule thresholds drawn in their level colours.
+
+    Values are those of the least favourable cell counting for the unit (the same cells that
+    set its level). Returns None for a unit without geometry."""
     configure_cjk_font()
     colours = level_colours()
     unit = assessment.jurisdiction.unit(code)
+    if not unit.has_geometry or code not in assessment.weights["unit"].values:
+        return None
     panels = []
     precip = town_series(assessment, unit.code, "precip")
     if precip is not None:
@@ -225,7 +232,9 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     for ax, panel in zip(axes, panels, strict=False):
         if panel == "precip":
             x = _local(precip["time"].values)
-            ax.bar(x, precip.values, width=0.035, color="#2b8cbe", label=t("precip_1h", lang))
+            # Each bar covers the step ending at its valid time.
+            ax.bar(x, precip.values, width=-1 / 24, align="edge", color="#2b8cbe",
+                   label=t("precip_1h", lang))
             for hours, style in ((3, "-"), (6, "--")):
                 acc = window_reduce(precip, pd.Timedelta(hours=hours), "sum")
                 ax.plot(

@@ -77,8 +77,22 @@ class Condition:
         days = f"_{self.consecutive_days}d" if self.consecutive_days > 1 else ""
         return f"{self.variables[0]}_{self.reduce}{win}{days}"
 
-    def describe(self, lang: str = "zh") -> str:
-        """Human-readable form, e.g. ``precip 3 h sum >= 50 mm``."""
+    def describe(self, lang: str = "en") -> str:
+        """Human-readable form, e.g. ``precip 3 h sum >= 50 mm`` or ``3小时降水量≥50 mm``."""
+        if lang == "zh":
+            name = canonical_variables()[self.variables[0]].get("long_name_zh", self.variables[0])
+            prefix = ""
+            if self.window is not None:
+                hours = self.window / pd.Timedelta("1h")
+                how = {"sum": "累计", "max": "最大", "min": "最小"}[self.reduce]
+                prefix = f"{hours:g}小时{how}"
+            elif self.reduce.startswith("daily"):
+                prefix = "日" if self.consecutive_days == 1 else f"连续{self.consecutive_days}天日"
+            op = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[self.op]
+            text = self.threshold_text
+            if text.lower().startswith("force"):
+                text = f"{text.split()[1]}级（{self.threshold:g} m/s）"
+            return f"{prefix}{name}{op}{display_units(text)}"
         win = ""
         if self.window is not None:
             hours = self.window / pd.Timedelta("1h")
@@ -87,6 +101,13 @@ class Condition:
             win = f" {self.reduce}"
         days = f" x{self.consecutive_days} d" if self.consecutive_days > 1 else ""
         return f"{self.variables[0]}{win}{days} {self.op} {self.threshold_text}"
+
+
+def display_units(text: str) -> str:
+    """Units as readers write them (``degC`` -> ``°C``, ``m s-1`` -> ``m/s``)."""
+    for a, b in (("degC", "°C"), ("m s-1", "m/s"), ("percent", "%"), ("ug m-3", "µg/m³")):
+        text = text.replace(a, b)
+    return text
 
 
 @dataclass(frozen=True)
