@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 kernel: $(STAMP)
-	@$(BIN)/python -m ipykernel install --sys-prefix --name cityops --display-name "Python (cityops)" >/dev/null 2>&1
+	@$(BIN)/python -m cityops.report.kernel cityops >/dev/null
 	@echo "Jupyter kernel 'cityops' registered in $(VENV)"
 
 $(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py

@@ -30,6 +30,9 @@ __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
 
 log = logging.getLogger("cityops")
 
+#: Forecasts up to this size are loaded into memory before the rules run.
+IN_MEMORY_BYTES = 256 * 2**20
+
 #: The Annex 3 extreme-weather table is always applied, whatever the active rule set.
 EXTREME_RULES = "ejin-horo-annex3"
 
@@ -117,10 +120,15 @@ def assess(
     forecast = open_forecast(paths)
     source = forecast.attrs.get("cityops_source_files", str(paths))
     check_covers(forecast, juris.bounds, source=source, name=juris.name_zh)
+    if forecast.nbytes <= IN_MEMORY_BYTES:
+        # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
+        # tasks; larger ones stay lazy until the rules are computed.
+        forecast = forecast.load()
     table = load_rule_table(rules)
     timezone = juris.timezone
-    levels = evaluate(forecast, table, timezone=timezone)
-    extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone)
+    # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
+    levels = evaluate(forecast, table, timezone=timezone).load()
+    extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()
     weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
     now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
     frame = town_hazards(

@@ -18,7 +18,9 @@ def _name_bound(spec: str) -> tuple[str, str]:
 
 def test_environment_yml_in_step_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = dict(map(_name_bound, project["dependencies"] + project["optional-dependencies"]["test"]))
+    wanted = dict(
+        map(_name_bound, project["dependencies"] + project["optional-dependencies"]["test"])
+    )
     env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     have = {}
     for dep in env["dependencies"]:

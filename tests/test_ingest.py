@@ -71,7 +71,7 @@ def test_text_file_named_nc_and_truncated_file(tmp_path):
     good = write(make_forecast({"precip": np.arange(6.0)}), tmp_path / "good.nc")
     cut = tmp_path / "cut.nc"
     cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(InputError, match="cut.nc"):
+    with pytest.raises(InputError, match=r"cut\.nc"):
         open_forecast(cut)
 
 

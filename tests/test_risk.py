@@ -21,8 +21,9 @@ FAR = JURIS.unit("150627103")  # 纳林陶亥镇, about 45 km east
 def storm_at(lon0: float, lat0: float, hourly=(40.0, 45.0, 30.0), sigma_deg=0.06, n=24):
     """A Gaussian rain core over (lon0, lat0), peaking in hours 10-12."""
     lon2, lat2 = np.meshgrid(LON, LAT)
-    core = np.exp(-(((lon2 - lon0) * np.cos(np.deg2rad(lat0))) ** 2 + (lat2 - lat0) ** 2)
-                  / (2 * sigma_deg**2))
+    core = np.exp(
+        -(((lon2 - lon0) * np.cos(np.deg2rad(lat0))) ** 2 + (lat2 - lat0) ** 2) / (2 * sigma_deg**2)
+    )
     rain = np.zeros((n, *core.shape))
     for i, amount in enumerate(hourly):
         rain[9 + i] = amount * core
@@ -87,8 +88,16 @@ def test_now_sets_lead_tier_and_overdue():
 
 @pytest.mark.parametrize(
     ("lead", "tier"),
-    [(24.0, "impact_hint"), (23.9, "alert_due_later"), (3.0, "alert"), (3.01, "alert_due_later"),
-     (1.0, "nowcast"), (1.01, "alert"), (0.0, "nowcast"), (-0.5, "ongoing")],
+    [
+        (24.0, "impact_hint"),
+        (23.9, "alert_due_later"),
+        (3.0, "alert"),
+        (3.01, "alert_due_later"),
+        (1.0, "nowcast"),
+        (1.01, "alert"),
+        (0.0, "nowcast"),
+        (-0.5, "ongoing"),
+    ],
 )
 def test_tiers_of_the_plan(lead, tier):
     assert tier_for_lead(lead) == tier

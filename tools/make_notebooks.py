@@ -71,7 +71,42 @@ display(HTML(br.data_section_html(A, lang=p["lang"])))""",
 ]
 
 
-def build(cells) -> nbf.NotebookNode:
+EXPLORE = [
+    (
+        "markdown",
+        "# 预报探索 · Forecast exploration\n\nOpen a forecast, evaluate the warning rules and look at the banner and one town. "
+        "Change the parameters below and rerun; every cell calls the `cityops` package.",
+    ),
+    (
+        "code",
+        '''forecast = "../data/samples/july-rainstorm.nc"  # any forecast file cityops can read
+jurisdiction = "ejin-horo"
+lang = "zh"''',
+    ),
+    (
+        "code",
+        """from IPython.display import HTML, display
+
+from cityops.pipeline import assess
+from cityops.report import briefing as br
+from cityops.report import plots
+
+A = assess(forecast, jurisdiction=jurisdiction)
+reached = A.table[A.table["level"] > 0]
+reached[["town_name", "hazard", "level_name", "onset_utc", "peak_value", "units", "tier", "extreme"]]""",
+    ),
+    ("code", """display(br.figure_display(plots.level_map(A, lang=lang)))"""),
+    (
+        "code",
+        """# Pick a town: the one with the highest level, or type a name or alias such as "阿镇".
+town = reached.sort_values("level", ascending=False)["town_code"].iloc[0] if len(reached) else "阿镇"
+display(HTML(br.headline_html(A, A.jurisdiction.unit(town).code, lang=lang)))
+display(br.figure_display(plots.meteogram(A, A.jurisdiction.unit(town).code, lang=lang)))""",
+    ),
+]
+
+
+def build(cells, *, parameters: bool = True) -> nbf.NotebookNode:
     nb = nbf.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "cityops", "display_name": "Python (cityops)", "language": "python"},
@@ -80,13 +115,16 @@ def build(cells) -> nbf.NotebookNode:
     for i, (kind, src) in enumerate(cells):
         cell = nbf.v4.new_markdown_cell(src) if kind == "markdown" else nbf.v4.new_code_cell(src)
         cell.id = f"cell-{i}"
-        if i == 1:
+        if i == 1 and parameters:
             cell.metadata["tags"] = ["parameters"]
         nb.cells.append(cell)
     return nb
 
 
 if __name__ == "__main__":
-    out = ROOT / "templates" / "town_briefing.ipynb"
-    nbf.write(build(BRIEFING), out)
-    print(out)
+    for path, cells in (
+        (ROOT / "templates" / "town_briefing.ipynb", BRIEFING),
+        (ROOT / "notebooks" / "explore_forecast.ipynb", EXPLORE),
+    ):
+        nbf.write(build(cells, parameters=cells is BRIEFING), path)
+        print(path)

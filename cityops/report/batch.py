@@ -77,7 +77,7 @@ def check_kernel(name: str) -> None:
     except NoSuchKernel:
         raise InputError(
             f"Jupyter kernel {name!r} is not installed; run `make kernel` "
-            f"(python -m ipykernel install --sys-prefix --name {name})"
+            f"(python -m cityops.report.kernel {name})"
         ) from None
 
 

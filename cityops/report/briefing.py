@@ -248,7 +248,9 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
                 f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(localize_note(str(r['note']), lang))}</td></tr>"
             )
             continue
-        peak = "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {display_units(r['units'])}"
+        peak = (
+            "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {display_units(r['units'])}"
+        )
         extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
         if bool(r["extreme"]) and r["national_level_of_extreme"]:
             extreme += f" ({level_label(['none', 'blue', 'yellow', 'orange', 'red'].index(r['national_level_of_extreme']), lang)})"
@@ -311,7 +313,11 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
     body += f"<tr><th style='text-align:left'>history</th><td><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
     if notes:
         body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td>{'<br>'.join(map(html.escape, notes))}</td></tr>"
-    return f'<table style="font-size:0.85em" cellpadding="3">{body}</table>'
+    return (
+        '<table class="cityops-data" style="font-size:0.85em" cellpadding="3">'
+        "<style>.cityops-data th, .cityops-data td {text-align:left !important}</style>"
+        f"{body}</table>"
+    )
 
 
 def figure_display(fig, path: str | Path | None = None):

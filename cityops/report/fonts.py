@@ -55,6 +55,8 @@ def configure_cjk_font() -> str | None:
         mpl.rcParams["font.sans-serif"] = [family, *current]
         mpl.rcParams["font.family"] = "sans-serif"
         mpl.rcParams["axes.unicode_minus"] = False  # the CJK font lacks U+2212
+        # The bundled font has one weight; asking for bold falls back quietly.
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
         return family
     log.warning("no CJK font found: Chinese labels will show as boxes (pip install mplfonts)")
     return None

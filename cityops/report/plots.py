@@ -124,8 +124,7 @@ def level_map(
                 (unit.seat_lon, unit.seat_lat),
                 xytext=(3, 3),
                 textcoords="offset points",
-                fontsize=8 if unit.kind == "town" else 6.5,
-                fontweight="bold" if is_hl else "normal",
+                fontsize=9.5 if is_hl else (8 if unit.kind == "town" else 6.5),
             )
     lon0, lat0, lon1, lat1 = juris.bounds
     if zoom is not None:
@@ -233,8 +232,14 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
         if panel == "precip":
             x = _local(precip["time"].values)
             # Each bar covers the step ending at its valid time.
-            ax.bar(x, precip.values, width=-1 / 24, align="edge", color="#2b8cbe",
-                   label=t("precip_1h", lang))
+            ax.bar(
+                x,
+                precip.values,
+                width=-1 / 24,
+                align="edge",
+                color="#2b8cbe",
+                label=t("precip_1h", lang),
+            )
             for hours, style in ((3, "-"), (6, "--")):
                 acc = window_reduce(precip, pd.Timedelta(hours=hours), "sum")
                 ax.plot(
@@ -299,5 +304,5 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
 def headline_card(assessment, code: str, headline: str, *, lang: str = "zh") -> Figure:
     """The messaging-app image: headline text above the unit's level map."""
     fig = level_map(assessment, highlight=code, zoom=code, lang=lang, figsize=(6.4, 6.0))
-    fig.suptitle(headline, fontsize=11, fontweight="bold", wrap=True)
+    fig.suptitle(headline, fontsize=12, wrap=True)
     return fig

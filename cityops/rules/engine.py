@@ -81,6 +81,24 @@ class LevelResult:
     def __iter__(self):
         return iter(self.hazards.values())
 
+    def load(self) -> LevelResult:
+        """Compute every level field and condition result in one pass (shared dask graph),
+        in place; returns self. Call it once before aggregating a small (cropped) grid."""
+        import dask
+
+        slots = []
+        for res in self:
+            if res.evaluated:
+                slots.append((res, "level", None))
+            for crs in (c for cl in res.conditions.values() for c in cl):
+                if crs.evaluated:
+                    slots.append((crs, "value", None))
+                    slots.append((crs, "holds", None))
+        arrays = [getattr(obj, attr) for obj, attr, _ in slots]
+        for (obj, attr, _), value in zip(slots, dask.compute(*arrays), strict=True):
+            setattr(obj, attr, value)
+        return self
+
     def to_dataset(self) -> xr.Dataset:
         """CF dataset: ``<hazard>_level`` (flag values 0-4) and the aggregated values."""
         names = level_names()
