@@ -244,3 +244,14 @@ def test_annex3_follows_its_own_numbers():
     assert int(res["heat"].level.max()) == 1  # 37 °C = national orange, extreme
     assert annex3["gale"].extra["main_text_colour"] == "red"
     assert annex3["gale"].extra["national_equivalent"] == "orange"
+
+
+def test_low_visibility_in_dry_air_is_not_fog():
+    # A sandstorm's 100 m visibility with 20 % humidity is not fog; in saturated air it is.
+    dry = make_forecast({"vis": np.full(6, 100.0), "rh": np.full(6, 20.0)})
+    moist = make_forecast({"vis": np.full(6, 100.0), "rh": np.full(6, 97.0)})
+    assert top_level(dry, "fog") == 0
+    assert top_level(moist, "fog") == 3
+    # Without humidity the level is judged on visibility alone, and the note says so.
+    res = evaluate(make_forecast({"vis": np.full(6, 100.0)}), NATIONAL, hazards=["fog"])["fog"]
+    assert int(res.level.max()) == 3 and any("rh" in n for n in res.notes)

@@ -279,7 +279,9 @@ def _criterion(assessment, row, lang: str) -> str:
     res = assessment.levels[row["hazard"]]
     level = int(row["level"]) or min(res.conditions, default=0)
     crs = [c for c in res.conditions.get(level, []) if c.evaluated]
-    joiner = "或" if lang == "zh" else " or "
+    rule = res.rules.level_rule(level)
+    any_mode = rule is None or rule.mode == "any"
+    joiner = ("或" if any_mode else "且") if lang == "zh" else (" or " if any_mode else " and ")
     return joiner.join(c.condition.describe(lang) for c in crs)
 
 

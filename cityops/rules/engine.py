@@ -243,7 +243,8 @@ def evaluate_condition(
 
 def _combine(rule: LevelRule, results: list[ConditionResult]) -> xr.DataArray | None:
     usable = [r.holds for r in results if r.evaluated]
-    if not usable or (rule.mode == "all" and len(usable) < len(results)):
+    missing_required = [r for r in results if not r.evaluated and r.condition.required]
+    if not usable or (rule.mode == "all" and missing_required):
         return None
     out = usable[0]
     for h in usable[1:]:

@@ -59,6 +59,9 @@ class Condition:
         The threshold as written in the table (e.g. ``"force 6"``, ``"50 mm"``).
     consecutive_days : int
         For daily reductions: number of consecutive days that must satisfy the comparison.
+    required : bool
+        In an ``all:`` level, whether the level can be judged without this condition's
+        variable (``required: false``: judged on the other conditions, with a note).
     """
 
     variables: tuple[str, ...]
@@ -69,6 +72,7 @@ class Condition:
     threshold_text: str
     window: pd.Timedelta | None = None
     consecutive_days: int = 1
+    required: bool = True
 
     @property
     def key(self) -> str:
@@ -247,7 +251,11 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
         raise _fail(
             path, where, f"field 'threshold': {text!r} is not convertible to {units}"
         ) from None
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        raise _fail(path, where, "field 'required' must be true or false")
     return Condition(
+        required=required,
         variables=tuple(variables),
         reduce=reduce,
         op=op,

@@ -1,0 +1,59 @@
+"""The briefing batch: one broken unit does not stop the others; output replaced atomically."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from cityops.errors import PartialFailure
+from cityops.report.batch import BriefOptions, run_briefings, template_path
+from cityops.scenarios import write_scenario
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory):
+    return write_scenario("quiet-day", tmp_path_factory.mktemp("q") / "quiet.nc")
+
+
+def broken_template(folder, code):
+    nb = nbformat.read(template_path(), as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell(
+        f'if p["town"] == "{code}":\n    raise RuntimeError("deliberately broken unit")'))
+    path = folder / "broken.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_one_broken_unit_reported_others_finish(quiet, tmp_path):
+    opts = BriefOptions(towns="150627100,150627104", jobs=2,
+                        template=str(broken_template(tmp_path, "150627104")))
+    out = tmp_path / "run"
+    with pytest.raises(PartialFailure) as err:
+        run_briefings(quiet, out, opts)
+    assert set(err.value.failed) == {"150627104"}
+    assert "deliberately broken unit" in err.value.failed["150627104"]
+    assert (out / "150627100" / "briefing.html").exists()
+    assert not (out / "150627104" / "briefing.html").exists()
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "deliberately broken unit" in index
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert list(run["failures"]) == ["150627104"]
+
+
+def test_rerun_replaces_output_and_quiet_day_says_so(quiet, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an earlier run")
+    index = run_briefings(quiet, out, BriefOptions(towns="阿镇", jobs=1))
+    assert index == out / "index.html"
+    assert not (out / "stale.txt").exists()
+    html = (out / "150627100" / "briefing.html").read_text(encoding="utf-8")
+    assert "无达到预警信号标准的天气" in html
+    # Notebooks carry no wall-clock execution metadata (reruns give identical files).
+    nb = nbformat.read(out / "150627100" / "briefing.ipynb", as_version=4)
+    assert "papermill" not in nb.metadata
+    assert all("execution" not in c.metadata for c in nb.cells)
