@@ -116,7 +116,7 @@ def _strip_execution_metadata(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _to_html(notebook: Path, html_path: Path) -> None:
+def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -125,6 +125,8 @@ def _to_html(notebook: Path, html_path: Path) -> None:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    if lang == "zh":
+        body = body.replace('<html lang="en">', '<html lang="zh-CN">', 1)
     body = body.replace(
         "<head>",
         '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -170,7 +172,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
     finally:
         if notebook.exists():
             _strip_execution_metadata(notebook)
-    _to_html(notebook, folder / "briefing.html")
+    _to_html(notebook, folder / "briefing.html", opts.lang)
     return None
 
 

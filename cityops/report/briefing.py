@@ -236,16 +236,18 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
     ]
     if rows["probability"].notna().any():
         head.insert(8, t("probability", lang))
+    # Inline styles: the notebook's HTML template right-aligns table cells.
+    cell = 'style="text-align:left;vertical-align:top"'
     out = [
         '<table style="border-collapse:collapse;font-size:0.9em" border="1" cellpadding="4">',
-        "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>",
+        "<tr>" + "".join(f"<th {cell}>{h}</th>" for h in head) + "</tr>",
     ]
     for _, r in rows.iterrows():
         hazard = r["hazard_name_zh"] if lang == "zh" else r["hazard_name_en"]
         if not bool(r["evaluated"]):
             out.append(
-                f"<tr><td>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
-                f"style='color:#777'>{t('not_evaluated', lang)}: {html.escape(localize_note(str(r['note']), lang))}</td></tr>"
+                f"<tr><td {cell}>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
+                f"style='color:#777;text-align:left'>{t('not_evaluated', lang)}: {html.escape(localize_note(str(r['note']), lang))}</td></tr>"
             )
             continue
         peak = (
@@ -269,7 +271,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         if len(head) == 11:
             prob = "" if pd.isna(r["probability"]) else f"{100 * float(r['probability']):.0f}%"
             cells.insert(8, prob)
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        out.append("<tr>" + "".join(f"<td {cell}>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -309,17 +311,14 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
         if r.notes
     ]
     body = "".join(
-        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
         for k, v in items
     )
-    body += f"<tr><th style='text-align:left'>history</th><td><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
+    body += f"<tr><th style='text-align:left'>history</th><td style='text-align:left'><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
     if notes:
-        body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td>{'<br>'.join(map(html.escape, notes))}</td></tr>"
-    return (
-        '<table class="cityops-data" style="font-size:0.85em" cellpadding="3">'
-        "<style>.cityops-data th, .cityops-data td {text-align:left !important}</style>"
-        f"{body}</table>"
-    )
+        body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td style='text-align:left'>{'<br>'.join(map(html.escape, notes))}</td></tr>"
+    return f'<table style="font-size:0.85em" cellpadding="3">{body}</table>'
 
 
 def figure_display(fig, path: str | Path | None = None):

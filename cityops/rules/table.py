@@ -81,8 +81,29 @@ class Condition:
         days = f"_{self.consecutive_days}d" if self.consecutive_days > 1 else ""
         return f"{self.variables[0]}_{self.reduce}{win}{days}"
 
-    def describe(self, lang: str = "en") -> str:
-        """Human-readable form, e.g. ``precip 3 h sum >= 50 mm`` or ``3小时降水量≥50 mm``."""
+    def describe(self, lang: str | None = None) -> str:
+        """The condition as text: compact for tables (``precip 3 h sum >= 50 mm``, the
+        default), or for readers in ``"zh"`` (``3小时累计降水量≥50 mm``) or ``"en"``
+        (``3 h total precipitation amount ≥ 50 mm``)."""
+        if lang == "en":
+            name = canonical_variables()[self.variables[0]]["long_name"].split(" (")[0]
+            name = name.replace(" over the step", "")
+            prefix = ""
+            if self.window is not None:
+                hours = self.window / pd.Timedelta("1h")
+                how = {"sum": "total", "max": "maximum", "min": "minimum"}[self.reduce]
+                prefix = f"{hours:g} h {how} "
+            elif self.reduce.startswith("daily"):
+                prefix = (
+                    "daily "
+                    if self.consecutive_days == 1
+                    else (f"{self.consecutive_days} consecutive days of daily ")
+                )
+            op = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[self.op]
+            text = self.threshold_text
+            if text.lower().startswith("force"):
+                text = f"force {text.split()[1]} ({self.threshold:g} m/s)"
+            return f"{prefix}{name} {op} {display_units(text)}"
         if lang == "zh":
             name = canonical_variables()[self.variables[0]].get("long_name_zh", self.variables[0])
             prefix = ""

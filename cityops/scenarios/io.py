@@ -1,0 +1,121 @@
+"""Writing scenarios to NetCDF atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from cityops.errors import InputError
+from cityops.scenarios.dataset import make_scenario
+
+__all__ = ["write_dataset", "write_scenario"]
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    enc = {
+        name: {
+            "zlib": True,
+            "complevel": 4,
+            "shuffle": True,
+            "dtype": "float32",
+            "_FillValue": None,
+        }
+        for name in ds.data_vars
+    }
+    for name in ("lat", "lon"):
+        enc[name] = {"_FillValue": None}
+    return enc
+
+
+def _temporary(out: Path) -> Path:
+    return out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def write_dataset(ds: xr.Dataset, out: str | os.PathLike) -> Path:
+    """Write ``ds`` to NetCDF4 (zlib) through a temporary file in the same folder.
+
+    Nothing is left behind on failure: either ``out`` is complete (replaced atomically by
+    :func:`os.replace`) or it is untouched.
+    """
+    out = Path(out)
+    tmp = _prepare(out)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return out
+
+
+def _prepare(out: Path) -> Path:
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; expected a NetCDF file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{out}: cannot create folder {out.parent} ({err.strerror})") from None
+    return _temporary(out)
+
+
+def write_scenario(
+    name: str,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    members: int | None = None,
+    issued: str | pd.Timestamp | None = None,
+    observed_out: str | os.PathLike | None = None,
+) -> Path:
+    """Write a scenario forecast (and optionally its observed companion) to NetCDF4.
+
+    Parameters
+    ----------
+    name : str
+        Scenario name (see :data:`cityops.scenarios.SCENARIOS`).
+    out : path
+        Forecast file to write (parent folders are created).
+    seed, members, issued
+        As in :func:`cityops.scenarios.make_scenario`.
+    observed_out : path, optional
+        Also write "what really happened" (``observed=True``, same seed and issued time).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Notes
+    -----
+    Both datasets are built first, then written to temporary files beside their targets
+    and moved into place with :func:`os.replace`: a failure leaves no partial file.
+    """
+    out = Path(out)
+    datasets = [(make_scenario(name, seed=seed, members=members, issued=issued), out)]
+    if observed_out is not None:
+        observed_out = Path(observed_out)
+        if observed_out.resolve() == out.resolve():
+            raise InputError(f"{observed_out}: the observed file must differ from the forecast")
+        datasets.append(
+            (make_scenario(name, seed=seed, issued=issued, observed=True), observed_out)
+        )
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for ds, target in datasets:
+            tmp = _prepare(target)
+            staged.append((tmp, target))
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+    return out
