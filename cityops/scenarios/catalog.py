@@ -65,6 +65,26 @@ class ScenarioInfo:
         of each town the situation is built to hit, for the control run at
         ``default_issued``. Onset is the first valid time whose window meets the level
         (interfaces.md §2). See :meth:`expected_at` for another ``issued``.
+
+    Notes
+    -----
+    How ``expected`` is read from the national table (spec/warning-signals.md), at the nearest
+    grid cell of the town's point, for every seed of the control run:
+
+    - rainstorm / blizzard: sums of ``precip`` / ``snowfall`` over (t - N h, t];
+    - gale: ``wind`` or ``gust`` against the Beaufort lower bounds; heat (orange, red):
+      ``t2m_max``; fog: ``vis`` (strictly below); frost: ``tsurf`` (at or below);
+    - sandstorm: ``vis`` below the level's bound where ``dust`` is 1,000 ug m-3 or more
+      (visibility alone never makes a sandstorm; in these scenarios visibility is below
+      1,000 m only where dust exceeds about 2,900 ug m-3);
+    - cold wave: Beijing calendar day D against D - 1 (both complete days); the level holds
+      from the first step of D at which the running minimum of ``t2m_min`` in D is at or
+      below both (Tmin(D-1) - drop) and the level's cap, and the mean wind in D has reached
+      the force. An engine that uses another reading (sliding 24 h windows, onset at the
+      start or end of the day) gets the same level (the drop is 14 degC, the day-2 wind
+      12 m/s) but possibly another onset.
+
+    Level 0 entries state that the town is meant to stay below every level of that hazard.
     """
 
     name: str
@@ -635,7 +655,7 @@ _INFOS = (
         default_issued=pd.Timestamp("2026-07-10T00:00Z"),
         hours=72,
         expected=(
-            _exp("150627100", "rainstorm", 4, "2026-07-10T12:00:00Z"),
+            _exp("150627100", "rainstorm", 4, "2026-07-10T13:00:00Z"),
             _exp("150627103", "rainstorm", 0, None),
             _exp("150627105", "rainstorm", 0, None),
         ),

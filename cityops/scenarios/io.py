@@ -43,15 +43,25 @@ def write_dataset(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     :func:`os.replace`) or it is untouched.
     """
     out = Path(out)
-    tmp = _prepare(out)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    _write_all([(ds, out)])
     return out
+
+
+def _write_all(items: list[tuple[xr.Dataset, Path]]) -> None:
+    """Stage every file beside its target, then move them all into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for ds, target in items:
+            tmp = _prepare(target)
+            staged.append((tmp, target))
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
 
 
 def _prepare(out: Path) -> Path:
@@ -105,17 +115,5 @@ def write_scenario(
         datasets.append(
             (make_scenario(name, seed=seed, issued=issued, observed=True), observed_out)
         )
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for ds, target in datasets:
-            tmp = _prepare(target)
-            staged.append((tmp, target))
-            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        for tmp, target in staged:
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
+    _write_all(datasets)
     return out
