@@ -21,16 +21,21 @@ def quiet(tmp_path_factory):
 
 def broken_template(folder, code):
     nb = nbformat.read(template_path(), as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell(
-        f'if p["town"] == "{code}":\n    raise RuntimeError("deliberately broken unit")'))
+    nb.cells.insert(
+        3,
+        nbformat.v4.new_code_cell(
+            f'if p["town"] == "{code}":\n    raise RuntimeError("deliberately broken unit")'
+        ),
+    )
     path = folder / "broken.ipynb"
     nbformat.write(nb, path)
     return path
 
 
 def test_one_broken_unit_reported_others_finish(quiet, tmp_path):
-    opts = BriefOptions(towns="150627100,150627104", jobs=2,
-                        template=str(broken_template(tmp_path, "150627104")))
+    opts = BriefOptions(
+        towns="150627100,150627104", jobs=2, template=str(broken_template(tmp_path, "150627104"))
+    )
     out = tmp_path / "run"
     with pytest.raises(PartialFailure) as err:
         run_briefings(quiet, out, opts)

@@ -20,7 +20,11 @@ ENV = {**os.environ, "MPLBACKEND": "agg"}
 def cityops(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "cityops.cli", *map(str, args)],
-        capture_output=True, text=True, env=ENV, cwd=cwd, timeout=900,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=cwd,
+        timeout=900,
     )
 
 
@@ -36,8 +40,15 @@ def rainstorm(tmp_path_factory):
 def test_scenario_list_names_all_situations():
     res = cityops("scenario", "--list")
     assert res.returncode == 0
-    for name in ("quiet-day", "july-rainstorm", "january-blizzard", "spring-gale",
-                 "summer-heatwave", "autumn-fog", "2022-08-ejin-horo-extreme-rain"):
+    for name in (
+        "quiet-day",
+        "july-rainstorm",
+        "january-blizzard",
+        "spring-gale",
+        "summer-heatwave",
+        "autumn-fog",
+        "2022-08-ejin-horo-extreme-rain",
+    ):
         assert name in res.stdout
 
 
@@ -76,12 +87,13 @@ def test_unknown_town_lists_close_matches(rainstorm, tmp_path):
 
 
 def test_stale_real_forecast_is_refused(tmp_path):
-    from tests.conftest import make_forecast
-
     import numpy as np
 
-    ds = make_forecast({"precip": np.zeros(6)}, lat=np.arange(38.8, 39.95, 0.1),
-                       lon=np.arange(108.9, 110.55, 0.1))
+    from tests.conftest import make_forecast
+
+    ds = make_forecast(
+        {"precip": np.zeros(6)}, lat=np.arange(38.8, 39.95, 0.1), lon=np.arange(108.9, 110.55, 0.1)
+    )
     path = tmp_path / "old.nc"
     ds.to_netcdf(path)
     res = cityops("brief", path, "--out", tmp_path / "b", "--now", "2026-07-12T00:00:00Z")
@@ -92,8 +104,9 @@ def test_stale_real_forecast_is_refused(tmp_path):
 def test_brief_shows_storm_in_the_right_town(rainstorm, tmp_path):
     exp = next(e for e in SCENARIOS["july-rainstorm"].expected if e["level"] == 4)
     out = tmp_path / "brief"
-    res = cityops("brief", rainstorm, "--out", out, "--towns", f"{exp['town_code']},150627103",
-                  "--jobs", "2")
+    res = cityops(
+        "brief", rainstorm, "--out", out, "--towns", f"{exp['town_code']},150627103", "--jobs", "2"
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("index.html")
     index = (out / "index.html").read_text(encoding="utf-8")
