@@ -6,6 +6,8 @@ outputs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat as nbf
@@ -127,4 +129,6 @@ if __name__ == "__main__":
         (ROOT / "notebooks" / "explore_forecast.ipynb", EXPLORE),
     ):
         nbf.write(build(cells, parameters=cells is BRIEFING), path)
+        # The formatter owns code layout, in notebooks too (`make lint` checks them).
+        subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=False)
         print(path)
