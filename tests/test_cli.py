@@ -104,8 +104,18 @@ def test_stale_real_forecast_is_refused(tmp_path):
 def test_brief_shows_storm_in_the_right_town(rainstorm, tmp_path):
     exp = next(e for e in SCENARIOS["july-rainstorm"].expected if e["level"] == 4)
     out = tmp_path / "brief"
+    # A relative forecast path, from another folder, with notebooks run in parallel.
+    towns = f"{exp['town_code']},纳林陶亥镇,150627105,150627106"
     res = cityops(
-        "brief", rainstorm, "--out", out, "--towns", f"{exp['town_code']},150627103", "--jobs", "2"
+        "brief",
+        rainstorm.name,
+        "--out",
+        out,
+        "--towns",
+        towns,
+        "--jobs",
+        "2",
+        cwd=rainstorm.parent,
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("index.html")

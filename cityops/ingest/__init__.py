@@ -17,12 +17,14 @@ import xarray as xr
 from cityops.errors import InputError
 from cityops.ingest.canonical import add_history, check_covers, to_canonical
 
-__all__ = ["add_history", "check_covers", "open_forecast", "to_canonical"]
+__all__ = ["add_history", "check_covers", "expand_paths", "open_forecast", "to_canonical"]
 
 log = logging.getLogger("cityops")
 
 
-def _expand(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files named by paths and glob patterns, in order; :class:`InputError` for a missing
+    file, a folder, or a pattern matching nothing."""
     if isinstance(paths, str | Path):
         paths = [paths]
     out: list[Path] = []
@@ -83,7 +85,7 @@ def open_forecast(
     InputError
         With a one-line message naming the file and the problem.
     """
-    files = _expand(paths)
+    files = expand_paths(paths)
     chunks = {} if chunks is None else chunks
     parts = [to_canonical(_open_netcdf(p, chunks), source=str(p)) for p in files]
     if len(parts) == 1:

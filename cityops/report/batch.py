@@ -29,6 +29,7 @@ import pandas as pd
 
 from cityops import __version__
 from cityops.errors import InputError, PartialFailure
+from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
 from cityops.timeutil import parse_utc
 
@@ -143,7 +144,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
     folder.mkdir(parents=True, exist_ok=True)
     notebook = folder / "briefing.ipynb"
     params = {
-        "forecast": ",".join(str(Path(f).resolve()) for f in forecast),
+        "forecast": ",".join(forecast),  # already absolute: see run_briefings
         "town": code,
         "jurisdiction": opts.jurisdiction,
         "rules": opts.rules,
@@ -162,7 +163,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
             log_output=False,
             execution_timeout=opts.timeout,
             start_timeout=120,
-            cwd=str(folder),
+            # No cwd=: papermill would chdir the whole process, racing the other threads.
         )
     except Exception as err:  # the unit fails, the batch goes on
         evalue = getattr(err, "evalue", None) or str(err).strip().splitlines()[-1:] or [repr(err)]
@@ -205,6 +206,8 @@ def run_briefings(
 
     opts = options or BriefOptions()
     forecast = [str(forecast)] if isinstance(forecast, str | Path) else [str(f) for f in forecast]
+    # Absolute paths before any thread starts: notebooks run elsewhere.
+    forecast = [str(p.resolve()) for p in expand_paths(forecast)]
     started = time.monotonic()
     timings: dict[str, float] = {}
     check_kernel(opts.kernel)
@@ -242,7 +245,7 @@ def run_briefings(
             "cityops_version": __version__,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "inputs": [str(Path(f).resolve()) for f in forecast],
+            "inputs": forecast,
             "issued": assessment.forecast.attrs["issued"],
             "reference_time": assessment.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "jurisdiction": assessment.jurisdiction.name,
