@@ -373,4 +373,6 @@ def town_hazards(
                     )
                 )
     frame["note"] = frame["note"].fillna("")
+    frame["level"] = frame["level"].astype(int)
+    frame["max_member_level"] = frame["max_member_level"].astype("Int64")
     return frame[COLUMNS + EXTRA_COLUMNS]

@@ -202,7 +202,7 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     configure_cjk_font()
     colours = level_colours()
     unit = assessment.jurisdiction.unit(code)
-    if not unit.has_geometry or code not in assessment.weights["unit"].values:
+    if not unit.has_geometry or unit.code not in assessment.weights["unit"].values:
         return None
     panels = []
     precip = town_series(assessment, unit.code, "precip")
