@@ -122,7 +122,7 @@ def level_map(
             ax.annotate(
                 name,
                 (unit.seat_lon, unit.seat_lat),
-                xytext=(3, 3),
+                xytext=(3, 3) if unit.kind == "town" else (3, -10),
                 textcoords="offset points",
                 fontsize=9.5 if is_hl else (8 if unit.kind == "town" else 6.5),
             )
