@@ -27,6 +27,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=0.3,
         help="ensemble share of members needed to report a level (default 0.3)",
     )
+    p.add_argument(
+        "--mapping",
+        type=Path,
+        default=None,
+        help="YAML mapping of source variable names to canonical ones",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +125,7 @@ def _cmd_assess(args) -> int:
         rules=args.rules,
         now=args.now,
         report_probability=args.report_probability,
+        mapping=args.mapping,
     )
     out = write_assessment(result, args.out)
     reached = result.table[result.table["level"] > 0]
@@ -141,6 +148,7 @@ def _cmd_brief(args) -> int:
         timeout=args.timeout,
         kernel=args.kernel,
         report_probability=args.report_probability,
+        mapping=str(args.mapping) if args.mapping else "",
     )
     index = run_briefings(args.forecast, args.out, opts)
     print(index)

@@ -22,7 +22,7 @@ import xarray as xr
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
-from cityops.ingest import check_covers, open_forecast
+from cityops.ingest import open_forecast
 from cityops.rules import LevelResult, evaluate, load_rule_table
 from cityops.timeutil import parse_utc
 
@@ -94,6 +94,7 @@ def assess(
     rules: str | Path = "national",
     now=None,
     report_probability: float = 0.3,
+    mapping: str | Path | None = None,
 ) -> Assessment:
     """Evaluate every rule on a forecast and aggregate to the jurisdiction's units.
 
@@ -109,6 +110,8 @@ def assess(
         Reference time for lead times and tiers (default: the forecast's ``issued``).
     report_probability : float, optional
         Ensemble share needed to report a level.
+    mapping : path, optional
+        A user variable mapping (YAML) for source names ingest does not know.
 
     Returns
     -------
@@ -117,9 +120,10 @@ def assess(
     juris = (
         jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
     )
-    forecast = open_forecast(paths)
+    # Cropped to the jurisdiction before anything is loaded: a national file costs what the
+    # banner needs. The grid must cover the jurisdiction.
+    forecast = open_forecast(paths, bounds=juris.bounds, mapping=mapping)
     source = forecast.attrs.get("cityops_source_files", str(paths))
-    check_covers(forecast, juris.bounds, source=source, name=juris.name_zh)
     if forecast.nbytes <= IN_MEMORY_BYTES:
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.

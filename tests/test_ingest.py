@@ -66,7 +66,7 @@ def test_variable_without_units_is_an_error(tmp_path):
 def test_text_file_named_nc_and_truncated_file(tmp_path):
     text = tmp_path / "fake.nc"
     text.write_text("not a forecast\n")
-    with pytest.raises(InputError, match="not a NetCDF file"):
+    with pytest.raises(InputError, match="unknown file format"):
         open_forecast(text)
     good = write(make_forecast({"precip": np.arange(6.0)}), tmp_path / "good.nc")
     cut = tmp_path / "cut.nc"

@@ -1,23 +1,49 @@
 """Ingest: forecast files to the canonical dataset (interfaces.md §1).
 
-Knows nothing of rules or towns. This first version reads NetCDF files that already use the
-canonical names (the sample scenarios, cityops' own outputs); readers for GRIB, MICAPS and
-other models' naming come with the ingest issue.
+Knows nothing of rules or towns. Readers return the file's own structure; the steps of
+:mod:`cityops.ingest.canonical` normalise coordinates and time, crop to the jurisdiction before
+anything is loaded, recognise variables and convert units and accumulations.
+
+Formats are recognised by content, not by file name: NetCDF (classic and HDF5-based, through
+netCDF4-python), GRIB 1/2 (cfgrib and ecCodes), MICAPS diamond 4 grids.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pandas as pd
 import xarray as xr
 
 from cityops.errors import InputError
-from cityops.ingest.canonical import add_history, check_covers, to_canonical
+from cityops.ingest.canonical import (
+    VariableMapping,
+    add_history,
+    canonicalize,
+    check_covers,
+    crop,
+    load_mapping,
+    normalize_coords,
+    normalize_time,
+    to_canonical,
+)
+from cityops.timeutil import iso_utc
 
-__all__ = ["add_history", "check_covers", "expand_paths", "open_forecast", "to_canonical"]
+__all__ = [
+    "VariableMapping",
+    "add_history",
+    "canonicalize",
+    "check_covers",
+    "expand_paths",
+    "load_mapping",
+    "open_forecast",
+    "open_raw",
+    "sniff_format",
+    "to_canonical",
+]
 
 log = logging.getLogger("cityops")
 
@@ -45,40 +71,116 @@ def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _open_netcdf(path: Path, chunks) -> xr.Dataset:
+def sniff_format(path: Path) -> str:
+    """``netcdf``, ``grib``, ``micaps4`` or ``micaps1`` from the first bytes of the file."""
     with path.open("rb") as fh:
-        magic = fh.read(8)
-    # netCDF4-python reads both the classic (CDF) and the HDF5-based formats.
-    if magic[:3] == b"CDF" or magic[:8] == b"\x89HDF\r\n\x1a\n":
-        engine = "netcdf4"
-    else:
-        raise InputError(f"{path}: not a NetCDF file (unknown signature {magic[:4]!r})")
-    try:
-        # An explicit engine: letting xarray guess imports every backend (see issue #3).
-        return xr.open_dataset(path, engine=engine, chunks=chunks)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise InputError(f"{path}: cannot be read as NetCDF ({err})") from None
+        head = fh.read(64)
+    if head[:3] == b"CDF" or head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "netcdf"
+    if head[:4] == b"GRIB":
+        return "grib"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"diamond"):
+        kind = text[len(b"diamond") :].split()[:1]
+        if kind == [b"4"]:
+            return "micaps4"
+        if kind == [b"1"]:
+            return "micaps1"
+    raise InputError(
+        f"{path}: unknown file format (first bytes {head[:8]!r}); expected NetCDF, GRIB or "
+        "MICAPS diamond 4"
+    )
+
+
+def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
+    """The file as its reader sees it (no renaming or conversion)."""
+    kind = sniff_format(path)
+    if kind == "netcdf":
+        try:
+            # An explicit engine: letting xarray guess imports every backend, ecCodes included
+            # (see cityops.ingest.grib on the import-order crash).
+            return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            raise InputError(f"{path}: cannot be read as NetCDF ({err})") from None
+    if kind == "grib":
+        from cityops.ingest.grib import open_grib
+
+        return open_grib(path, chunks=chunks)
+    if kind == "micaps4":
+        from cityops.ingest.micaps import read_micaps4
+
+        return read_micaps4(path)
+    raise InputError(
+        f"{path}: MICAPS diamond 1 holds station observations, not a gridded forecast; "
+        "use it as --observed in a review"
+    )
+
+
+def _combine(parts: list[xr.Dataset], files: list[Path]) -> xr.Dataset:
+    issued = {p.attrs["issued"] for p in parts}
+    if len(issued) > 1:
+        raise InputError(
+            f"{files[0]}: files belong to different runs (issued {', '.join(sorted(issued))})"
+        )
+    common = set(parts[0].data_vars)
+    for p in parts[1:]:
+        common &= set(p.data_vars)
+    dropped = set().union(*(set(p.data_vars) for p in parts)) - common
+    if dropped:
+        log.info(
+            "%s: variables not in every file ignored: %s", files[0], ", ".join(sorted(dropped))
+        )
+    ds = xr.concat(
+        [p[sorted(common)] for p in parts],
+        dim="time",
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    ).sortby("time")
+    times = pd.DatetimeIndex(ds["time"].values)
+    if times.has_duplicates:
+        raise InputError(
+            f"{files[0]}: valid time {iso_utc(times[times.duplicated()][0])} appears in two files"
+        )
+    # Each step now starts where the previous one ends; the first keeps its own start.
+    starts = ds["step_start"].values.copy()
+    starts[1:] = ds["time"].values[:-1]
+    ds = ds.assign_coords(step_start=("time", starts))
+    add_history(ds, f"{len(files)} files combined along time")
+    return ds
 
 
 def open_forecast(
     paths: str | Path | Sequence[str | Path],
     *,
     chunks: dict | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    margin: float = 0.3,
+    mapping: str | Path | Mapping[str, VariableMapping] | None = None,
 ) -> xr.Dataset:
     """Open one forecast (one or several files, or a glob) as the canonical dataset.
 
     Parameters
     ----------
     paths : path, glob or list of paths
-        NetCDF files; several files are combined along ``time``.
+        NetCDF, GRIB or MICAPS diamond 4 files of one run; several files (one per lead time,
+        say) are combined along ``time``.
     chunks : dict, optional
-        Dask chunks (default ``{}``: lazy, one chunk per file variable).
+        Dask chunks (default ``{}``: lazy, the file's own chunks).
+    bounds : (lon_min, lat_min, lon_max, lat_max), optional
+        Crop to these bounds plus ``margin`` degrees before anything is loaded; the grid must
+        cover them.
+    mapping : path or dict, optional
+        A user variable mapping (YAML, see :func:`cityops.ingest.load_mapping`).
 
     Returns
     -------
     xarray.Dataset
-        Canonical dataset: UTC ``time``, ``lat``/``lon``, canonical variables and units,
-        ``issued`` attribute; what was inferred is in ``history``.
+        Canonical dataset: valid ``time`` (UTC) with ``step_start``, ``lat``/``lon``, optional
+        ``member``, canonical variables in canonical units, ``issued``; everything inferred
+        is in ``history``.
 
     Raises
     ------
@@ -86,25 +188,21 @@ def open_forecast(
         With a one-line message naming the file and the problem.
     """
     files = expand_paths(paths)
+    if isinstance(mapping, str | Path):
+        mapping = load_mapping(mapping)
     chunks = {} if chunks is None else chunks
-    parts = [to_canonical(_open_netcdf(p, chunks), source=str(p)) for p in files]
-    if len(parts) == 1:
-        ds = parts[0]
-    else:
-        issued = {p.attrs["issued"] for p in parts}
-        if len(issued) > 1:
-            raise InputError(
-                f"{files[0]}: files belong to different runs (issued {', '.join(sorted(issued))})"
-            )
-        ds = xr.concat(
-            parts,
-            dim="time",
-            data_vars="minimal",
-            coords="minimal",
-            compat="override",
-            join="override",
-            combine_attrs="override",
-        )
-        ds = to_canonical(ds, source=", ".join(map(str, files)))
+    parts = []
+    for path in files:
+        source = str(path)
+        raw = open_raw(path, chunks=chunks)
+        raw = normalize_coords(raw, source=source)
+        raw = normalize_time(raw, source=source)
+        if bounds is not None:
+            raw = crop(raw, bounds, margin=margin, source=source)
+        parts.append(raw)
+    raw = parts[0] if len(parts) == 1 else _combine(parts, files)
+    source = ", ".join(str(p) for p in files) if len(files) > 1 else str(files[0])
+    ds = to_canonical(raw, source=source, mapping=mapping)
+    ds.encoding["source"] = source
     ds.attrs["cityops_source_files"] = ", ".join(str(p) for p in files)
     return ds

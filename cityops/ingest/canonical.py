@@ -1,21 +1,74 @@
-"""Checking and completing the canonical forecast dataset (interfaces.md §1)."""
+"""From whatever a reader returns to the canonical forecast dataset (interfaces.md §1).
+
+Small single-purpose steps, each recording what it inferred in ``history``:
+
+1. :func:`normalize_coords` — ``latitude``/``longitude`` to ``lat``/``lon``, 0–360 to −180…180,
+   ensemble dimension to ``member``.
+2. :func:`normalize_time` — valid time from ``time``, ``valid_time`` or reference ``time`` +
+   ``step``; the forecast reference time into ``issued``; the start of the first step.
+3. :func:`crop` — the jurisdiction plus a margin, before anything is loaded.
+4. :func:`identify_variables` — user mapping, CF ``standard_name``, known aliases.
+5. :func:`to_canonical` — units with pint, de-accumulation, rates to amounts, wind from
+   components, CF attributes.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from cityops.errors import InputError
-from cityops.resources import canonical_variables
+from cityops.resources import canonical_variables, load_yaml, package_data
 from cityops.timeutil import iso_utc, parse_utc
-from cityops.units import convert_dataarray
+from cityops.units import convert_dataarray, ureg
 
-__all__ = ["add_history", "check_covers", "to_canonical"]
+__all__ = [
+    "VariableMapping",
+    "add_history",
+    "canonicalize",
+    "check_covers",
+    "crop",
+    "deaccumulate",
+    "identify_variables",
+    "load_mapping",
+    "normalize_coords",
+    "normalize_time",
+    "to_canonical",
+]
 
 log = logging.getLogger("cityops")
+
+_LAT_NAMES = ("lat", "latitude", "Latitude", "LAT", "XLAT", "nav_lat", "lat_0", "y_lat")
+_LON_NAMES = ("lon", "longitude", "Longitude", "LON", "XLONG", "nav_lon", "lon_0", "x_lon")
+_MEMBER_NAMES = ("member", "number", "realization", "ensemble_member", "ens", "perturbation")
+
+# CF standard names that identify a canonical variable (cell_methods refine temperature).
+_STANDARD_NAMES = {
+    "precipitation_amount": ("precip", "interval"),
+    "lwe_thickness_of_precipitation_amount": ("precip", "interval"),
+    "precipitation_flux": ("precip", "rate"),
+    "lwe_precipitation_rate": ("precip", "rate"),
+    "lwe_thickness_of_snowfall_amount": ("snowfall", "interval"),
+    "snowfall_amount": ("snowfall", "interval"),
+    "air_temperature": ("t2m", None),
+    "surface_temperature": ("tsurf", None),
+    "wind_speed": ("wind", None),
+    "wind_speed_of_gust": ("gust", None),
+    "visibility_in_air": ("vis", None),
+    "relative_humidity": ("rh", None),
+    "mass_concentration_of_pm2p5_ambient_aerosol_particles_in_air": ("pm25", None),
+    "mass_concentration_of_dust_dry_aerosol_particles_in_air": ("dust", None),
+    "atmosphere_convective_available_potential_energy": ("cape", None),
+    "atmosphere_convective_available_potential_energy_wrt_surface": ("cape", None),
+}
+_AMOUNTS = ("precip", "snowfall")
 
 
 def add_history(ds: xr.Dataset, line: str) -> None:
@@ -25,74 +78,256 @@ def add_history(ds: xr.Dataset, line: str) -> None:
     log.info("%s", line)
 
 
-def to_canonical(ds: xr.Dataset, *, source: str) -> xr.Dataset:
-    """Validate a dataset that already uses canonical names, and convert units.
+# ---------------------------------------------------------------------------------------------
+# Variable mapping: shipped aliases plus a user's YAML
 
-    Parameters
+
+@dataclass(frozen=True)
+class VariableMapping:
+    """Where a canonical variable comes from in a source file.
+
+    Attributes
     ----------
-    ds : xarray.Dataset
-        Dataset with ``time`` and ``lat``/``lon`` and canonical variable names.
-    source : str
-        File name, for error messages.
+    name : str
+        Canonical variable name.
+    kind : str or None
+        For amounts: ``interval``, ``running``, ``auto`` or ``rate``.
+    units : str or None
+        Units to assume when the file has none (user mappings only).
+    how : str
+        How it was recognised (``mapping``, ``standard_name``, ``alias``), for ``history``.
+    """
 
-    Returns
-    -------
-    xarray.Dataset
-        Canonical variables only, in canonical units, with CF attributes; other variables are
-        dropped (and logged).
+    name: str
+    kind: str | None = None
+    units: str | None = None
+    how: str = "alias"
+
+
+@cache
+def _aliases() -> dict:
+    data = load_yaml(package_data("data", "aliases.yaml"))
+    by_name: dict[str, VariableMapping] = {}
+    for canonical, entries in data["variables"].items():
+        for entry in entries:
+            by_name[str(entry["name"])] = VariableMapping(canonical, entry.get("kind"))
+    return {
+        "names": by_name,
+        "components": [(str(c["u"]), str(c["v"])) for c in data.get("components", [])],
+        "never": {str(n) for n in data.get("never", [])},
+    }
+
+
+def load_mapping(path: str | Path | None) -> dict[str, VariableMapping]:
+    """A user's variable mapping (YAML) adding or overriding source names.
+
+    The file reads::
+
+        variables:
+          my_rain: {name: precip, units: mm, kind: interval}
+          temp2m: {name: t2m, units: K}
 
     Raises
     ------
     InputError
-        Missing ``time`` or coordinates, non-monotonic or duplicated times, no usable variable,
-        variables without units or with unconvertible units.
+        Unknown canonical names or kinds, with the file and the entry.
     """
-    if "time" not in ds.dims:
-        raise InputError(f"{source}: no 'time' dimension; expected valid times (UTC)")
-    for coord in ("lat", "lon"):
-        if coord not in ds.coords:
-            raise InputError(f"{source}: no {coord!r} coordinate; expected 1-D lat/lon in degrees")
+    if path is None:
+        return {}
+    data = load_yaml(path)
+    entries = data.get("variables")
+    if not isinstance(entries, dict):
+        raise InputError(f"{path}: expected a 'variables:' mapping of source names")
+    registry = canonical_variables()
+    out = {}
+    for source, spec in entries.items():
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, dict) or spec.get("name") not in registry:
+            raise InputError(
+                f"{path}: variables.{source}: 'name' must be one of {', '.join(registry)}"
+            )
+        kind = spec.get("kind")
+        if kind not in (None, "interval", "running", "auto", "rate"):
+            raise InputError(
+                f"{path}: variables.{source}: kind {kind!r} is not interval/running/auto/rate"
+            )
+        out[str(source)] = VariableMapping(spec["name"], kind, spec.get("units"), how="mapping")
+    return out
+
+
+def _by_standard_name(da: xr.DataArray) -> VariableMapping | None:
+    std = da.attrs.get("standard_name")
+    if std not in _STANDARD_NAMES:
+        return None
+    name, kind = _STANDARD_NAMES[std]
+    methods = str(da.attrs.get("cell_methods", ""))
+    if name == "t2m" and "maximum" in methods:
+        name = "t2m_max"
+    elif name == "t2m" and "minimum" in methods:
+        name = "t2m_min"
+    if name in _AMOUNTS and "time: sum" not in methods and kind == "interval":
+        kind = "auto"  # a standard name alone does not say whether it accumulates
+    return VariableMapping(name, kind, how="standard_name")
+
+
+def identify_variables(
+    ds: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None = None, source: str = ""
+) -> dict[str, VariableMapping]:
+    """Source variable name -> canonical mapping, first match wins for each canonical name.
+
+    Order: the user's mapping, CF ``standard_name`` (with ``cell_methods``), known aliases.
+    Snow on the ground (snow depth, snow water equivalent) is never snowfall.
+    """
+    mapping = dict(mapping or {})
+    aliases = _aliases()
+    found: dict[str, VariableMapping] = {}
+    taken: set[str] = set()
+    for var in ds.data_vars:
+        name = str(var)
+        if name in aliases["never"] and name not in mapping:
+            log.info("%s: %s is snow on the ground, not snowfall: ignored", source, name)
+            continue
+        match = mapping.get(name) or _by_standard_name(ds[var]) or aliases["names"].get(name)
+        if match is None:
+            continue
+        if match.name in taken:
+            log.info("%s: %s would also give %s: ignored", source, name, match.name)
+            continue
+        found[name] = match
+        taken.add(match.name)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinates and time
+
+
+def normalize_coords(ds: xr.Dataset, *, source: str) -> xr.Dataset:
+    """``lat``/``lon`` names, −180…180 longitudes, ``member`` for ensembles."""
+    lat = next((n for n in _LAT_NAMES if n in ds.variables), None)
+    lon = next((n for n in _LON_NAMES if n in ds.variables), None)
+    if lat is None or lon is None:
+        raise InputError(f"{source}: no latitude/longitude coordinates; expected 'lat'/'lon'")
+    rename = {k: v for k, v in ((lat, "lat"), (lon, "lon")) if k != v}
+    ds = ds.rename(rename) if rename else ds
+    if ds["lat"].ndim == 2 and "lat" not in ds.coords:
+        ds = ds.set_coords(["lat", "lon"])
+    if ds["lon"].ndim == 1 and float(ds["lon"].max()) > 180:
+        ds = ds.assign_coords(lon=((ds["lon"] + 180) % 360) - 180).sortby("lon")
+        add_history(ds, f"{source}: longitudes 0-360 converted to -180..180")
+    elif ds["lon"].ndim == 2 and float(ds["lon"].max()) > 180:
+        ds = ds.assign_coords(lon=((ds["lon"] + 180) % 360) - 180)
+        add_history(ds, f"{source}: longitudes 0-360 converted to -180..180")
+    member = next((n for n in _MEMBER_NAMES if n in ds.variables), None)
+    if member is not None:
+        if ds[member].ndim == 0 or (ds[member].size == 1 and member not in ds.dims):
+            ds = ds.drop_vars(member)  # a deterministic run's scalar member number
+        elif member != "member":
+            ds = ds.rename({member: "member"})
+            add_history(ds, f"{source}: ensemble dimension {member!r} is 'member'")
+    # Singleton vertical levels (e.g. 2 m, surface) are dropped.
+    for dim in [d for d in ds.dims if d not in ("time", "step", "valid_time", "member")]:
+        if ds.sizes[dim] == 1 and dim not in ("lat", "lon", "y", "x"):
+            ds = ds.isel({dim: 0}, drop=True)
+    return ds
+
+
+def _reference_time(ds: xr.Dataset, source: str) -> pd.Timestamp | None:
+    for key in ("issued", "forecast_reference_time", "RunTime", "initial_time", "run_time"):
+        if key in ds.attrs:
+            return parse_utc(ds.attrs[key], what=f"{source}: attribute {key!r}")
+    if "forecast_reference_time" in ds.coords and ds["forecast_reference_time"].size == 1:
+        return pd.Timestamp(ds["forecast_reference_time"].values.reshape(-1)[0])
+    return None
+
+
+def normalize_time(ds: xr.Dataset, *, source: str) -> xr.Dataset:
+    """Give the dataset a ``time`` dimension of valid times (UTC), ``issued`` and the start of
+    each step (coordinate ``step_start``)."""
+    history_lines = []
+    reference = None
+    if "step" in ds.coords or "step" in ds.dims:
+        if "time" in ds.dims:
+            raise InputError(f"{source}: several forecast runs in one file; expected one run")
+        if "time" not in ds.coords:
+            raise InputError(f"{source}: 'step' without a reference 'time'")
+        reference = pd.Timestamp(ds["time"].values)
+        if "step" not in ds.dims:
+            ds = ds.expand_dims("step")
+        valid = reference + pd.to_timedelta(ds["step"].values)
+        ds = ds.drop_vars([v for v in ("time", "valid_time") if v in ds.variables])
+        ds = ds.assign_coords(step=valid).rename(step="time")
+        history_lines.append(f"{source}: valid time = reference time + step")
+    elif "valid_time" in ds.dims:
+        if "time" in ds.coords and ds["time"].ndim == 0:
+            reference = pd.Timestamp(ds["time"].values)
+            ds = ds.drop_vars("time")
+        ds = ds.rename(valid_time="time")
+    elif "time" not in ds.dims:
+        if "time" in ds.coords:
+            ds = ds.expand_dims("time")
+        elif "valid_time" in ds.coords:
+            ds = ds.rename(valid_time="time").expand_dims("time")
+        else:
+            raise InputError(f"{source}: no 'time' coordinate; expected valid times (UTC)")
+    if not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise InputError(f"{source}: variable 'time' is not a date-time; expected CF time units")
     times = pd.DatetimeIndex(ds["time"].values)
+    if times.tz is not None:
+        ds = ds.assign_coords(time=times.tz_convert("UTC").tz_localize(None))
+        times = pd.DatetimeIndex(ds["time"].values)
     if times.has_duplicates:
         dup = times[times.duplicated()][0]
         raise InputError(f"{source}: variable 'time' has a duplicated time {iso_utc(dup)}")
     if not times.is_monotonic_increasing:
-        raise InputError(
-            f"{source}: variable 'time' is not increasing; expected sorted valid times"
+        raise InputError(f"{source}: variable 'time' is not increasing; expected sorted times")
+    attr_ref = _reference_time(ds, source)
+    if reference is None:
+        reference = attr_ref
+    if reference is None:
+        reference = _infer_reference(ds, times)
+        history_lines.append(
+            f"{source}: no forecast reference time; issued taken as the start of the first "
+            f"step ({iso_utc(reference)})"
         )
-    registry = canonical_variables()
-    present = [v for v in ds.data_vars if v in registry]
-    if not present:
-        raise InputError(f"{source}: no usable variable; expected one of {', '.join(registry)}")
-    dropped = [v for v in ds.data_vars if v not in registry]
-    if dropped:
-        log.info("%s: ignoring variables %s", source, ", ".join(map(str, dropped)))
-    out = ds[present].copy()
-    for name in present:
-        spec = registry[name]
-        da = convert_dataarray(out[name], spec["units"], source=source)
-        if da.attrs.get("units") != ds[name].attrs.get("units"):
-            add_history(
-                out, f"{name}: converted from {ds[name].attrs.get('units')} to {spec['units']}"
-            )
-        da.attrs.setdefault("long_name", spec["long_name"])
-        if "standard_name" in spec:
-            da.attrs.setdefault("standard_name", spec["standard_name"])
-        da.attrs.setdefault("cell_methods", spec["cell_method"])
-        out[name] = da
-    lon = out["lon"]
-    if float(lon.max()) > 180:
-        out = out.assign_coords(lon=((lon + 180) % 360) - 180).sortby("lon")
-        add_history(out, "lon: 0-360 converted to -180..180")
-    issued = ds.attrs.get("issued")
-    if issued:
-        out.attrs["issued"] = iso_utc(parse_utc(issued, what=f"{source}: attribute 'issued'"))
+    ds.attrs["issued"] = iso_utc(reference)
+    ds = ds.assign_coords(step_start=("time", _step_starts(ds, times, reference)))
+    ds["step_start"].attrs = {"long_name": "start of the step ending at time", "units_note": "UTC"}
+    for line in history_lines:
+        add_history(ds, line)
+    return ds
+
+
+def _infer_reference(ds: xr.Dataset, times: pd.DatetimeIndex) -> pd.Timestamp:
+    first = _first_step_from_attrs(ds)
+    if first is None:
+        first = times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")
+    return times[0] - first
+
+
+def _first_step_from_attrs(ds: xr.Dataset) -> pd.Timedelta | None:
+    start, end = ds.attrs.get("StartForecastHour"), ds.attrs.get("EndForecastHour")
+    if start is not None and end is not None and float(end) > float(start):
+        return pd.Timedelta(hours=float(end) - float(start))
+    return None
+
+
+def _step_starts(ds: xr.Dataset, times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
+    """Start of each step: the previous valid time; the first step starts at the reference
+    time, or as the file says (a 9-12 h interval file starts at +9 h)."""
+    first = _first_step_from_attrs(ds)
+    if first is not None:
+        start0 = times[0] - first
+    elif times[0] > reference:
+        start0 = reference
     else:
-        raise InputError(
-            f"{source}: no 'issued' attribute; expected the forecast reference time (ISO 8601 UTC)"
-        )
-    out.encoding["source"] = source
-    return out
+        start0 = times[0] - (times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h"))
+    return np.concatenate([[np.datetime64(start0, "ns")], times.values[:-1]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Space
 
 
 def check_covers(
@@ -109,6 +344,279 @@ def check_covers(
     lon_min, lat_min, lon_max, lat_max = bounds
     if lon.min() > lon_min or lon.max() < lon_max or lat.min() > lat_min or lat.max() < lat_max:
         raise InputError(
-            f"{source}: grid lon {lon.min():.2f}..{lon.max():.2f}, lat {lat.min():.2f}..{lat.max():.2f} "
-            f"does not cover {name} (lon {lon_min:.2f}..{lon_max:.2f}, lat {lat_min:.2f}..{lat_max:.2f})"
+            f"{source}: grid lon {lon.min():.2f}..{lon.max():.2f}, lat {lat.min():.2f}.."
+            f"{lat.max():.2f} does not cover {name} (lon {lon_min:.2f}..{lon_max:.2f}, "
+            f"lat {lat_min:.2f}..{lat_max:.2f})"
         )
+
+
+def crop(
+    ds: xr.Dataset,
+    bounds: tuple[float, float, float, float],
+    *,
+    margin: float = 0.3,
+    source: str = "",
+) -> xr.Dataset:
+    """The part of the grid covering ``bounds`` plus ``margin`` degrees, selected lazily.
+
+    A grid whose spacing exceeds the margin keeps one extra cell on each side, so a coarse
+    global model still has cells around the jurisdiction. Raises :class:`InputError` when the
+    grid does not cover ``bounds``.
+    """
+    lon0, lat0, lon1, lat1 = bounds
+    if ds["lat"].ndim == 1:
+        lat = ds["lat"].values
+        lon = ds["lon"].values
+        dlat = float(np.abs(np.diff(lat)).max()) if lat.size > 1 else 0.0
+        dlon = float(np.abs(np.diff(lon)).max()) if lon.size > 1 else 0.0
+        # Covering: the grid's cells (points +- half a spacing) must reach the bounds.
+        if (
+            lon.min() - dlon / 2 > lon0 or lon.max() + dlon / 2 < lon1
+            or lat.min() - dlat / 2 > lat0 or lat.max() + dlat / 2 < lat1
+        ):  # fmt: skip
+            check_covers(ds, bounds, source=source)
+        mlat, mlon = max(margin, dlat * 1.01), max(margin, dlon * 1.01)
+        lat_ok = (lat >= lat0 - mlat) & (lat <= lat1 + mlat)
+        lon_ok = (lon >= lon0 - mlon) & (lon <= lon1 + mlon)
+        out = ds.isel(lat=np.flatnonzero(lat_ok), lon=np.flatnonzero(lon_ok))
+    else:
+        lat = np.asarray(ds["lat"].values)
+        lon = np.asarray(ds["lon"].values)
+        inside = (
+            (lat >= lat0 - margin) & (lat <= lat1 + margin)
+            & (lon >= lon0 - margin) & (lon <= lon1 + margin)
+        )  # fmt: skip
+        if not inside.any():
+            raise InputError(f"{source}: the curvilinear grid does not cover the jurisdiction")
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        ydim, xdim = ds["lat"].dims
+        out = ds.isel({ydim: slice(rows[0], rows[-1] + 1), xdim: slice(cols[0], cols[-1] + 1)})
+        check_covers(out, bounds, source=source)
+    if (
+        ds["lat"].ndim == 1
+        and out.sizes["lat"] > 1
+        and out["lat"].values[0] > out["lat"].values[-1]
+    ):
+        out = out.isel(lat=slice(None, None, -1))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Amounts over time
+
+
+def _accumulation_starts(da: xr.DataArray, times: pd.DatetimeIndex, issued: pd.Timestamp):
+    """Start of each accumulation from GRIB step ranges, when the reader kept them."""
+    starts = da.attrs.get("accumulation_start")
+    if starts is None and "accumulation_start" in da.coords:
+        starts = da["accumulation_start"].values
+    if starts is None:
+        return None
+    starts = np.atleast_1d(np.asarray(starts))
+    if starts.size != len(times):
+        return None
+    if np.issubdtype(starts.dtype, np.datetime64):
+        return pd.DatetimeIndex(starts)
+    if np.issubdtype(starts.dtype, np.timedelta64):
+        return issued + pd.to_timedelta(starts)
+    return issued + pd.to_timedelta(starts.astype(float), unit="h")
+
+
+def deaccumulate(
+    da: xr.DataArray,
+    *,
+    kind: str,
+    issued: pd.Timestamp,
+    source: str = "",
+) -> tuple[xr.DataArray, str]:
+    """Amounts over each step from whatever the file stores.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Amounts on the ``time`` dimension (valid times), canonical units.
+    kind : {"interval", "running", "auto"}
+        ``interval`` leaves values alone; ``running`` differences totals since ``issued``;
+        ``auto`` uses GRIB accumulation starts when present (buckets that reset, e.g. GFS
+        6 h), otherwise the data: totals that never decrease are running totals.
+    issued : pandas.Timestamp
+        Forecast reference time.
+
+    Returns
+    -------
+    (xarray.DataArray, str)
+        Per-step amounts and the kind that was applied (for ``history``). Negative amounts
+        after differencing (packing noise) are set to 0 and counted in the log.
+    """
+    times = pd.DatetimeIndex(da["time"].values)
+    starts = _accumulation_starts(da, times, issued)
+    if kind == "interval":
+        return da, "interval (left alone)"
+    if starts is not None:
+        prev = np.r_[np.datetime64("NaT", "ns"), times.values[:-1]]
+        same_bucket = starts.values[1:] == starts.values[:-1]
+        # A step continuing the same accumulation is the difference with the previous total;
+        # a step whose accumulation starts at the previous valid time is already an interval.
+        if not all(same or starts[i + 1] == prev[i + 1] for i, same in enumerate(same_bucket)):
+            raise InputError(
+                f"{source}: variable {da.name!r} accumulations cannot be turned into step "
+                "amounts (gaps between accumulation periods)"
+            )
+        label = "bucket" if len(set(starts)) > 1 else "running"
+        if all(not s for s in same_bucket):
+            return da, "interval (from GRIB step ranges)"
+        keep = xr.DataArray(np.r_[False, same_bucket], dims="time", coords={"time": da["time"]})
+    elif kind == "running" or (kind == "auto" and _looks_running(da)):
+        label = "running"
+        keep = xr.DataArray(np.r_[False, np.ones(len(times) - 1, bool)], dims="time",
+                            coords={"time": da["time"]})  # fmt: skip
+    else:
+        return da, "interval (values not cumulative)"
+    previous = da.shift(time=1)
+    diff = xr.where(keep, da - previous, da)
+    negative = int((diff < 0).sum())
+    if negative:
+        log.info("%s: %d negative amounts after differencing set to 0", source, negative)
+    out = diff.clip(min=0).assign_attrs(da.attrs)
+    return out, f"{label} totals differenced" + (
+        f" ({negative} negatives set to 0)" if negative else ""
+    )
+
+
+def _looks_running(da: xr.DataArray) -> bool:
+    """Totals since the start never decrease (within packing noise) and do grow."""
+    if da.sizes["time"] < 3:
+        return False
+    diffs = da.diff("time")
+    scale = float(np.nanmax(np.abs(da.values))) if da.size else 0.0
+    if scale == 0:
+        return False
+    tolerance = 1e-6 * scale + 1e-6
+    return bool((diffs >= -tolerance).all()) and bool((diffs > tolerance).any())
+
+
+def _step_hours(ds: xr.Dataset) -> xr.DataArray:
+    seconds = (ds["time"] - ds["step_start"]) / np.timedelta64(1, "s")
+    return seconds / 3600.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole conversion
+
+
+def to_canonical(
+    ds: xr.Dataset,
+    *,
+    source: str,
+    mapping: Mapping[str, VariableMapping] | None = None,
+) -> xr.Dataset:
+    """Canonical variables, names and units from a dataset with normalised coordinates and
+    time (see :func:`canonicalize` for the whole path)."""
+    registry = canonical_variables()
+    found = identify_variables(ds, mapping=mapping, source=source)
+    issued = parse_utc(ds.attrs["issued"])
+    out_vars: dict[str, xr.DataArray] = {}
+    history: list[str] = []
+    for src, match in found.items():
+        spec = registry[match.name]
+        da = ds[src]
+        if "units" not in da.attrs and match.units:
+            da = da.assign_attrs(units=match.units)
+            history.append(f"{src}: units {match.units} from the user mapping")
+        kind = match.kind or ("auto" if match.name in _AMOUNTS else None)
+        if match.name in _AMOUNTS and (kind == "rate" or _is_rate(da)):
+            da = _rate_to_amount(da, ds, source)
+            history.append(f"{src}: rate {ds[src].attrs.get('units')} times step length")
+            kind = "interval"
+        try:
+            conv = convert_dataarray(da.rename(src), spec["units"], source=source)
+        except InputError:
+            raise
+        if da.attrs.get("units") != spec["units"]:
+            history.append(f"{src}: converted from {da.attrs.get('units')} to {spec['units']}")
+        if match.name in _AMOUNTS:
+            conv, applied = deaccumulate(conv, kind=kind or "auto", issued=issued, source=source)
+            history.append(f"{src}: {applied}")
+        label = f"{src} -> {match.name}" + (f" ({match.how})" if match.how != "alias" else "")
+        if src != match.name or match.how != "alias":
+            history.append(label)
+        out_vars[match.name] = _cf_attrs(conv, match.name, spec)
+    for u, v in _aliases()["components"]:
+        if "wind" not in out_vars and u in ds and v in ds:
+            uu = convert_dataarray(ds[u], "m s-1", source=source)
+            vv = convert_dataarray(ds[v], "m s-1", source=source)
+            out_vars["wind"] = _cf_attrs(np.hypot(uu, vv), "wind", registry["wind"])
+            history.append(f"wind = hypot({u}, {v})")
+    if not out_vars:
+        raise InputError(
+            f"{source}: no usable variable (found {', '.join(map(str, ds.data_vars)) or 'none'}); "
+            f"expected one of {', '.join(registry)} or a known alias (see --mapping)"
+        )
+    coords = {
+        k: ds.coords[k] for k in ds.coords if k in ("time", "lat", "lon", "member", "step_start")
+    }
+    out = xr.Dataset(out_vars, coords=coords)
+    out.attrs = {k: v for k, v in ds.attrs.items() if k not in ("history",)}
+    out.attrs["Conventions"] = "CF-1.8"
+    out.attrs["history"] = ds.attrs.get("history", "")
+    for line in history:
+        add_history(out, f"{source}: {line}")
+    return out
+
+
+def _is_rate(da: xr.DataArray) -> bool:
+    units = da.attrs.get("units")
+    if not units:
+        return False
+    try:
+        dim = ureg.Unit(str(units)).dimensionality
+    except Exception:
+        return False
+    return dim in (ureg.Unit("mm/h").dimensionality, ureg.Unit("kg m-2 s-1").dimensionality)
+
+
+def _rate_to_amount(da: xr.DataArray, ds: xr.Dataset, source: str) -> xr.DataArray:
+    units = str(da.attrs.get("units"))
+    q = ureg.Quantity(1.0, units)
+    if q.dimensionality == ureg.Unit("kg m-2 s-1").dimensionality:
+        per_hour = float(q.to("kg m-2 h-1").magnitude)
+        amount_units = "kg m-2"
+    else:
+        per_hour = float(q.to("mm h-1").magnitude)
+        amount_units = "mm"
+    out = da * per_hour * _step_hours(ds)
+    out.attrs = {**da.attrs, "units": amount_units}
+    return out
+
+
+def _cf_attrs(da: xr.DataArray, name: str, spec: dict) -> xr.DataArray:
+    attrs = {
+        "units": spec["units"],
+        "long_name": spec["long_name"],
+        "cell_methods": spec["cell_method"],
+    }
+    if "standard_name" in spec:
+        attrs["standard_name"] = spec["standard_name"]
+    out = da.drop_vars(
+        [c for c in da.coords if c not in ("time", "lat", "lon", "member", "step_start")]
+    )
+    out.attrs = attrs
+    return out.rename(name)
+
+
+def canonicalize(
+    ds: xr.Dataset,
+    *,
+    source: str,
+    mapping: Mapping[str, VariableMapping] | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    margin: float = 0.3,
+) -> xr.Dataset:
+    """The whole path from a raw dataset to the canonical forecast (see the module doc)."""
+    ds = normalize_coords(ds, source=source)
+    ds = normalize_time(ds, source=source)
+    if bounds is not None:
+        ds = crop(ds, bounds, margin=margin, source=source)
+    out = to_canonical(ds, source=source, mapping=mapping)
+    out.encoding["source"] = source
+    return out

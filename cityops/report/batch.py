@@ -53,6 +53,7 @@ class BriefOptions:
     timeout: int = 600
     kernel: str = "cityops"
     report_probability: float = 0.3
+    mapping: str = ""
     template: str | None = None
 
 
@@ -152,6 +153,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
         "lang": opts.lang,
         "output_dir": str(folder.resolve()),
         "report_probability": float(opts.report_probability),
+        "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else "",
     }
     try:
         pm.execute_notebook(
@@ -219,6 +221,7 @@ def run_briefings(
         rules=opts.rules,
         now=opts.now,
         report_probability=opts.report_probability,
+        mapping=opts.mapping or None,
     )
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)

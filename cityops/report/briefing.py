@@ -42,6 +42,7 @@ BRIEFING_PARAMETERS = {
     "lang": str,
     "output_dir": str,
     "report_probability": float,
+    "mapping": str,
 }
 
 
@@ -60,7 +61,7 @@ def validate_parameters(**params) -> dict:
     for name, kind in BRIEFING_PARAMETERS.items():
         value = params.get(name)
         if value is None or value == "":
-            out[name] = None if name in ("now", "output_dir") else value
+            out[name] = None if name in ("now", "output_dir", "mapping") else value
             continue
         if kind is float and isinstance(value, int | float):
             value = float(value)

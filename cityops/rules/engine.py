@@ -326,9 +326,14 @@ def evaluate(
     issued_ts = parse_utc(issued, what="attribute 'issued'") if issued else None
     first_step = None
     times = pd.DatetimeIndex(ds["time"].values)
-    if issued_ts is not None and len(times) and times[0] > issued_ts:
+    if "step_start" in ds.coords and len(times):
+        # Ingest records where each step starts (a single 9-12 h interval file, say).
+        first_step = times[0] - pd.Timestamp(ds["step_start"].values[0])
+    elif issued_ts is not None and len(times) and times[0] > issued_ts:
         # The first step runs from the issue time (the usual case for accumulations).
         first_step = times[0] - issued_ts
+    if first_step is not None and first_step <= pd.Timedelta(0):
+        first_step = None
     out: dict[str, HazardResult] = {}
     for rules in table:
         if hazards is not None and rules.hazard not in hazards:
