@@ -248,3 +248,31 @@ def test_real_cmpa_hourly_analysis():
     assert ds.sizes["time"] == 5 and "precip" in ds
     assert float(ds["precip"].min()) >= 0 and float(ds["precip"].max()) < 100
     assert "crain" in ds.attrs["history"]
+
+
+def test_projected_grid_with_2d_lat_lon_is_cropped(tmp_path):
+    # A rotated 5 km grid: y/x dimensions with 2-D latitude/longitude coordinates (WRF-like).
+    y, x = np.meshgrid(np.arange(60), np.arange(80), indexing="ij")
+    lat = 38.0 + 0.045 * y + 0.004 * x
+    lon = 108.0 + 0.058 * x - 0.005 * y
+    times = ISSUED + pd.to_timedelta([1, 2, 3], unit="h")
+    ds = xr.Dataset(
+        {
+            "T2": (
+                ("Time", "south_north", "west_east"),
+                np.full((3, 60, 80), 300.0),
+                {"units": "K", "standard_name": "air_temperature"},
+            ),
+            "XLAT": (("south_north", "west_east"), lat),
+            "XLONG": (("south_north", "west_east"), lon),
+        },
+        coords={"Time": times},
+        attrs={"issued": "2026-07-10T00:00:00Z"},
+    ).rename(Time="time")
+    ds.to_netcdf(tmp_path / "wrf.nc")
+    out = open_forecast(tmp_path / "wrf.nc", bounds=BOUNDS)
+    assert out["lat"].dims == ("south_north", "west_east")
+    assert out.sizes["south_north"] < 60 and out.sizes["west_east"] < 80
+    assert float(out["lat"].min()) <= 38.918 and float(out["lon"].max()) >= 110.424
+    np.testing.assert_allclose(out["t2m"].values, 26.85, atol=1e-4)
+    assert "standard_name" in out.attrs["history"]
