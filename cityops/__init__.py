@@ -10,6 +10,10 @@ Public entry points are imported lazily so that ``import cityops`` stays cheap.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+# pyproj before anything loads ecCodes: the eccodes wheels bundle their own PROJ, and a pyproj
+# imported after them crashes the interpreter at exit (see cityops.ingest.grib).
+import pyproj  # noqa: F401
+
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]

@@ -191,10 +191,19 @@ def open_forecast(
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
     chunks = {} if chunks is None else chunks
+    raws = [open_raw(path, chunks=chunks) for path in files]
+    if len(raws) > 1 and all(r.attrs.get("cityops_reader") == "grib" for r in raws):
+        # One GRIB file per lead time: join the steps first, keeping the per-step GRIB
+        # attributes (accumulation periods) aligned.
+        from cityops.ingest.grib import combine_steps
+
+        raws = [combine_steps(raws)]
+        files_for_parts = [files[0]]
+    else:
+        files_for_parts = files
     parts = []
-    for path in files:
-        source = str(path)
-        raw = open_raw(path, chunks=chunks)
+    for path, raw in zip(files_for_parts, raws, strict=True):
+        source = str(path) if len(raws) == len(files) else ", ".join(map(str, files))
         raw = normalize_coords(raw, source=source)
         raw = normalize_time(raw, source=source)
         if bounds is not None:

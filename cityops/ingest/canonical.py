@@ -108,11 +108,14 @@ class VariableMapping:
 def _aliases() -> dict:
     data = load_yaml(package_data("data", "aliases.yaml"))
     by_name: dict[str, VariableMapping] = {}
+    rank: dict[str, int] = {}
     for canonical, entries in data["variables"].items():
-        for entry in entries:
+        for i, entry in enumerate(entries):
             by_name[str(entry["name"])] = VariableMapping(canonical, entry.get("kind"))
+            rank[str(entry["name"])] = i
     return {
         "names": by_name,
+        "rank": rank,
         "components": [(str(c["u"]), str(c["v"])) for c in data.get("components", [])],
         "never": {str(n) for n in data.get("never", [])},
     }
@@ -174,29 +177,36 @@ def _by_standard_name(da: xr.DataArray) -> VariableMapping | None:
 def identify_variables(
     ds: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None = None, source: str = ""
 ) -> dict[str, VariableMapping]:
-    """Source variable name -> canonical mapping, first match wins for each canonical name.
+    """Source variable name -> canonical mapping; one source per canonical variable.
 
-    Order: the user's mapping, CF ``standard_name`` (with ``cell_methods``), known aliases.
+    Preference: the user's mapping, then CF ``standard_name`` (with ``cell_methods``), then
+    known aliases in the order of ``aliases.yaml`` (so GFS ``tp`` wins over ``prate``).
     Snow on the ground (snow depth, snow water equivalent) is never snowfall.
     """
     mapping = dict(mapping or {})
     aliases = _aliases()
-    found: dict[str, VariableMapping] = {}
-    taken: set[str] = set()
+    best: dict[str, tuple[tuple[int, int], str, VariableMapping]] = {}
     for var in ds.data_vars:
         name = str(var)
         if name in aliases["never"] and name not in mapping:
             log.info("%s: %s is snow on the ground, not snowfall: ignored", source, name)
             continue
-        match = mapping.get(name) or _by_standard_name(ds[var]) or aliases["names"].get(name)
-        if match is None:
+        if name in mapping:
+            match, rank = mapping[name], (0, 0)
+        elif (match := _by_standard_name(ds[var])) is not None:
+            rank = (1, 0)
+        elif (match := aliases["names"].get(name)) is not None:
+            rank = (2, aliases["rank"][name])
+        else:
             continue
-        if match.name in taken:
-            log.info("%s: %s would also give %s: ignored", source, name, match.name)
-            continue
-        found[name] = match
-        taken.add(match.name)
-    return found
+        current = best.get(match.name)
+        if current is None or rank < current[0]:
+            if current is not None:
+                log.info("%s: %s preferred to %s for %s", source, name, current[1], match.name)
+            best[match.name] = (rank, name, match)
+        else:
+            log.info("%s: %s preferred to %s for %s", source, current[1], name, match.name)
+    return {name: match for _, name, match in sorted(best.values(), key=lambda b: b[1])}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,12 +323,28 @@ def _first_step_from_attrs(ds: xr.Dataset) -> pd.Timedelta | None:
     return None
 
 
+def _first_grib_start(ds: xr.Dataset) -> pd.Timedelta | None:
+    """Start of the first step from a GRIB accumulation's step range (a +120 h file holding
+    the 114-120 h amount starts at +114 h)."""
+    for var in ds.data_vars:
+        start = ds[var].attrs.get("GRIB_startStep")
+        if start is None or ds[var].attrs.get("GRIB_stepType") not in ("accum", "avg", None):
+            continue
+        first = np.atleast_1d(np.asarray(start, dtype=float))[0]
+        if np.isfinite(first):
+            return pd.Timedelta(hours=float(first))
+    return None
+
+
 def _step_starts(ds: xr.Dataset, times: pd.DatetimeIndex, reference: pd.Timestamp) -> np.ndarray:
     """Start of each step: the previous valid time; the first step starts at the reference
     time, or as the file says (a 9-12 h interval file starts at +9 h)."""
     first = _first_step_from_attrs(ds)
+    grib_start = _first_grib_start(ds)
     if first is not None:
         start0 = times[0] - first
+    elif grib_start is not None:
+        start0 = reference + grib_start
     elif times[0] > reference:
         start0 = reference
     else:
@@ -428,7 +454,7 @@ def deaccumulate(
     kind: str,
     issued: pd.Timestamp,
     source: str = "",
-) -> tuple[xr.DataArray, str]:
+) -> tuple[xr.DataArray | None, str]:
     """Amounts over each step from whatever the file stores.
 
     Parameters
@@ -444,43 +470,59 @@ def deaccumulate(
 
     Returns
     -------
-    (xarray.DataArray, str)
-        Per-step amounts and the kind that was applied (for ``history``). Negative amounts
-        after differencing (packing noise) are set to 0 and counted in the log.
+    (xarray.DataArray or None, str)
+        Per-step amounts and what was applied (for ``history``). Negative amounts after
+        differencing (packing noise) are set to 0 and counted. None when the accumulation
+        periods leave gaps between steps (e.g. 6 h buckets every 24 h): the amounts cannot
+        stand for the steps, and rules needing them are then "not evaluated".
     """
     times = pd.DatetimeIndex(da["time"].values)
     starts = _accumulation_starts(da, times, issued)
     if kind == "interval":
         return da, "interval (left alone)"
     if starts is not None:
-        prev = np.r_[np.datetime64("NaT", "ns"), times.values[:-1]]
-        same_bucket = starts.values[1:] == starts.values[:-1]
-        # A step continuing the same accumulation is the difference with the previous total;
-        # a step whose accumulation starts at the previous valid time is already an interval.
-        if not all(same or starts[i + 1] == prev[i + 1] for i, same in enumerate(same_bucket)):
-            raise InputError(
-                f"{source}: variable {da.name!r} accumulations cannot be turned into step "
-                "amounts (gaps between accumulation periods)"
+        valid = ~pd.isna(starts)
+        prev_start = None
+        same = np.zeros(len(times), bool)
+        for i in np.flatnonzero(valid):
+            if prev_start is not None and starts[i] == prev_start:
+                same[i] = True  # the same accumulation continues: difference it
+            elif i > 0 and starts[i] != times[i - 1]:
+                # A new accumulation must start where the previous step ended.
+                return None, (
+                    f"accumulation {iso_utc(starts[i])}..{iso_utc(times[i])} does not start at "
+                    f"the previous step ({iso_utc(times[i - 1])}): not usable as step amounts, "
+                    "dropped"
+                )
+            prev_start = starts[i]
+        if not same.any():
+            return da.where(xr.DataArray(valid, dims="time", coords={"time": da["time"]})), (
+                "interval (from GRIB step ranges)"
             )
-        label = "bucket" if len(set(starts)) > 1 else "running"
-        if all(not s for s in same_bucket):
-            return da, "interval (from GRIB step ranges)"
-        keep = xr.DataArray(np.r_[False, same_bucket], dims="time", coords={"time": da["time"]})
+        label = "bucket" if len(set(starts[valid])) > 1 else "running"
+        keep = xr.DataArray(same, dims="time", coords={"time": da["time"]})
+        # The previous step holding data for this variable (steps without a message skipped).
+        prev_idx = np.zeros(len(times), int)
+        last = 0
+        for i in range(len(times)):
+            prev_idx[i] = last
+            if valid[i]:
+                last = i
+        previous = da.isel(time=prev_idx).assign_coords(time=da["time"])
     elif kind == "running" or (kind == "auto" and _looks_running(da)):
         label = "running"
         keep = xr.DataArray(np.r_[False, np.ones(len(times) - 1, bool)], dims="time",
                             coords={"time": da["time"]})  # fmt: skip
+        previous = da.shift(time=1)
     else:
         return da, "interval (values not cumulative)"
-    previous = da.shift(time=1)
     diff = xr.where(keep, da - previous, da)
     negative = int((diff < 0).sum())
     if negative:
         log.info("%s: %d negative amounts after differencing set to 0", source, negative)
     out = diff.clip(min=0).assign_attrs(da.attrs)
-    return out, f"{label} totals differenced" + (
-        f" ({negative} negatives set to 0)" if negative else ""
-    )
+    suffix = f" ({negative} negatives set to 0)" if negative else ""
+    return out, f"{label} totals differenced{suffix}"
 
 
 def _looks_running(da: xr.DataArray) -> bool:
@@ -517,6 +559,7 @@ def to_canonical(
     issued = parse_utc(ds.attrs["issued"])
     out_vars: dict[str, xr.DataArray] = {}
     history: list[str] = []
+    dropped: list[str] = []
     for src, match in found.items():
         spec = registry[match.name]
         da = ds[src]
@@ -537,6 +580,9 @@ def to_canonical(
         if match.name in _AMOUNTS:
             conv, applied = deaccumulate(conv, kind=kind or "auto", issued=issued, source=source)
             history.append(f"{src}: {applied}")
+            if conv is None:
+                dropped.append(f"{src}: {applied}")
+                continue
         label = f"{src} -> {match.name}" + (f" ({match.how})" if match.how != "alias" else "")
         if src != match.name or match.how != "alias":
             history.append(label)
@@ -551,6 +597,7 @@ def to_canonical(
         raise InputError(
             f"{source}: no usable variable (found {', '.join(map(str, ds.data_vars)) or 'none'}); "
             f"expected one of {', '.join(registry)} or a known alias (see --mapping)"
+            + (f"; {'; '.join(dropped)}" if dropped else "")
         )
     coords = {
         k: ds.coords[k] for k in ds.coords if k in ("time", "lat", "lon", "member", "step_start")
@@ -576,6 +623,8 @@ def _is_rate(da: xr.DataArray) -> bool:
 
 
 def _rate_to_amount(da: xr.DataArray, ds: xr.Dataset, source: str) -> xr.DataArray:
+    """A rate times its averaging period: the GRIB step range when the reader kept it (a
+    114-120 h average rate is 6 h of rain), otherwise the step length."""
     units = str(da.attrs.get("units"))
     q = ureg.Quantity(1.0, units)
     if q.dimensionality == ureg.Unit("kg m-2 s-1").dimensionality:
@@ -584,7 +633,13 @@ def _rate_to_amount(da: xr.DataArray, ds: xr.Dataset, source: str) -> xr.DataArr
     else:
         per_hour = float(q.to("mm h-1").magnitude)
         amount_units = "mm"
-    out = da * per_hour * _step_hours(ds)
+    start, end = da.attrs.get("GRIB_startStep"), da.attrs.get("GRIB_endStep")
+    hours = _step_hours(ds)
+    if start is not None and end is not None:
+        period = np.atleast_1d(np.asarray(end, float) - np.asarray(start, float))
+        if period.size == ds.sizes["time"]:
+            hours = xr.DataArray(period, dims="time", coords={"time": ds["time"]})
+    out = da * per_hour * hours
     out.attrs = {**da.attrs, "units": amount_units}
     return out
 

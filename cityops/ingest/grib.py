@@ -1,0 +1,582 @@
+"""GRIB1/GRIB2 files as one *raw* xarray Dataset of their surface fields (via cfgrib/ecCodes).
+
+What :func:`open_grib` returns is what cfgrib gives, put together: names, units, times and grids
+are *not* canonicalised here (``cityops.ingest.canonical`` does that).
+
+* **Which fields.** The hypercubes a surface forecast needs: ``typeOfLevel`` ``surface``,
+  ``heightAboveGround`` at 2 m and 10 m, and ``meanSea`` (:data:`SURFACE_LEVELS`), every
+  ``stepType`` (``instant``, ``accum``, ``max``, ``min``, ``avg``…). Upper-air and other level
+  types are left out. cfgrib cannot put these in one dataset, so each (typeOfLevel, level,
+  stepType) group is opened on its own with ``filter_by_keys``; a variable cfgrib leaves out of
+  its group (different steps, grid or members) is opened alone.
+* **Names and coordinates** are cfgrib's: ``t2m``, ``u10``, ``v10``, ``tp``, ``gust``, ``tmax``,
+  ``mx2t``, ``sdwe``, ``cape``, ``prmsl``…; ``time`` (reference time), ``step``, ``valid_time``
+  (= time + step), ``latitude``, ``longitude`` as stored (GFS: latitudes descending, longitudes
+  0–360), ``number`` for ensembles. The vertical scalar coordinates (``surface``,
+  ``heightAboveGround``, ``meanSea``) are dropped; the level is kept in the variable attribute
+  ``GRIB_level``. A single-step file keeps scalar ``step``/``valid_time``. Variables known at
+  different steps share the union of the steps (NaN where a variable has no message, e.g. GFS
+  ``tp`` at step 0).
+* **Collisions**: two variables with the same name (``unknown``; ``gust`` at two levels…): the
+  first in file order is kept and the dropped one is logged and named in ``history``. A variable
+  on another grid than the first one is dropped the same way.
+* **Attributes**: cfgrib's ``GRIB_*`` attributes (``GRIB_stepType``, ``GRIB_shortName``,
+  ``GRIB_cfVarName``, ``GRIB_name``, ``GRIB_typeOfLevel``, ``GRIB_paramId``…) and ``units``.
+  For a variable whose messages cover a time range (accumulations, max/min, averages, and GFS
+  TMAX/TMIN even where old files mark them ``instant``), the ecCodes ``startStep`` and
+  ``endStep`` of each step are kept as ``GRIB_startStep`` and ``GRIB_endStep``: **hours since
+  the reference time**, floats, aligned with the ``step`` coordinate (one value when ``step`` is
+  scalar), NaN where the variable has no message. Accumulations (``stepType`` ``accum``) also
+  get ``accumulation_start`` (same values): a GFS 6-h bucket reads 0, 0, 6, 6, … at steps
+  3, 6, 9, 12, …; an IFS running total reads 0 everywhere.
+* **Global attributes**: cfgrib's (``GRIB_centre``, ``GRIB_edition``…, ``institution``) plus
+  ``cityops_reader="grib"``, ``source`` (the path) and a deterministic ``history`` line (no
+  wall-clock time).
+
+Several files (one file per lead time, as NCEP distributes GFS) are combined by the caller;
+:func:`combine_steps` does it for files of one run and keeps the per-step attributes aligned.
+
+Errors a user can cause (not GRIB, truncated or corrupt, no surface field) raise
+:class:`~cityops.errors.InputError` with one line naming the file. Nothing is written beside
+the file: cfgrib's ``.idx`` index files are disabled (``indexpath=""``).
+
+**Import order (process crash).** The ``eccodes`` wheels (ecCodes 2.50 via ``eccodeslib`` and
+``eckitlib``) load a bundled PROJ and SQLite with ``RTLD_GLOBAL``. If that happens before
+``pyproj`` is imported, pyproj binds to those copies: "no database context" errors and a double
+free / segmentation fault at interpreter exit (status 134/139) after all work succeeded. Loaded
+the other way round, each library keeps its own copy. This module therefore imports ``pyproj``
+before it ever imports ``eccodes``/``cfgrib`` (those are imported lazily), and always passes
+``engine="cfgrib"`` (``xr.open_dataset`` without an engine imports every backend, cfgrib among
+them, possibly before pyproj).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyproj  # noqa: F401  (before eccodes/cfgrib: see "Import order" above)
+import xarray as xr
+
+from cityops.errors import InputError
+
+__all__ = ["SURFACE_LEVELS", "GribMessage", "combine_steps", "is_grib", "open_grib", "scan_grib"]
+
+log = logging.getLogger("cityops")
+
+#: typeOfLevel → levels kept (``None``: every level of that type).
+SURFACE_LEVELS: dict[str, tuple[float, ...] | None] = {
+    "surface": None,
+    "heightAboveGround": (2.0, 10.0),
+    "meanSea": None,
+}
+
+# ecCodes code table 4.4 (stepUnits) in seconds, as cfgrib uses it.
+_STEP_UNIT_SECONDS = {
+    0: 60,
+    1: 3600,
+    2: 86400,
+    10: 10800,
+    11: 21600,
+    12: 43200,
+    13: 1,
+    14: 900,
+    15: 1800,
+}
+
+# Per-step variable attributes (hours since the reference time, aligned with ``step``).
+_STEP_ATTRS = ("GRIB_startStep", "GRIB_endStep", "accumulation_start")
+
+
+def _cfgrib():
+    import cfgrib  # lazy: pyproj is imported first (module docstring)
+
+    return cfgrib
+
+
+def _eccodes():
+    import eccodes
+
+    return eccodes
+
+
+def is_grib(path: str | Path) -> bool:
+    """True when the file starts with ``GRIB`` (edition 1 or 2)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"GRIB"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Header scan with ecCodes
+
+
+@dataclass
+class GribMessage:
+    """Header of one GRIB message, as :func:`scan_grib` reads it."""
+
+    param_id: int
+    name: str  # the name cfgrib gives the variable
+    type_of_level: str
+    level: float
+    step_type: str
+    time: np.datetime64
+    start: float  # hours since the reference time
+    end: float
+    number: int | None
+
+
+@dataclass
+class _Group:
+    """One (typeOfLevel, level, stepType) hypercube family: what cfgrib is asked to open."""
+
+    type_of_level: str
+    level: float
+    step_type: str
+    names: dict[int, str] = field(default_factory=dict)  # paramId → cfgrib name, file order
+
+    @property
+    def label(self) -> str:
+        lev = "" if self.type_of_level != "heightAboveGround" else f" {self.level:g} m"
+        return f"{self.type_of_level}{lev}/{self.step_type}"
+
+    def filter_by_keys(self) -> dict:
+        fbk: dict = {"typeOfLevel": self.type_of_level, "stepType": self.step_type}
+        if SURFACE_LEVELS.get(self.type_of_level) is not None:
+            fbk["level"] = int(self.level) if float(self.level).is_integer() else self.level
+        return fbk
+
+
+def _get(codes, h, key, ktype=None, default=None):
+    try:
+        if codes.codes_is_missing(h, key):
+            return default
+        return codes.codes_get(h, key, ktype) if ktype else codes.codes_get(h, key)
+    except Exception:  # key absent from this template
+        return default
+
+
+def _hours(codes, h, key: str) -> float:
+    unit = _get(codes, h, "stepUnits", int, 1)
+    seconds = _STEP_UNIT_SECONDS.get(unit)
+    if seconds is None:
+        raise ValueError(f"unsupported stepUnits {unit}")
+    return int(codes.codes_get(h, key, int)) * seconds / 3600.0
+
+
+def scan_grib(path: str | Path) -> list[GribMessage]:
+    """Headers of every message (ecCodes, headers only); :class:`InputError` when the file is
+    not GRIB, is truncated or cannot be decoded."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a GRIB file")
+    if not is_grib(path):
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        raise InputError(f"{path}: not a GRIB file (starts with {magic!r}, expected b'GRIB')")
+    codes = _eccodes()
+    out: list[GribMessage] = []
+    with path.open("rb") as fh:
+        while True:
+            try:
+                h = codes.codes_new_from_file(fh, codes.CODES_PRODUCT_GRIB, headers_only=True)
+            except Exception as err:
+                raise InputError(
+                    f"{path}: GRIB message {len(out) + 1} cannot be read ({err}); "
+                    "truncated or corrupt file"
+                ) from None
+            if h is None:
+                break
+            try:
+                cf_name = _get(codes, h, "cfVarName", str, "unknown")
+                short = _get(codes, h, "shortName", str, "unknown")
+                date = int(codes.codes_get(h, "dataDate", int))
+                hhmm = int(codes.codes_get(h, "dataTime", int))
+                time = np.datetime64(
+                    pd.Timestamp(f"{date:08d}")
+                    + pd.Timedelta(hours=hhmm // 100, minutes=hhmm % 100),
+                    "ns",
+                )
+                out.append(
+                    GribMessage(
+                        param_id=int(_get(codes, h, "paramId", int, 0)),
+                        name=short if cf_name in ("undef", "unknown") else cf_name,
+                        type_of_level=_get(codes, h, "typeOfLevel", str, "undef"),
+                        level=float(_get(codes, h, "level", float, 0.0)),
+                        step_type=_get(codes, h, "stepType", str, "instant"),
+                        time=time,
+                        start=_hours(codes, h, "startStep"),
+                        end=_hours(codes, h, "endStep"),
+                        number=_get(codes, h, "number", int, None),
+                    )
+                )
+            except Exception as err:
+                raise InputError(
+                    f"{path}: GRIB message {len(out) + 1} cannot be decoded ({err})"
+                ) from None
+            finally:
+                codes.codes_release(h)
+    if not out:
+        raise InputError(f"{path}: no GRIB message could be read")
+    return out
+
+
+def _is_surface(msg: GribMessage) -> bool:
+    if msg.type_of_level not in SURFACE_LEVELS:
+        return False
+    levels = SURFACE_LEVELS[msg.type_of_level]
+    return levels is None or msg.level in levels
+
+
+def _groups(messages: Sequence[GribMessage]) -> list[_Group]:
+    groups: dict[tuple, _Group] = {}
+    for msg in messages:
+        if not _is_surface(msg):
+            continue
+        key = (msg.type_of_level, msg.level, msg.step_type)
+        group = groups.setdefault(key, _Group(*key))
+        group.names.setdefault(msg.param_id, msg.name)
+    return list(groups.values())
+
+
+def _step_table(messages: Sequence[GribMessage], path: Path) -> dict[tuple, dict[int, float]]:
+    """(paramId, typeOfLevel, level, stepType) → {end second: start hour}, first message wins
+    (as in cfgrib, which reads the first message of duplicates)."""
+    table: dict[tuple, dict[int, float]] = {}
+    seen: dict[tuple, float] = {}
+    for m in messages:
+        if not _is_surface(m):
+            continue
+        var = (m.param_id, m.type_of_level, m.level, m.step_type)
+        key = (*var, m.time, m.end, m.number)
+        if key in seen:
+            if seen[key] != m.start:
+                log.warning(
+                    "%s: %s has periods %g-%g h and %g-%g h ending at the same step; "
+                    "the first in the file is used",
+                    path,
+                    m.name,
+                    seen[key],
+                    m.end,
+                    m.start,
+                    m.end,
+                )
+            continue
+        seen[key] = m.start
+        starts = table.setdefault(var, {})
+        if starts.setdefault(_seconds(m.end), m.start) != m.start:
+            log.warning(
+                "%s: %s periods ending at %g h start at different hours across reference "
+                "times or members; the first is recorded",
+                path,
+                m.name,
+                m.end,
+            )
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening with cfgrib
+
+
+def _open(path: Path, fbk: dict, chunks) -> list[xr.Dataset]:
+    """``xr.open_dataset(engine="cfgrib")`` on one filter; split like ``cfgrib.open_datasets``
+    when the filter still mixes hypercubes."""
+    cfgrib = _cfgrib()
+    try:
+        return [
+            xr.open_dataset(
+                path,
+                engine="cfgrib",
+                chunks=chunks,
+                decode_timedelta=True,
+                backend_kwargs={"indexpath": "", "filter_by_keys": fbk, "errors": "ignore"},
+            )
+        ]
+    except cfgrib.DatasetBuildError as err:
+        subfilters = err.args[2] if len(err.args) > 2 else []
+        if not subfilters:
+            raise
+        out: list[xr.Dataset] = []
+        for sub in subfilters:
+            out.extend(_open(path, sub, chunks))
+        return out
+
+
+def _pieces(path: Path, group: _Group, chunks, notes: list[str]) -> list[xr.Dataset]:
+    """Datasets holding every variable of the group (the group at once, then any variable
+    cfgrib left out, alone); what cannot be read is logged and added to ``notes``."""
+    try:
+        pieces = _open(path, group.filter_by_keys(), chunks)
+    except Exception as err:  # cfgrib could not build the group at all: one variable at a time
+        log.debug("%s: %s opened variable by variable (%s)", path, group.label, err)
+        pieces = []
+    present = {
+        int(da.attrs.get("GRIB_paramId", -1)) for ds in pieces for da in ds.data_vars.values()
+    }
+    names = {name for ds in pieces for name in ds.data_vars}
+    for param_id, name in group.names.items():
+        if param_id in present:
+            continue
+        if name in names:  # cfgrib skipped it for its name
+            notes.append(f"{name} (paramId {param_id}, {group.label}) dropped: name taken")
+            log.warning("%s: %s", path, notes[-1])
+            continue
+        try:
+            alone = _open(path, {**group.filter_by_keys(), "paramId": param_id}, chunks)
+        except Exception as err:
+            notes.append(f"{name} ({group.label}) dropped: cfgrib cannot read it ({err})")
+            log.warning("%s: %s", path, notes[-1])
+            continue
+        pieces.extend(alone)
+        names.update(n for ds in alone for n in ds.data_vars)
+    return pieces
+
+
+def _strip(ds: xr.Dataset, group: _Group) -> xr.Dataset:
+    """Drop the vertical scalar coordinate (kept as ``GRIB_level``) and ``valid_time``."""
+    drop = [c for c in (group.type_of_level, "valid_time") if c in ds.coords]
+    for name in ds.data_vars:
+        ds[name].attrs["GRIB_level"] = group.level
+        ds[name].attrs.pop("coordinates", None)
+    return ds.drop_vars(drop)
+
+
+def _expand_shared(pieces: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Make ``number``/``time``/``step`` dimensions everywhere when any piece has them as a
+    dimension or the scalar values differ, so that pieces merge on one axis."""
+    for dim in ("step", "time", "number"):
+        having = [p for p in pieces if dim in p.coords]
+        scalars = {p[dim].values.item() for p in having if p[dim].ndim == 0}
+        if any(dim in p.dims for p in having) or len(scalars) > 1:
+            pieces = [
+                p.expand_dims(dim) if dim in p.coords and dim not in p.dims else p for p in pieces
+            ]
+    return pieces
+
+
+def _same_grid(a: xr.Dataset, b: xr.Dataset) -> bool:
+    for c in ("latitude", "longitude"):
+        if (c in a.coords) != (c in b.coords):
+            return False
+        if c in a.coords and not (a[c].shape == b[c].shape and np.array_equal(a[c], b[c])):
+            return False
+    return True
+
+
+def _valid_time(ds: xr.Dataset) -> xr.Dataset:
+    if "time" in ds.coords and "step" in ds.coords:
+        valid = ds["time"] + ds["step"]
+        valid.attrs = {"standard_name": "time", "long_name": "time"}
+        ds = ds.assign_coords(valid_time=valid)
+    return ds
+
+
+def _seconds(hours: float) -> int:
+    """Lookup key for a step: whole seconds, immune to float rounding of fractional hours."""
+    return round(float(hours) * 3600)
+
+
+def _step_hours(ds: xr.Dataset) -> np.ndarray:
+    return np.atleast_1d(ds["step"].values / np.timedelta64(1, "s") / 3600.0)
+
+
+def _set_step_attrs(ds: xr.Dataset, table: dict[tuple, dict[int, float]]) -> None:
+    """``GRIB_startStep``/``GRIB_endStep`` (and ``accumulation_start`` for accumulations) in
+    hours, aligned with ``step``, for variables whose messages cover a time range."""
+    if "step" not in ds.coords:
+        return
+    hours = _step_hours(ds)
+    scalar = ds["step"].ndim == 0
+    for name, da in ds.data_vars.items():
+        key = (
+            int(da.attrs.get("GRIB_paramId", -1)),
+            da.attrs.get("GRIB_typeOfLevel"),
+            float(da.attrs.get("GRIB_level", 0.0)),
+            da.attrs.get("GRIB_stepType"),
+        )
+        starts = table.get(key)
+        if not starts or all(s * 3600 == e for e, s in starts.items()):
+            continue
+        start = np.array([starts.get(_seconds(h), np.nan) for h in hours])
+        end = np.where(np.isnan(start), np.nan, hours)
+        values = {"GRIB_startStep": start, "GRIB_endStep": end}
+        if da.attrs.get("GRIB_stepType") == "accum":
+            values["accumulation_start"] = start
+        for attr, arr in values.items():
+            ds[name].attrs[attr] = float(arr[0]) if scalar else arr
+
+
+def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
+    """One raw dataset of the surface fields of a GRIB1/GRIB2 file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        The GRIB file; nothing is written beside it.
+    chunks : optional
+        Passed to ``xarray.open_dataset`` (dask chunks, e.g. ``{}`` or ``{"step": 1}``);
+        ``None`` keeps cfgrib's lazy on-disk arrays.
+
+    Raises
+    ------
+    InputError
+        Not a GRIB file, truncated or corrupt, or no surface field.
+    """
+    path = Path(path)
+    messages = scan_grib(path)
+    groups = _groups(messages)
+    if not groups:
+        found = sorted({m.type_of_level for m in messages})
+        raise InputError(
+            f"{path}: no surface fields (level types found: {', '.join(found)}; expected "
+            "surface, heightAboveGround 2 m / 10 m or meanSea)"
+        )
+    table = _step_table(messages, path)
+
+    notes: list[str] = []
+    pieces: list[tuple[_Group, xr.Dataset]] = []
+    for group in groups:
+        for ds in _pieces(path, group, chunks, notes):
+            pieces.append((group, _strip(ds, group)))
+    if not pieces:
+        raise InputError(f"{path}: cfgrib could not read any surface field")
+
+    kept: list[xr.Dataset] = []
+    first: xr.Dataset | None = None
+    taken: dict[str, str] = {}
+    for group, ds in pieces:
+        for name in ds.data_vars:
+            if name in taken:
+                note = f"{name} ({group.label}) dropped: name taken by {taken[name]}"
+                log.warning("%s: %s", path, note)
+                notes.append(note)
+                continue
+            one = ds[[name]]
+            if first is None:
+                first = one
+            elif not _same_grid(first, one):
+                note = f"{name} ({group.label}) dropped: on another grid"
+                log.warning("%s: %s", path, note)
+                notes.append(note)
+                continue
+            taken[name] = group.label
+            kept.append(one)
+    kept = _expand_shared(kept)
+    try:
+        merged = xr.merge(kept, join="outer", compat="no_conflicts", combine_attrs="override")
+    except Exception as err:
+        raise InputError(f"{path}: surface fields cannot be combined ({err})") from None
+    if "step" in merged.dims:
+        merged = merged.sortby("step")
+    merged = _valid_time(merged)
+    _set_step_attrs(merged, table)
+
+    cfgrib = _cfgrib()
+    eccodes = _eccodes()
+    attrs = {k: v for k, v in pieces[0][1].attrs.items() if k != "history"}
+    attrs["cityops_reader"] = "grib"
+    attrs["source"] = str(path)
+    history = (
+        f"{path.name}: read by cityops.ingest.grib (cfgrib {cfgrib.__version__}, ecCodes "
+        f"{eccodes.codes_get_api_version()}): {len(kept)} variables from "
+        f"{', '.join(g.label for g in groups)}"
+    )
+    if notes:
+        history += "; " + "; ".join(notes)
+    attrs["history"] = history
+    merged.attrs = attrs
+    log.info("%s", history)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Several files of one run
+
+
+def combine_steps(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Datasets from :func:`open_grib` for one run (e.g. one file per lead time) along
+    ``step``, with ``GRIB_startStep``/``GRIB_endStep``/``accumulation_start`` kept aligned.
+
+    A step present in several datasets is taken from the first (logged). Datasets with
+    different reference times raise :class:`InputError`.
+    """
+    if not datasets:
+        raise InputError("no GRIB dataset to combine")
+    sources = [str(ds.attrs.get("source", "?")) for ds in datasets]
+    refs = {
+        tuple(np.atleast_1d(ds["time"].values).tolist()) for ds in datasets if "time" in ds.coords
+    }
+    if len(refs) > 1:
+        raise InputError(
+            f"{', '.join(sources)}: different reference times; expected files of one run"
+        )
+    for ds, src in zip(datasets[1:], sources[1:], strict=True):
+        if not _same_grid(datasets[0], ds):
+            raise InputError(f"{src}: not on the grid of {sources[0]}; expected files of one run")
+    prepared: list[xr.Dataset] = []
+    seen: set[float] = set()
+    for ds, src in zip(datasets, sources, strict=True):
+        if "step" not in ds.coords:
+            raise InputError(f"{src}: no 'step' coordinate to combine on")
+        ds = ds.drop_vars("valid_time", errors="ignore")
+        if "step" not in ds.dims:
+            ds = ds.expand_dims("step")
+        hours = _step_hours(ds)
+        fresh = np.array([h not in seen for h in hours])
+        if not fresh.all():
+            log.warning(
+                "%s: steps %s already read from an earlier file; skipped",
+                src,
+                ", ".join(f"{h:g} h" for h in hours[~fresh]),
+            )
+            if not fresh.any():
+                continue
+            ds = ds.isel(step=np.flatnonzero(fresh))
+        seen.update(hours[fresh].tolist())
+        # Per-step attributes become variables on ``step`` for the concatenation.
+        extra = {}
+        for name, da in ds.data_vars.items():
+            for attr in _STEP_ATTRS:
+                if attr in da.attrs:
+                    values = np.atleast_1d(np.asarray(da.attrs[attr], dtype=float))
+                    if values.size == len(fresh):
+                        values = values[fresh]
+                    extra[f"__{attr}__{name}"] = ("step", values)
+        prepared.append(ds.assign(extra))
+    combined = xr.concat(
+        prepared,
+        dim="step",
+        data_vars="all",
+        coords="different",
+        compat="equals",
+        join="outer",
+        combine_attrs="drop_conflicts",
+    )
+    combined = combined.sortby("step")
+    for var in [v for v in combined.data_vars if str(v).startswith("__")]:
+        _, attr, name = str(var).split("__", 2)
+        if name in combined:
+            combined[name].attrs[attr] = combined[var].values.astype(float)
+        combined = combined.drop_vars(var)
+    for name, da in combined.data_vars.items():  # attributes dropped as conflicting
+        for ds in datasets:
+            if name in ds:
+                for key, value in ds[name].attrs.items():
+                    if key not in _STEP_ATTRS:
+                        da.attrs.setdefault(key, value)
+    combined = _valid_time(combined)
+    combined.attrs["source"] = ", ".join(sources)
+    combined.attrs["history"] = "\n".join(
+        dict.fromkeys(str(ds.attrs.get("history", "")) for ds in datasets if ds.attrs)
+    ).strip()
+    combined.attrs["cityops_reader"] = "grib"
+    return combined
