@@ -92,3 +92,13 @@ def test_time_is_valid_time_in_utc(tmp_path):
     ds = make_forecast({"precip": np.zeros(3)})
     out = open_forecast(write(ds, tmp_path / "f.nc"))
     assert pd.Timestamp(out["time"].values[0]) == pd.Timestamp("2026-07-10T01:00")
+
+
+def test_fractions_and_percent(tmp_path):
+    ds = make_forecast(
+        {"rh": np.full(4, 0.85), "p_lightning": np.full(4, 30.0)},
+        units={"rh": "1", "p_lightning": "%"},
+    )
+    out = open_forecast(write(ds, tmp_path / "frac.nc"))
+    np.testing.assert_allclose(out["rh"].values, 85.0, rtol=1e-6)
+    np.testing.assert_allclose(out["p_lightning"].values, 0.3, rtol=1e-6)
