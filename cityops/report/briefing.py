@@ -155,7 +155,10 @@ def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
         )
         return t("headline_none", lang, unit=name, hours=hours)
     fmt = "%m月%d日%H时" if lang == "zh" else "%d %b %H:%M"
-    hazard = top["hazard_name_zh"] if lang == "zh" else top["hazard_name_en"]
+    # Every hazard at the top level, in order of onset ("暴雨、雷电").
+    same = rows[rows["level"] == top["level"]]
+    names = same["hazard_name_zh"] if lang == "zh" else same["hazard_name_en"]
+    hazard = ("、" if lang == "zh" else ", ").join(names)
     return t(
         "headline",
         lang,

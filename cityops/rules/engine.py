@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cityops.rules.table import Condition, HazardRules, LevelRule, RuleTable, level_names
+from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_reduce, window_status
 from cityops.timeutil import parse_utc
 from cityops.units import convert_dataarray
@@ -220,6 +220,8 @@ def evaluate_condition(
             )
         if not bool(evaluable.all()):
             note = f"{var}: {int((~evaluable).sum())} valid times too coarse for the window"
+    elif condition.reduce == "daily_drop":
+        return _daily_drop(da, condition, var, timezone=timezone, first_step=first_step)
     else:  # daily_max / daily_min by local calendar day
         day = _local_day(da["time"], timezone)
         grouped = da.assign_coords(day=day).groupby("day")
@@ -232,8 +234,9 @@ def evaluate_condition(
             return ConditionResult(condition, var, None, None, note=f"{var}: {err}")
         value = daily.sel(day=day).drop_vars("day")
         in_run = qualifying.sel(day=day).drop_vars("day")
-        # Onset is the first step of the run whose own value meets the threshold.
-        holds = in_run & compare(da, condition.threshold)
+        # With onset: step, the run starts at the first step whose own value meets the
+        # threshold; otherwise the whole qualifying day holds.
+        holds = in_run & compare(da, condition.threshold) if condition.at_step else in_run
         return ConditionResult(condition, var, value, holds, note)
     holds = compare(value, condition.threshold)
     if evaluable is not None:
@@ -241,15 +244,79 @@ def evaluate_condition(
     return ConditionResult(condition, var, value, holds, note)
 
 
-def _combine(rule: LevelRule, results: list[ConditionResult]) -> xr.DataArray | None:
-    usable = [r.holds for r in results if r.evaluated]
-    missing_required = [r for r in results if not r.evaluated and r.condition.required]
-    if not usable or (rule.mode == "all" and missing_required):
+def _complete_days(
+    days: pd.DatetimeIndex, times: pd.DatetimeIndex, start0: pd.Timestamp, timezone: str
+) -> np.ndarray:
+    """Local days fully covered by the steps (a forecast starting at 08 BJT has a partial
+    first day whose minimum would be too warm)."""
+    begin = days.tz_localize(timezone).tz_convert("UTC").tz_localize(None)
+    end = (days + pd.Timedelta("1D")).tz_localize(timezone).tz_convert("UTC").tz_localize(None)
+    return np.asarray((begin >= start0) & (end <= times[-1]))
+
+
+def _daily_drop(
+    da: xr.DataArray,
+    condition: Condition,
+    var: str,
+    *,
+    timezone: str,
+    first_step: pd.Timedelta | None,
+) -> ConditionResult:
+    """Fall of the daily minimum over ``consecutive_days`` days (cold wave), on complete
+    local days only; the value at each step is that of its day."""
+    times = pd.DatetimeIndex(da["time"].values)
+    start0 = times[0] - (first_step if first_step is not None else (
+        times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")))  # fmt: skip
+    day = _local_day(da["time"], timezone)
+    daily = da.assign_coords(day=day).groupby("day").min()
+    complete = _complete_days(pd.DatetimeIndex(daily["day"].values), times, start0, timezone)
+    n = condition.consecutive_days
+    if complete.sum() <= n:
+        return ConditionResult(
+            condition, var, None, None,
+            note=f"{var}: cold-wave drop needs {n + 1} complete local days "
+            "(the day before the fall from the forecast or observations)",
+        )  # fmt: skip
+    daily = daily.where(xr.DataArray(complete, dims="day", coords={"day": daily["day"]}))
+    drop = (daily.shift(day=n) - daily).assign_attrs(units="delta_degC")
+    value = drop.sel(day=day).drop_vars("day")
+    holds = _COMPARE[condition.op](value, condition.threshold).fillna(False).astype(bool)
+    return ConditionResult(condition, var, value, holds, "")
+
+
+def _eval_group(group: Group, results: dict[Condition, ConditionResult]) -> xr.DataArray | None:
+    """Where a group holds, or None when a required part cannot be evaluated."""
+    parts = []
+    for item in group.items:
+        if isinstance(item, Group):
+            holds, required = _eval_group(item, results), True
+        else:
+            holds, required = results[item].holds, item.required
+        if holds is None:
+            if group.mode == "all" and required:
+                return None
+            continue
+        parts.append(holds)
+    if not parts:
         return None
-    out = usable[0]
-    for h in usable[1:]:
-        out = (out | h) if rule.mode == "any" else (out & h)
+    out = parts[0]
+    for h in parts[1:]:
+        out = (out | h) if group.mode == "any" else (out & h)
     return out
+
+
+def _combine(rule: LevelRule, results: list[ConditionResult]) -> xr.DataArray | None:
+    """The level's criteria, or its proxy when the criteria lack inputs."""
+    by_condition = {r.condition: r for r in results}
+    holds = _eval_group(rule.criteria, by_condition)
+    if holds is None and rule.proxy is not None:
+        holds = _eval_group(rule.proxy, by_condition)
+    return holds
+
+
+def _uses_proxy(rule: LevelRule, results: list[ConditionResult]) -> bool:
+    by_condition = {r.condition: r for r in results}
+    return rule.proxy is not None and _eval_group(rule.criteria, by_condition) is None
 
 
 def evaluate_hazard(
@@ -261,6 +328,11 @@ def evaluate_hazard(
 ) -> HazardResult:
     """Level field of one hazard: the highest level whose criterion holds."""
     result = HazardResult(rules=rules, level=None)
+    missing_inputs = [r for r in rules.requires if r not in ds.attrs and r not in ds.data_vars]
+    if missing_inputs:
+        note = rules.extra.get("requires_note") or f"needs {', '.join(missing_inputs)}"
+        result.notes = [f"not evaluated: {note}"]
+        return result
     level = None
     for rule in rules.levels:
         cond_results = [
@@ -275,10 +347,20 @@ def evaluate_hazard(
                 f"level {rule.level} not evaluated ({'; '.join(missing) or 'no input'})"
             )
             continue
-        if missing:
+        if _uses_proxy(rule, cond_results):
+            result.notes.append(f"level {rule.level} by proxy: {rule.proxy_note}")
+        elif missing:
             result.notes.append(f"level {rule.level}: {'; '.join(missing)}")
         contrib = xr.where(holds, np.int8(rule.level), np.int8(0))
         level = contrib if level is None else np.maximum(level, contrib)
+    if level is not None and rules.season_months:
+        months = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(timezone).month
+        in_season = np.isin(months, rules.season_months)
+        level = level.where(xr.DataArray(in_season, dims="time", coords={"time": ds["time"]}), 0)
+        if not in_season.any():
+            result.notes.append(
+                f"outside its season (months {', '.join(map(str, rules.season_months))})"
+            )
     if level is not None:
         result.level = level.astype("int8").rename(f"{rules.hazard}_level")
         # The same note can come from several levels: keep one of each.

@@ -21,6 +21,7 @@ from cityops.units import convert_quantity, parse_quantity, ureg
 
 __all__ = [
     "Condition",
+    "Group",
     "HazardRules",
     "LevelRule",
     "RuleTable",
@@ -32,7 +33,7 @@ __all__ = [
 log = logging.getLogger("cityops")
 
 OPERATORS = (">=", ">", "<=", "<")
-REDUCTIONS = ("point", "sum", "max", "min", "daily_max", "daily_min")
+REDUCTIONS = ("point", "sum", "max", "min", "daily_max", "daily_min", "daily_drop")
 GRADINGS = ("intensity", "lead")
 
 
@@ -46,7 +47,8 @@ class Condition:
         Canonical variable names in order of preference (the first present is used).
     reduce : str
         ``point`` (the value at each valid time), ``sum``/``max``/``min`` over ``window``,
-        or ``daily_max``/``daily_min`` by local calendar day.
+        ``daily_max``/``daily_min`` by local calendar day, or ``daily_drop``: how much the
+        daily minimum fell from ``consecutive_days`` days before (a temperature difference).
     window : pandas.Timedelta or None
         Accumulation window for ``sum``/``max``/``min``.
     op : str
@@ -59,6 +61,12 @@ class Condition:
         The threshold as written in the table (e.g. ``"force 6"``, ``"50 mm"``).
     consecutive_days : int
         For daily reductions: number of consecutive days that must satisfy the comparison.
+        For ``daily_drop``: the number of days over which the daily value falls (the cold
+        wave's 24 h = 1, 48 h = 2).
+    at_step : bool
+        For ``daily_max``/``daily_min``: hold only at the steps whose own value meets the
+        threshold (``onset: step``, e.g. the hot afternoon of a heat run) rather than on the
+        whole qualifying day (the default, so daily conditions combine with ``all:``).
     required : bool
         In an ``all:`` level, whether the level can be judged without this condition's
         variable (``required: false``: judged on the other conditions, with a note).
@@ -73,6 +81,7 @@ class Condition:
     window: pd.Timedelta | None = None
     consecutive_days: int = 1
     required: bool = True
+    at_step: bool = False
 
     @property
     def key(self) -> str:
@@ -136,15 +145,46 @@ def display_units(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Conditions combined with ``any`` (or) or ``all`` (and); items may be groups."""
+
+    mode: str
+    items: tuple[Condition | Group, ...]
+
+    def flat(self) -> tuple[Condition, ...]:
+        """Every condition of the group, depth first."""
+        out: list[Condition] = []
+        for item in self.items:
+            out.extend(item.flat() if isinstance(item, Group) else [item])
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class LevelRule:
-    """The criterion of one level of one hazard."""
+    """The criterion of one level of one hazard.
+
+    ``criteria`` is evaluated; ``proxy``, when given, is used only if the criteria cannot be
+    evaluated for want of inputs (e.g. lightning from CAPE and precipitation when there is no
+    lightning probability), and every output then says a proxy was used.
+    """
 
     level: int
     lead: pd.Timedelta
-    mode: str  # "any" or "all"
-    conditions: tuple[Condition, ...]
+    criteria: Group
     text_zh: str
     source: str
+    proxy: Group | None = None
+    proxy_note: str = ""
+
+    @property
+    def mode(self) -> str:
+        return self.criteria.mode
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The criteria's conditions followed by the proxy's."""
+        proxy = self.proxy.flat() if self.proxy is not None else ()
+        return self.criteria.flat() + proxy
 
 
 @dataclass(frozen=True)
@@ -170,6 +210,17 @@ class HazardRules:
     @property
     def variables(self) -> set[str]:
         return {v for rule in self.levels for c in rule.conditions for v in c.variables}
+
+    @property
+    def season_months(self) -> tuple[int, ...] | None:
+        """Months (local time) in which the hazard applies (e.g. frost affecting crops)."""
+        months = self.extra.get("season_months")
+        return tuple(int(m) for m in months) if months else None
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """Inputs beyond the grid's variables (e.g. a tropical-cyclone track)."""
+        return tuple(self.extra.get("requires", ()))
 
 
 @dataclass(frozen=True)
@@ -249,6 +300,8 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
     elif "window" in raw:
         raise _fail(path, where, f"field 'window' makes no sense with reduce: {reduce}")
     days = int(raw.get("consecutive_days", 1))
+    if reduce == "daily_drop" and units != "degC":
+        raise _fail(path, where, "reduce: daily_drop applies to temperatures")
     if days < 1 or (days > 1 and not reduce.startswith("daily")):
         raise _fail(path, where, "field 'consecutive_days' needs a daily reduction and >= 1")
     text = raw.get("threshold")
@@ -266,8 +319,9 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
         quantity = parse_quantity(text, where=f"{path}: {where}: field 'threshold'")
     try:
         # Round away conversion noise (0.5 km -> 500.0000000001 m) so "exactly at the
-        # threshold" stays exact.
-        threshold = float(f"{convert_quantity(quantity, units):.10g}")
+        # threshold" stays exact. A drop is a temperature difference, not a temperature.
+        target = "delta_degC" if reduce == "daily_drop" else units
+        threshold = float(f"{convert_quantity(quantity, target):.10g}")
     except Exception:
         raise _fail(
             path, where, f"field 'threshold': {text!r} is not convertible to {units}"
@@ -275,8 +329,12 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
     required = raw.get("required", True)
     if not isinstance(required, bool):
         raise _fail(path, where, "field 'required' must be true or false")
+    onset = raw.get("onset", "day" if reduce.startswith("daily") else "step")
+    if onset not in ("day", "step"):
+        raise _fail(path, where, "field 'onset' must be 'day' or 'step'")
     return Condition(
         required=required,
+        at_step=onset == "step",
         variables=tuple(variables),
         reduce=reduce,
         op=op,
@@ -298,13 +356,10 @@ def _parse_duration(value: Any, path: Path, where: str, name: str) -> pd.Timedel
     return td
 
 
-def _parse_level(raw: Any, path: Path, where: str) -> LevelRule:
+def _parse_group(raw: Any, path: Path, where: str) -> Group:
+    """``{any: [...]}`` or ``{all: [...]}``; items are conditions or nested groups."""
     if not isinstance(raw, dict):
-        raise _fail(path, where, "a level must be a mapping")
-    level = raw.get("level")
-    if level not in (1, 2, 3, 4):
-        raise _fail(path, where, f"field 'level': {level!r} is not 1..4")
-    where = f"{where} level {level}"
+        raise _fail(path, where, "a criterion must be a mapping")
     modes = [m for m in ("any", "all") if m in raw]
     if len(modes) != 1:
         raise _fail(path, where, "needs exactly one of 'any' or 'all'")
@@ -312,35 +367,72 @@ def _parse_level(raw: Any, path: Path, where: str) -> LevelRule:
     items = raw[mode]
     if not isinstance(items, list) or not items:
         raise _fail(path, where, f"field {mode!r} must be a non-empty list")
-    conditions = tuple(
-        _parse_condition(c, path, f"{where} condition {i + 1}") for i, c in enumerate(items)
-    )
+    parsed: list[Condition | Group] = []
+    for i, item in enumerate(items):
+        sub = f"{where} condition {i + 1}"
+        if isinstance(item, dict) and ("any" in item or "all" in item):
+            parsed.append(_parse_group(item, path, sub))
+        else:
+            parsed.append(_parse_condition(item, path, sub))
+    return Group(mode, tuple(parsed))
+
+
+def _parse_level(raw: Any, path: Path, where: str) -> LevelRule:
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "a level must be a mapping")
+    level = raw.get("level")
+    if level not in (1, 2, 3, 4):
+        raise _fail(path, where, f"field 'level': {level!r} is not 1..4")
+    where = f"{where} level {level}"
+    criteria = _parse_group({k: raw[k] for k in ("any", "all") if k in raw}, path, where)
+    proxy = None
+    if "proxy" in raw:
+        proxy = _parse_group(raw["proxy"], path, f"{where} proxy")
+        if not raw.get("proxy_note"):
+            raise _fail(path, where, "a proxy needs a 'proxy_note' saying what it stands for")
     if "source" not in raw:
         raise _fail(path, where, "field 'source' is missing (every row names its source)")
     return LevelRule(
         level=int(level),
-        lead=_parse_duration(raw.get("lead", "0h") or "0h", path, where, "lead")
+        lead=_parse_duration(raw["lead"], path, where, "lead")
         if raw.get("lead")
         else pd.Timedelta(0),
-        mode=mode,
-        conditions=conditions,
+        criteria=criteria,
         text_zh=str(raw.get("text_zh", "")),
         source=str(raw["source"]),
+        proxy=proxy,
+        proxy_note=str(raw.get("proxy_note", "")),
     )
 
 
 def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
-    """Validate a rule table already read from YAML."""
+    """Validate a rule table already read from YAML.
+
+    A table with ``extends: NAME`` starts from that table: each hazard it lists replaces the
+    base's hazard of that id (or adds a new one, e.g. ``low_temperature``), and ``remove:``
+    drops hazards. This is how a province or county overrides national rows.
+    """
     for key in ("ruleset", "source", "hazards"):
         if key not in data:
             raise _fail(path, "top level", f"field {key!r} is missing")
     hazards: dict[str, HazardRules] = {}
+    if data.get("extends"):
+        base = load_rule_table(str(data["extends"]))
+        hazards.update(base.hazards)
+        for name in data.get("remove", []) or []:
+            if name not in hazards:
+                raise _fail(path, "field 'remove'", f"{name!r} is not in {base.ruleset}")
+            del hazards[name]
     if not isinstance(data["hazards"], dict):
         raise _fail(path, "top level", "field 'hazards' must be a mapping")
+    if not data["hazards"] and not data.get("extends"):
+        raise _fail(path, "top level", "field 'hazards' is empty")
     for hazard, spec in data["hazards"].items():
         where = f"hazard {hazard}"
         if not isinstance(spec, dict) or not isinstance(spec.get("levels"), list):
             raise _fail(path, where, "needs a 'levels' list")
+        if not spec["levels"] and not spec.get("requires"):
+            raise _fail(path, where, "needs at least one level")
         levels = tuple(
             sorted((_parse_level(r, path, where) for r in spec["levels"]), key=lambda r: r.level)
         )
@@ -352,6 +444,12 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
         extra = {
             k: v for k, v in spec.items() if k not in ("levels", "name_zh", "name_en", "grading")
         }
+        months = extra.get("season_months")
+        if months is not None and (
+            not isinstance(months, list)
+            or not all(isinstance(m, int) and 1 <= m <= 12 for m in months)
+        ):
+            raise _fail(path, where, "field 'season_months' must list months 1..12")
         hazards[hazard] = HazardRules(
             hazard=hazard,
             name_zh=str(spec.get("name_zh", hazard)),
