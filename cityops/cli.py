@@ -28,6 +28,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="ensemble share of members needed to report a level (default 0.3)",
     )
     p.add_argument(
+        "--observed",
+        nargs="+",
+        default=None,
+        help="recent observations/analyses: an exceedance still present at --now counts",
+    )
+    p.add_argument(
         "--mapping",
         type=Path,
         default=None,
@@ -126,6 +132,7 @@ def _cmd_assess(args) -> int:
         now=args.now,
         report_probability=args.report_probability,
         mapping=args.mapping,
+        observed=args.observed,
     )
     out = write_assessment(result, args.out)
     reached = result.table[result.table["level"] > 0]
@@ -149,6 +156,7 @@ def _cmd_brief(args) -> int:
         kernel=args.kernel,
         report_probability=args.report_probability,
         mapping=str(args.mapping) if args.mapping else "",
+        observed=",".join(args.observed or []),
     )
     index = run_briefings(args.forecast, args.out, opts)
     print(index)

@@ -24,6 +24,7 @@ from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import open_forecast
 from cityops.rules import LevelResult, evaluate, load_rule_table
+from cityops.rules.engine import apply_observed
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
@@ -95,6 +96,7 @@ def assess(
     now=None,
     report_probability: float = 0.3,
     mapping: str | Path | None = None,
+    observed: str | Path | Sequence[str | Path] | None = None,
 ) -> Assessment:
     """Evaluate every rule on a forecast and aggregate to the jurisdiction's units.
 
@@ -112,6 +114,10 @@ def assess(
         Ensemble share needed to report a level.
     mapping : path, optional
         A user variable mapping (YAML) for source names ingest does not know.
+    observed : path(s), optional
+        Recent observations or analyses (any ingestible grid): an exceedance observed in the
+        last 24 h and still present at the reference time counts ("already reached and likely
+        to continue").
 
     Returns
     -------
@@ -133,8 +139,13 @@ def assess(
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     levels = evaluate(forecast, table, timezone=timezone).load()
     extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()
-    weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
     now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
+    if observed is not None:
+        obs = open_forecast(observed, bounds=juris.bounds, mapping=mapping).load()
+        for result in (levels, extreme):
+            obs_levels = evaluate(obs, result.table, timezone=timezone).load()
+            apply_observed(result, obs_levels, now=now_ts)
+    weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
     frame = town_hazards(
         levels,
         juris,

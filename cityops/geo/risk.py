@@ -243,7 +243,12 @@ def _unit_rows(
                 "peak_value": peak_value,
                 "units": units,
                 "lead_hours": None if np.isnan(lead_hours) else round(float(lead_hours), 2),
-                "tier": tier_for_lead(lead_hours) if level else "",
+                # An onset taken from observations is under way, whatever the lead says.
+                "tier": (
+                    "ongoing"
+                    if level and res.observed_until is not None and onset <= res.observed_until
+                    else (tier_for_lead(lead_hours) if level else "")
+                ),
                 "extreme": extreme,
                 "area_fraction": round(area_fraction, 4),
                 "probability": None if np.isnan(probability) else round(probability, 3),

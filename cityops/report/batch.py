@@ -54,6 +54,7 @@ class BriefOptions:
     kernel: str = "cityops"
     report_probability: float = 0.3
     mapping: str = ""
+    observed: str = ""
     template: str | None = None
 
 
@@ -154,6 +155,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
         "output_dir": str(folder.resolve()),
         "report_probability": float(opts.report_probability),
         "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else "",
+        "observed": ",".join(str(Path(o).resolve()) for o in opts.observed.split(",") if o),
     }
     try:
         pm.execute_notebook(
@@ -222,6 +224,7 @@ def run_briefings(
         now=opts.now,
         report_probability=opts.report_probability,
         mapping=opts.mapping or None,
+        observed=opts.observed.split(",") if opts.observed else None,
     )
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)

@@ -43,6 +43,7 @@ BRIEFING_PARAMETERS = {
     "output_dir": str,
     "report_probability": float,
     "mapping": str,
+    "observed": str,
 }
 
 
@@ -61,7 +62,7 @@ def validate_parameters(**params) -> dict:
     for name, kind in BRIEFING_PARAMETERS.items():
         value = params.get(name)
         if value is None or value == "":
-            out[name] = None if name in ("now", "output_dir", "mapping") else value
+            out[name] = None if name in ("now", "output_dir", "mapping", "observed") else value
             continue
         if kind is float and isinstance(value, int | float):
             value = float(value)
@@ -83,6 +84,7 @@ def validate_parameters(**params) -> dict:
     juris = load_jurisdiction(out["jurisdiction"] or "ejin-horo")
     out["town"] = juris.unit(out["town"]).code  # resolves names and aliases, or fails clearly
     out["forecast"] = [p.strip() for p in str(out["forecast"]).split(",")]
+    out["observed"] = [p.strip() for p in out["observed"].split(",")] if out["observed"] else None
     return out
 
 
