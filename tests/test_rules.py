@@ -255,3 +255,37 @@ def test_low_visibility_in_dry_air_is_not_fog():
     # Without humidity the level is judged on visibility alone, and the note says so.
     res = evaluate(make_forecast({"vis": np.full(6, 100.0)}), NATIONAL, hazards=["fog"])["fog"]
     assert int(res.level.max()) == 3 and any("rh" in n for n in res.notes)
+
+
+def test_window_straddling_calendar_hours_on_half_hourly_steps():
+    # 30-min steps from 00:30: the 3 h window ending 03:30 covers (00:30, 03:30].
+    times = pd.date_range("2026-07-10T00:30", periods=12, freq="30min")
+    rain = np.zeros(12)
+    rain[1:7] = [10.0, 10.0, 5.0, 5.0, 10.0, 10.0]  # 01:00 .. 03:30: 50 mm in 3 h
+    ds = make_forecast({"precip": rain}, times=times, issued=pd.Timestamp("2026-07-10T00:00"))
+    level = evaluate(ds, NATIONAL, hazards=["rainstorm"])["rainstorm"].level.isel(lat=0, lon=0)
+    onset = pd.Timestamp(level["time"].values[int(np.argmax(level.values >= 3))])
+    assert onset == pd.Timestamp("2026-07-10T03:30")
+
+
+def test_local_table_overrides_and_adds_rows(tmp_path):
+    local = tmp_path / "local.yaml"
+    local.write_text(
+        "ruleset: ordos-local\nextends: national\nsource: test local rules\nremove: [typhoon]\n"
+        "hazards:\n"
+        "  rainstorm:\n    name_zh: 暴雨\n    levels:\n"
+        "      - level: 3\n        lead: 3 h\n        any:\n"
+        "          - {variable: precip, reduce: sum, window: 3 h, op: '>=', threshold: 40 mm}\n"
+        "        source: local test\n"
+        "  low_temperature:\n    name_zh: 低温\n    levels:\n"
+        "      - level: 4\n        lead: 24 h\n        any:\n"
+        "          - {variable: [t2m_min, t2m], reduce: point, op: '<=', threshold: -30 degC}\n"
+        "        source: local test\n",
+        encoding="utf-8",
+    )
+    table = load_rule_table(local)
+    assert "typhoon" not in table and "low_temperature" in table and "gale" in table
+    ds = make_forecast({"precip": rain_series([20.0, 20.0]), "t2m": np.full(24, -30.0)})
+    res = evaluate(ds, table)
+    assert int(res["rainstorm"].level.max()) == 3  # 40 mm in 3 h: orange locally
+    assert int(res["low_temperature"].level.max()) == 4
