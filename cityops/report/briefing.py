@@ -253,7 +253,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         if not bool(r["evaluated"]):
             out.append(
                 f"<tr><td {cell}>{html.escape(str(hazard))}</td><td colspan='{len(head) - 1}' "
-                f"style='color:#777;text-align:left'>{t('not_evaluated', lang)}: {html.escape(localize_note(str(r['note']), lang))}</td></tr>"
+                f"style='color:#777;text-align:left'>{t('not_evaluated', lang)}: {html.escape(_not_evaluated_reason(assessment, r, lang))}</td></tr>"
             )
             continue
         peak = (
@@ -280,6 +280,17 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         out.append("<tr>" + "".join(f"<td {cell}>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def _not_evaluated_reason(assessment, row, lang: str) -> str:
+    """Why a row was not evaluated, in the report language."""
+    rules = assessment.levels[row["hazard"]].rules
+    if lang == "zh" and rules.requires and rules.extra.get("requires_note_zh"):
+        missing = [r for r in rules.requires if r not in assessment.forecast.attrs
+                   and r not in assessment.forecast.data_vars]  # fmt: skip
+        if missing:
+            return rules.extra["requires_note_zh"]
+    return localize_note(str(row["note"]), lang)
 
 
 def _criterion(assessment, row, lang: str) -> str:

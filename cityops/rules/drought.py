@@ -767,8 +767,9 @@ def moisture_index(
     )
     p_n = _accumulate(precip, n)
     pet_n = _accumulate(pet, n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mi = ((p_n - pet_n) / pet_n).where(pet_n > 0)
+    # Dividing by NaN (not by zero) where PET_n = 0 keeps lazy (dask) runs warning-free.
+    positive = pet_n.where(pet_n > 0)
+    mi = (p_n - positive) / positive
     if since is not None:
         mi = mi.sel(time=slice(pd.Timestamp(since), None))
     mi = mi.transpose(*[d for d in precip.dims if d in mi.dims], ...)
