@@ -26,14 +26,14 @@ kernel: $(STAMP)
 	@$(BIN)/python -m cityops.report.kernel cityops >/dev/null
 	@echo "Jupyter kernel 'cityops' registered in $(VENV)"
 
-$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py
+$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/rules/drought.py
 	@mkdir -p $(SAMPLES)
-	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc
+	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc --history $(SAMPLES)/$*.history.nc
 
 samples: $(addprefix $(SAMPLES)/,$(addsuffix .nc,$(SCENARIOS)))
 
 demo: kernel samples
-	$(BIN)/cityops brief $(SAMPLES)/$(DEMO_SCENARIO).nc --out out/briefing/$(DEMO_SCENARIO) --jobs 2
+	$(BIN)/cityops brief $(SAMPLES)/$(DEMO_SCENARIO).nc --history $(SAMPLES)/$(DEMO_SCENARIO).history.nc --out out/briefing/$(DEMO_SCENARIO) --jobs 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -34,6 +34,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="recent observations/analyses: an exceedance still present at --now counts",
     )
     p.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="daily precipitation/temperature history (NetCDF) for the drought index MCI",
+    )
+    p.add_argument(
         "--mapping",
         type=Path,
         default=None,
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="also write the 'what really happened' analysis here",
+    )
+    p.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        help="also write a daily climate history to go with it (for the drought index)",
     )
 
     p = sub.add_parser("assess", help="evaluate every rule; write levels.nc and town_hazards")
@@ -119,6 +131,10 @@ def _cmd_scenario(args) -> int:
     print(path)
     if args.observed:
         print(args.observed)
+    if args.history:
+        from cityops.scenarios.history import write_scenario_history
+
+        print(write_scenario_history(args.name, args.history, issued=args.issued))
     return 0
 
 
@@ -133,6 +149,7 @@ def _cmd_assess(args) -> int:
         report_probability=args.report_probability,
         mapping=args.mapping,
         observed=args.observed,
+        history=args.history,
     )
     out = write_assessment(result, args.out)
     reached = result.table[result.table["level"] > 0]
@@ -157,6 +174,7 @@ def _cmd_brief(args) -> int:
         report_probability=args.report_probability,
         mapping=str(args.mapping) if args.mapping else "",
         observed=",".join(args.observed or []),
+        history=str(args.history) if args.history else "",
     )
     index = run_briefings(args.forecast, args.out, opts)
     print(index)

@@ -24,6 +24,7 @@ from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import open_forecast
 from cityops.rules import LevelResult, evaluate, load_rule_table
+from cityops.rules.drought_input import add_drought_index
 from cityops.rules.engine import apply_observed
 from cityops.timeutil import parse_utc
 
@@ -97,6 +98,7 @@ def assess(
     report_probability: float = 0.3,
     mapping: str | Path | None = None,
     observed: str | Path | Sequence[str | Path] | None = None,
+    history: str | Path | None = None,
 ) -> Assessment:
     """Evaluate every rule on a forecast and aggregate to the jurisdiction's units.
 
@@ -118,6 +120,9 @@ def assess(
         Recent observations or analyses (any ingestible grid): an exceedance observed in the
         last 24 h and still present at the reference time counts ("already reached and likely
         to continue").
+    history : path, optional
+        Daily precipitation/temperature history (NetCDF) for the drought index MCI; without
+        it the drought rows are "not evaluated".
 
     Returns
     -------
@@ -136,6 +141,9 @@ def assess(
         forecast = forecast.load()
     table = load_rule_table(rules)
     timezone = juris.timezone
+    if history is not None:
+        lat = float(forecast["lat"].mean())
+        forecast = add_drought_index(forecast, history, lat=lat, timezone=timezone)
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     levels = evaluate(forecast, table, timezone=timezone).load()
     extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()

@@ -31,7 +31,8 @@ lang: str = "zh"  # report language: zh or en
 output_dir: str = ""  # folder for headline.png, empty to skip
 report_probability: float = 0.3  # ensemble share of members needed to report a level
 mapping: str = ""  # YAML mapping of source variable names, empty for none
-observed: str = ""  # recent observation file(s), comma-separated, empty for none""",
+observed: str = ""  # recent observation file(s), comma-separated, empty for none
+history: str = ""  # daily history for the drought index, empty for none""",
     ),
     (
         "code",
@@ -48,7 +49,7 @@ p = br.validate_parameters(**br.collect_parameters(globals()))""",
         "code",
         """A = assess(p["forecast"], jurisdiction=p["jurisdiction"], rules=p["rules"], now=p["now"],
            report_probability=p["report_probability"], mapping=p["mapping"],
-           observed=p["observed"])
+           observed=p["observed"], history=p["history"])
 display(HTML(br.title_html(A, p["town"], lang=p["lang"])))
 display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
     ),

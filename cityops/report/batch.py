@@ -55,6 +55,7 @@ class BriefOptions:
     report_probability: float = 0.3
     mapping: str = ""
     observed: str = ""
+    history: str = ""
     template: str | None = None
 
 
@@ -156,6 +157,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
         "report_probability": float(opts.report_probability),
         "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else "",
         "observed": ",".join(str(Path(o).resolve()) for o in opts.observed.split(",") if o),
+        "history": str(Path(opts.history).resolve()) if opts.history else "",
     }
     try:
         pm.execute_notebook(
@@ -225,6 +227,7 @@ def run_briefings(
         report_probability=opts.report_probability,
         mapping=opts.mapping or None,
         observed=opts.observed.split(",") if opts.observed else None,
+        history=opts.history or None,
     )
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)

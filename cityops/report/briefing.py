@@ -44,6 +44,7 @@ BRIEFING_PARAMETERS = {
     "report_probability": float,
     "mapping": str,
     "observed": str,
+    "history": str,
 }
 
 
@@ -62,7 +63,9 @@ def validate_parameters(**params) -> dict:
     for name, kind in BRIEFING_PARAMETERS.items():
         value = params.get(name)
         if value is None or value == "":
-            out[name] = None if name in ("now", "output_dir", "mapping", "observed") else value
+            out[name] = (
+                None if name in ("now", "output_dir", "mapping", "observed", "history") else value
+            )
             continue
         if kind is float and isinstance(value, int | float):
             value = float(value)

@@ -97,7 +97,7 @@ def _default_path() -> Path:
 
 
 @cache
-def _load_cached(path: str) -> dict[str, Any]:
+def _load_cached(path: str, mtime_ns: int) -> dict[str, Any]:
     return _validate(load_yaml(path), path)
 
 
@@ -123,7 +123,11 @@ def load_drought_config(path: str | os.PathLike | None = None) -> dict[str, Any]
         list of 12 numbers >= 0 (got 11 items)``.
     """
     target = _default_path() if path is None else Path(path)
-    return copy.deepcopy(_load_cached(str(target)))
+    try:
+        mtime = target.stat().st_mtime_ns
+    except OSError:
+        raise DataFileError(f"{target}: file not found") from None
+    return copy.deepcopy(_load_cached(str(target), mtime))
 
 
 def _resolve_config(config: dict[str, Any] | str | os.PathLike | None) -> dict[str, Any]:
@@ -907,7 +911,6 @@ def drought_indices(
             raise InputError("history: no 'lat' coordinate; pass lat= (degrees north)")
     calibration = slice(times[0], times[-1])
     precip = series["precip"]
-    days_w = cfg["spiw"]["days"]
     n_mi = cfg["moisture_index"]["days"]
     out = xr.Dataset()
     out["spiw60"] = spiw60(precip, calibration=calibration, config=cfg, since=since)
@@ -933,7 +936,6 @@ def drought_indices(
         "units": "1",
         "source": cfg["ka"]["source"],
     }
-    out["spiw60"].attrs["long_name"] += f" (WAP over {days_w} days)"
     out.attrs = {
         "title": "Meteorological drought composite index (MCI)",
         "references": _REFERENCE,
