@@ -199,7 +199,7 @@ def _badge(level: int, lang: str) -> str:
     fg = "#000" if int(level) in (0, 2) else "#fff"
     return (
         f'<span style="background:{colour};color:{fg};padding:1px 8px;border-radius:3px;'
-        f'border:1px solid #999">{html.escape(level_label(level, lang))}</span>'
+        f'border:1px solid #999;white-space:nowrap">{html.escape(level_label(level, lang))}</span>'
     )
 
 
@@ -297,14 +297,27 @@ def _not_evaluated_reason(assessment, row, lang: str) -> str:
 
 
 def _criterion(assessment, row, lang: str) -> str:
-    """The criterion of the row's level (or of the lowest level) in the report language."""
+    """The criterion of the row's level (or of the lowest level) in the report language:
+    the rule's criteria, or its proxy (marked) when the criteria lacked inputs."""
+    from cityops.rules.engine import _uses_proxy
+
     res = assessment.levels[row["hazard"]]
     level = int(row["level"]) or min(res.conditions, default=0)
-    crs = [c for c in res.conditions.get(level, []) if c.evaluated]
     rule = res.rules.level_rule(level)
-    any_mode = rule is None or rule.mode == "any"
-    joiner = ("或" if any_mode else "且") if lang == "zh" else (" or " if any_mode else " and ")
-    return joiner.join(c.condition.describe(lang) for c in crs)
+    if rule is None:
+        return ""
+    results = res.conditions.get(level, [])
+    proxy = _uses_proxy(rule, results)
+    group = rule.proxy if proxy else rule.criteria
+    joiner = {"zh": {"any": "或", "all": "且"}, "en": {"any": " or ", "all": " and "}}[lang]
+
+    def text(g) -> str:
+        parts = [text(i) if hasattr(i, "items") else i.describe(lang) for i in g.items]
+        out = joiner[g.mode].join(parts)
+        return f"（{out}）" if g is not group and len(parts) > 1 else out
+
+    label = ("（代用指标）" if lang == "zh" else " (proxy)") if proxy else ""
+    return text(group) + label
 
 
 def data_section_html(assessment, *, lang: str = "zh") -> str:

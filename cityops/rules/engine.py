@@ -283,14 +283,19 @@ def _daily_drop(
     daily = da.assign_coords(day=day).groupby("day").min()
     complete = _complete_days(pd.DatetimeIndex(daily["day"].values), times, start0, timezone)
     n = condition.consecutive_days
-    if complete.sum() <= n:
+    if complete.sum() < 2:
         return ConditionResult(
             condition, var, None, None,
-            note=f"{var}: cold-wave drop needs {n + 1} complete local days "
+            note=f"{var}: cold-wave drop needs 2 complete local days "
             "(the day before the fall from the forecast or observations)",
         )  # fmt: skip
     daily = daily.where(xr.DataArray(complete, dims="day", coords={"day": daily["day"]}))
-    drop = (daily.shift(day=n) - daily).assign_attrs(units="delta_degC")
+    # A fall "within 48 h" is the largest fall from any of the previous n days (a warm day
+    # ahead of the front counts), not only from the day n days before.
+    drop = daily.shift(day=1) - daily
+    for k in range(2, n + 1):
+        drop = np.fmax(drop, daily.shift(day=k) - daily)
+    drop = drop.assign_attrs(units="delta_degC")
     value = drop.sel(day=day).drop_vars("day")
     holds = _COMPARE[condition.op](value, condition.threshold).fillna(False).astype(bool)
     return ConditionResult(condition, var, value, holds, "")
@@ -373,6 +378,8 @@ def evaluate_hazard(
             result.notes.append(
                 f"outside its season (months {', '.join(map(str, rules.season_months))})"
             )
+    if level is not None and rules.extra.get("note"):
+        result.notes.append(str(rules.extra["note"]))
     if level is not None:
         result.level = level.astype("int8").rename(f"{rules.hazard}_level")
         # The same note can come from several levels: keep one of each.

@@ -102,6 +102,11 @@ class Condition:
                 hours = self.window / pd.Timedelta("1h")
                 how = {"sum": "total", "max": "maximum", "min": "minimum"}[self.reduce]
                 prefix = f"{hours:g} h {how} "
+            elif self.reduce == "daily_drop":
+                op = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[self.op]
+                hours = 24 * self.consecutive_days
+                text = display_units(self.threshold_text)
+                return f"fall of the daily minimum temperature within {hours} h {op} {text}"
             elif self.reduce.startswith("daily"):
                 prefix = (
                     "daily "
@@ -120,6 +125,10 @@ class Condition:
                 hours = self.window / pd.Timedelta("1h")
                 how = {"sum": "累计", "max": "最大", "min": "最小"}[self.reduce]
                 prefix = f"{hours:g}小时{how}"
+            elif self.reduce == "daily_drop":
+                op = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[self.op]
+                hours = 24 * self.consecutive_days
+                return f"{hours}小时内日最低气温下降{op}{display_units(self.threshold_text)}"
             elif self.reduce.startswith("daily"):
                 prefix = "日" if self.consecutive_days == 1 else f"连续{self.consecutive_days}天日"
             op = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}[self.op]
@@ -139,9 +148,10 @@ class Condition:
 
 def display_units(text: str) -> str:
     """Units as readers write them (``degC`` -> ``°C``, ``m s-1`` -> ``m/s``)."""
-    for a, b in (("degC", "°C"), ("m s-1", "m/s"), ("percent", "%"), ("ug m-3", "µg/m³")):
+    for a, b in (("delta_degC", "°C"), ("degC", "°C"), ("m s-1", "m/s"), ("percent", "%"),
+                 ("ug m-3", "µg/m³"), ("J kg-1", "J/kg")):  # fmt: skip
         text = text.replace(a, b)
-    return text
+    return "" if text.strip() == "1" else text
 
 
 @dataclass(frozen=True)
