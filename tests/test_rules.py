@@ -289,3 +289,22 @@ def test_local_table_overrides_and_adds_rows(tmp_path):
     res = evaluate(ds, table)
     assert int(res["rainstorm"].level.max()) == 3  # 40 mm in 3 h: orange locally
     assert int(res["low_temperature"].level.max()) == 4
+
+
+def test_levels_dataset_has_onset_per_level_and_member_shares():
+    import xarray as xr
+
+    ds = make_forecast({"precip": rain_series([20.0, 20.0, 10.0], start=5)})
+    members = [ds["precip"] * (1.0 if m < 3 else 0.0) for m in range(10)]
+    ens = ds.copy()
+    ens["precip"] = xr.concat(members, dim=pd.Index(range(10), name="member"))
+    ens["precip"].attrs["units"] = "mm"
+    out = evaluate(ens, NATIONAL, hazards=["rainstorm"]).to_dataset()
+    prob = out["rainstorm_probability"].isel(lat=0, lon=0).max("time")
+    np.testing.assert_allclose(prob.sel(level=3), 0.3)  # 3 of 10 members reach orange
+    np.testing.assert_allclose(prob.sel(level=4), 0.0)
+    det = evaluate(ds, NATIONAL, hazards=["rainstorm"]).to_dataset()
+    onset = det["rainstorm_onset"].isel(lat=0, lon=0)
+    assert pd.Timestamp(onset.sel(level=3).values) == pd.Timestamp("2026-07-10T08:00")
+    assert pd.isna(onset.sel(level=4).values)
+    assert out["rainstorm_level"].attrs["flag_meanings"] == "none blue yellow orange red"

@@ -128,6 +128,9 @@ class LevelResult:
                 "units": "1",
             }
             data_vars[f"{res.hazard}_level"] = lev
+            data_vars[f"{res.hazard}_onset"] = onset_per_level(lev, res.hazard)
+            if "member" in lev.dims:
+                data_vars[f"{res.hazard}_probability"] = level_probability(lev, res.hazard)
             for crs in (c for cl in res.conditions.values() for c in cl):
                 if crs.value is None:
                     continue
@@ -154,7 +157,32 @@ class LevelResult:
         notes = {res.hazard: "; ".join(res.notes) for res in self if res.notes}
         if notes:
             ds.attrs["cityops_notes"] = " | ".join(f"{k}: {v}" for k, v in notes.items())
+        missing = [f"{r.hazard}: {'; '.join(r.notes)}" for r in self if not r.evaluated]
+        ds.attrs["cityops_not_evaluated"] = " | ".join(missing)
         return ds
+
+
+_LEVELS = xr.DataArray(np.arange(1, 5, dtype="int8"), dims="level", attrs={
+    "long_name": "signal level", "flag_values": np.arange(1, 5, dtype="int8"),
+    "flag_meanings": "blue yellow orange red"})  # fmt: skip
+
+
+def onset_per_level(level: xr.DataArray, hazard: str = "") -> xr.DataArray:
+    """First valid time at which each level (1-4) is reached, per cell (NaT when never)."""
+    reached = level >= _LEVELS.assign_coords(level=_LEVELS)
+    first = reached.argmax("time")
+    onset = level["time"].isel(time=first).where(reached.any("time"))
+    onset = onset.reset_coords(drop=True)
+    onset.attrs = {"long_name": f"onset of each {hazard} signal level (valid time, UTC)"}
+    return onset.rename(f"{hazard}_onset")
+
+
+def level_probability(level: xr.DataArray, hazard: str = "") -> xr.DataArray:
+    """Share of ensemble members at or above each level (1-4), per cell and valid time."""
+    prob = (level >= _LEVELS.assign_coords(level=_LEVELS)).mean("member").astype("float32")
+    prob.attrs = {"long_name": f"probability of reaching each {hazard} signal level",
+                  "units": "1"}  # fmt: skip
+    return prob.rename(f"{hazard}_probability")
 
 
 def _local_day(time: xr.DataArray, timezone: str) -> xr.DataArray:
