@@ -12,13 +12,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
 
+from cityops.geo.calendar import apply_attention, special_periods
+from cityops.geo.exposure import evaluate_assets, geohazard_risk, load_assets, load_geohazard_zones
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
@@ -51,6 +53,12 @@ class Assessment:
     table: pd.DataFrame
     now: pd.Timestamp
     sources: list[str]
+    #: Holidays, events and seasons overlapping the forecast (cityops.geo.calendar).
+    periods: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Exposure points whose own triggers are met (cityops.geo.exposure).
+    assets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Geological-hazard zones whose rainfall trigger is met in the key period.
+    geohazards: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @cached_property
     def counting_cells(self) -> xr.DataArray:
@@ -153,7 +161,8 @@ def assess(
         for result in (levels, extreme):
             obs_levels = evaluate(obs, result.table, timezone=timezone).load()
             apply_observed(result, obs_levels, now=now_ts)
-    weights = overlap_weights(juris, forecast["lat"].values, forecast["lon"].values)
+    # DataArrays, so a curvilinear grid keeps its own dimension names.
+    weights = overlap_weights(juris, forecast["lat"], forecast["lon"])
     frame = town_hazards(
         levels,
         juris,
@@ -162,6 +171,8 @@ def assess(
         now=now_ts,
         report_probability=report_probability,
     )
+    periods, frame = _special_periods(juris, forecast, frame)
+    assets, geohazards = _exposure(juris, forecast)
     return Assessment(
         forecast=forecast,
         jurisdiction=juris,
@@ -171,7 +182,31 @@ def assess(
         table=frame,
         now=now_ts,
         sources=source.split(", "),
+        periods=periods,
+        assets=assets,
+        geohazards=geohazards,
     )
+
+
+def _exposure(juris: Jurisdiction, forecast: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Triggered exposure points and geological-hazard zones, when the jurisdiction's folder
+    has a register (``assets.csv``) and zones (``geohazard_zones.yaml``)."""
+    assets = geohazards = pd.DataFrame()
+    if (juris.path / "assets.csv").exists():
+        assets = evaluate_assets(forecast, load_assets(juris))
+    if (juris.path / "geohazard_zones.yaml").exists() and "precip" in forecast:
+        geohazards = geohazard_risk(forecast, load_geohazard_zones(juris), juris)
+    return assets, geohazards
+
+
+def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFrame):
+    """Holidays, events and seasons over the forecast (Beijing dates) and the attention levels
+    they give; the jurisdiction's own attention rules when its folder has them."""
+    times = pd.DatetimeIndex(forecast["time"].values).tz_localize("UTC").tz_convert(juris.timezone)
+    periods = special_periods(juris, times[0].date(), times[-1].date())
+    own = juris.path / "attention.yaml"
+    frame = apply_attention(frame, periods, rules=own if own.exists() else None)
+    return periods, frame
 
 
 def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -112,7 +112,7 @@ def test_event_raises_attention_only_in_its_town(ejin):
     )
     out = apply_attention(table, periods)
     assert list(out["attention_level"]) == [2, 1, 0, 1]
-    assert "那达慕大会 (expected 30000)" in out.loc[0, "special_conditions"]
+    assert "那达慕大会（预计30000人）" in out.loc[0, "special_conditions"]
     assert out.loc[0, "extra_owners"].split("、")[:2] == ["文旅局", "公安局"]
     assert "那达慕" not in out.loc[1, "special_conditions"]
     assert out.loc[1, "extra_owners"] == ""

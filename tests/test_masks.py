@@ -142,10 +142,12 @@ def test_unit_outside_the_grid_is_an_input_error(ejh):
     assert 0.0 < share < 1.0
 
 
-def test_curvilinear_grid_not_implemented_yet(ejh):
+def test_2d_meshgrid_of_a_regular_grid_gives_the_regular_weights(ejh, weights):
+    # Was "curvilinear grid not implemented yet": 2-D lat/lon are now supported.
     lon2d, lat2d = np.meshgrid(LON, LAT)
-    with pytest.raises(NotImplementedError, match="curvilinear"):
-        overlap_weights(ejh, lat2d, lon2d)
+    w2 = overlap_weights(ejh, lat2d, lon2d)
+    assert w2.dims == ("unit", "y", "x")
+    np.testing.assert_allclose(w2.values, weights.values, atol=1e-9)
 
 
 @pytest.mark.parametrize("bad", [[39.5], [39.0, 39.0, 39.1], [39.0, np.nan, 39.2]])
@@ -182,3 +184,69 @@ def test_real_multipolygon_weights_sum_to_one(tmp_path):
     w = overlap_weights(j, LAT, LON)
     assert float(w.sum()) == pytest.approx(1.0, abs=1e-9)
     assert int(touching(w).sum()) > 300
+
+
+# ---- curvilinear grids ---------------------------------------------------------------------
+def _rotated(step=0.03, degrees=7.0, nx=66, ny=46, lon0=109.7, lat0=39.35):
+    th = np.deg2rad(degrees)
+    i, j = np.meshgrid(np.arange(nx) - (nx - 1) / 2, np.arange(ny) - (ny - 1) / 2)
+    lon = lon0 + step * (i * np.cos(th) - j * np.sin(th))
+    lat = lat0 + step * (i * np.sin(th) + j * np.cos(th))
+    return lat, lon
+
+
+def test_curvilinear_weights_keep_the_grid_dims_and_sum_to_one(ejh):
+    lat2, lon2 = _rotated()
+    lat = xr.DataArray(lat2, dims=("row", "col"), coords={"row": np.arange(46)})
+    lon = xr.DataArray(lon2, dims=("row", "col"))
+    w = overlap_weights(ejh, lat, lon)
+    assert w.dims == ("unit", "row", "col")
+    assert w["lat"].dims == ("row", "col") and w["lon"].dims == ("row", "col")
+    np.testing.assert_array_equal(w["lat"].values, lat2)
+    np.testing.assert_array_equal(w["row"].values, np.arange(46))
+    np.testing.assert_allclose(w.sum(("row", "col")).values, [1.0] * 9 + [0.0], atol=1e-9)
+    # The cell holding the banner seat belongs mostly to 阿勒腾席热镇.
+    d2 = (lon2 - SEAT[0]) ** 2 + (lat2 - SEAT[1]) ** 2
+    r, c = np.unravel_index(np.argmin(d2), d2.shape)
+    assert str(w.isel(row=r, col=c).idxmax("unit").values) == "150627100"
+
+
+def test_curvilinear_weights_match_regular_ones_in_aggregate(ejh, weights):
+    # Area-weighted mean of a smooth field: same on a rotated and on a regular grid.
+    lat2, lon2 = _rotated(step=0.02, nx=100, ny=70)
+    w2 = overlap_weights(ejh, lat2, lon2)
+
+    def f(lon, lat):
+        return np.sin(3 * lon) + np.cos(5 * lat)
+
+    lon1, lat1 = np.meshgrid(LON, LAT)
+    m1 = (weights * f(lon1, lat1)).sum(("lat", "lon"))
+    m2 = (w2 * f(lon2, lat2)).sum(("y", "x"))
+    np.testing.assert_allclose(m2.values, m1.values, atol=0.02)
+
+
+def test_curvilinear_grid_not_covering_is_an_input_error(ejh):
+    lat2, lon2 = _rotated(nx=20, ny=20)
+    with pytest.raises(InputError, match="covers only"):
+        overlap_weights(ejh, lat2, lon2)
+    with pytest.raises(InputError, match="differ in shape"):
+        overlap_weights(ejh, lat2, lon2[:, :-1])
+    with pytest.raises(InputError, match="lat is 2-D but lon is 1-D"):
+        overlap_weights(ejh, lat2, LON)
+
+
+def test_cell_area_km2_regular_and_curvilinear():
+    from cityops.geo.masks import cell_area_km2
+
+    a = cell_area_km2(LAT, LON)
+    assert a.dims == ("lat", "lon") and a.attrs["units"] == "km2"
+    dlat, dlon = LAT[1] - LAT[0], LON[1] - LON[0]
+    approx = 111.195**2 * dlat * dlon * np.cos(np.deg2rad(LAT))
+    np.testing.assert_allclose(a.values[:, 5], approx, rtol=0.01)
+    lon2, lat2 = np.meshgrid(LON, LAT)
+    np.testing.assert_allclose(cell_area_km2(lat2, lon2).values, a.values, rtol=1e-9)
+    r_lat, r_lon = _rotated(step=0.03, degrees=20.0)
+    ar = cell_area_km2(r_lat, r_lon)
+    assert ar.dims == ("y", "x")
+    expected = 111.195**2 * 0.03**2 * np.cos(np.deg2rad(r_lat))
+    np.testing.assert_allclose(ar.values[1:-1, 1:-1], expected[1:-1, 1:-1], rtol=0.01)

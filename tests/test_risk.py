@@ -119,3 +119,21 @@ def test_ensemble_probability_is_share_of_members():
     assert r.level == 4 and r.max_member_level == 4
     stricter = town_hazards(national, JURIS, report_probability=0.5)
     assert row(stricter, SEAT.code).level == 0
+
+
+def test_risk_summary_lists_threatened_points_and_events(tmp_path):
+    from cityops.geo.summary import risk_summary
+    from cityops.pipeline import assess
+    from cityops.report.briefing import assets_html, periods_html
+    from cityops.scenarios import write_scenario
+
+    a = assess(write_scenario("july-rainstorm", tmp_path / "rain.nc"))
+    summary = risk_summary(a, "150627100")
+    assert list(summary["level"]) == sorted(summary["level"], reverse=True)
+    rain = summary[summary["hazard"] == "rainstorm"].iloc[0]
+    assert "下穿通道" in rain["threatens"]  # the underpasses' own 30 mm/1 h triggers fire
+    assert "那达慕大会" in rain["special_conditions"]  # the illustrative July event
+    assert "文旅局" in rain["extra_owners"]
+    assert "一点一策" in assets_html(a, "150627100")
+    assert "那达慕大会" in periods_html(a, "150627100")
+    assert "那达慕大会" not in periods_html(a, "150627103")  # the event is in 阿镇 only

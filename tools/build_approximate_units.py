@@ -18,9 +18,14 @@ the banner and projected back to WGS-84; coordinates are rounded to 5 decimals (
 are closed with counter-clockwise exteriors (RFC 7946). The script is deterministic: running
 it again rewrites identical files. Areas are printed in km².
 
+``--jurisdiction kangbashi`` builds ``data/jurisdictions/kangbashi/`` the same way: the
+district outline is a ring simplified once (0.01°) from the public DataV outline of 150603
+(embedded below as ``KANGBASHI_RING``); the 3 located sub-districts are Voronoi cells of their
+points clipped to it; 康新街道 (no location found) is a feature with ``geometry: null``.
+
 Usage::
 
-    python tools/build_approximate_units.py [--out data/jurisdictions/ejin-horo]
+    python tools/build_approximate_units.py [--jurisdiction ejin-horo|kangbashi] [--out DIR]
 """
 
 from __future__ import annotations
@@ -395,10 +400,185 @@ def build(out: Path) -> None:
     print(f"wrote {out / 'outline.geojson'} and {out / 'units.geojson'}")
 
 
+# ---- Kangbashi District 康巴什区 (150603) ---------------------------------------------------
+# Derived once from /work/shared/geo/150603_wgs84_derived.geojson (public DataV outline of
+# 150603, converted GCJ-02 -> WGS-84; not part of the repository): the single polygon simplified
+# with shapely.simplify(tolerance=0.01°, preserve_topology=True), counter-clockwise, rounded to
+# 4 decimals. About 364 km² (the full outline: about 359 km²; spec/geography.md: 360-373 km²).
+KANGBASHI_RING = """
+109.9700 39.6533; 109.7546 39.7115; 109.6886 39.7594; 109.6714 39.7455; 109.6824 39.7233;
+109.6573 39.7027; 109.6164 39.6979; 109.6031 39.6680; 109.6339 39.6426; 109.7084 39.6379;
+109.7640 39.5823; 109.8391 39.5872; 109.8561 39.6050; 109.9087 39.5886; 110.0218 39.5133;
+110.0157 39.5879; 109.9700 39.6533
+"""
+KANGBASHI_OUTLINE_SOURCE = (
+    "public DataV outline of 150603 (tnnevol/gmap 150603.json, converted GCJ-02 -> WGS-84; "
+    "shared/geo/150603_wgs84_derived.geojson) simplified to 0.01° (shapely.simplify, "
+    "preserve_topology) and rounded to 4 decimals; about 1 % larger than the full outline "
+    "(tools/build_approximate_units.py)"
+)
+KANGBASHI_POINT_SOURCE = (
+    "point: map provider's centre point (GCJ-02) converted to WGS-84 (spec/geography.md)"
+)
+KANGBASHI_UNIT_SOURCE = (
+    "polygon: Voronoi cell of the 3 located sub-district points clipped to the approximate "
+    "district outline, detached pieces joined to their neighbour "
+    "(tools/build_approximate_units.py --jurisdiction kangbashi); " + KANGBASHI_POINT_SOURCE
+)
+
+# code, name_zh, name_en, aliases, lon, lat, note (spec/geography.md)
+KANGBASHI_SUBDISTRICTS = [
+    (
+        "150603001",
+        "哈巴格希街道",
+        "Habagexi Subdistrict",
+        ["哈巴格希", "Habagexi"],
+        109.7354,
+        39.6519,
+        "western sub-district",
+    ),
+    (
+        "150603002",
+        "青春山街道",
+        "Qingchunshan Subdistrict",
+        ["青春山", "Qingchunshan"],
+        109.7913,
+        39.6158,
+        "point approximate (≈): a community inside the sub-district, not its centre",
+    ),
+    (
+        "150603003",
+        "滨河街道",
+        "Binhe Subdistrict",
+        ["Binhe"],
+        109.7884,
+        39.5965,
+        "not 滨河路社区 (a community of 乌兰木伦镇, Ejin Horo Banner)",
+    ),
+]
+
+KANGBASHI_NO_GEOMETRY = [
+    (
+        "150603008",
+        "康新街道",
+        "Kangxin Subdistrict",
+        ["康新", "Kangxin"],
+        "no location found (spec/geography.md); supply a real polygon to replace geometry null",
+    ),
+]
+
+
+def kangbashi_outline() -> shapely.Polygon:
+    pairs = [p.split() for p in KANGBASHI_RING.replace("\n", " ").split(";") if p.strip()]
+    return shapely.Polygon([(float(x), float(y)) for x, y in pairs])
+
+
+def build_kangbashi(out: Path) -> None:
+    """Kangbashi District: 3 Voronoi sub-districts clipped to the outline, 康新街道 without one."""
+    outline_ll = shapely.orient_polygons(kangbashi_outline(), exterior_cw=False)
+    assert outline_ll.is_valid, shapely.is_valid_reason(outline_ll)
+    forward, inverse = transformers(outline_ll)
+
+    def area_km2(geom_ll) -> float:
+        return shapely.area(apply(forward, shapely.segmentize(geom_ll, 0.01))) / 1e6
+
+    outline_m = apply(forward, outline_ll)
+    seats_m = [shapely.Point(forward.transform(t[4], t[5])) for t in KANGBASHI_SUBDISTRICTS]
+    for t, p in zip(KANGBASHI_SUBDISTRICTS, seats_m, strict=True):
+        if not outline_m.contains(p):
+            raise RuntimeError(f"point of {t[1]} lies outside the outline")
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(
+            shapely.MultiPoint(seats_m), extend_to=outline_m.envelope.buffer(1e4)
+        )
+    )
+    unit_m = []
+    for p in seats_m:
+        (cell,) = [c for c in cells if c.contains(p)]
+        unit_m.append(polygonal(cell.intersection(outline_m)))
+    unit_m = merge_fragments(unit_m, seats_m)
+    units_ll = [finish(g, inverse) for g in unit_m]
+
+    features = []
+    print(f"{'code':<10} {'name':<10} {'area_km2':>9}")
+    for t, geom in zip(KANGBASHI_SUBDISTRICTS, units_ll, strict=True):
+        code, name_zh, name_en, aliases, lon, lat, note = t
+        if not geom.covers(shapely.Point(lon, lat)):
+            raise RuntimeError(f"point of {name_zh} is outside its polygon")
+        props = {
+            "code": code,
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "aliases": aliases,
+            "kind": "subdistrict",
+            "approximate": True,
+            "seat_lon": lon,
+            "seat_lat": lat,
+            "area_km2_approx": round(area_km2(geom), 1),
+            "note": note,
+            "source": KANGBASHI_UNIT_SOURCE,
+        }
+        features.append(
+            {"type": "Feature", "properties": props, "geometry": geojson_geometry(geom)}
+        )
+        print(f"{code:<10} {name_zh:<10} {area_km2(geom):9.1f}")
+    for code, name_zh, name_en, aliases, note in KANGBASHI_NO_GEOMETRY:
+        props = {
+            "code": code,
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "aliases": aliases,
+            "kind": "subdistrict",
+            "approximate": True,
+            "seat_lon": None,
+            "seat_lat": None,
+            "note": note,
+            "source": "spec/geography.md",
+        }
+        features.append({"type": "Feature", "properties": props, "geometry": None})
+        print(f"{code:<10} {name_zh:<10} {'—':>9}")
+    total = sum(area_km2(g) for g in units_ll)
+    print(f"{'':<10} {'sum':<10} {total:9.1f}")
+    print(f"{'150603':<10} {'outline':<10} {area_km2(outline_ll):9.1f}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    outline_feature = {
+        "type": "Feature",
+        "properties": {
+            "code": "150603",
+            "name_zh": "康巴什区",
+            "name_en": "Kangbashi District",
+            "approximate": True,
+            "area_km2_approx": round(area_km2(outline_ll), 1),
+            "source": KANGBASHI_OUTLINE_SOURCE,
+        },
+        "geometry": geojson_geometry(outline_ll),
+    }
+    write_collection(out / "outline.geojson", "150603 outline (approximate)", [outline_feature])
+    write_collection(out / "units.geojson", "150603 units (approximate)", features)
+    print(f"wrote {out / 'outline.geojson'} and {out / 'units.geojson'}")
+
+
+BUILDERS = {"ejin-horo": build, "kangbashi": build_kangbashi}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    build(parser.parse_args(argv).out)
+    parser.add_argument(
+        "--jurisdiction",
+        choices=sorted(BUILDERS),
+        default="ejin-horo",
+        help="which jurisdiction to build (default ejin-horo)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default data/jurisdictions/<jurisdiction>)",
+    )
+    args = parser.parse_args(argv)
+    out = args.out if args.out is not None else ROOT / "data" / "jurisdictions" / args.jurisdiction
+    BUILDERS[args.jurisdiction](out)
 
 
 if __name__ == "__main__":

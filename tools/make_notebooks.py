@@ -60,6 +60,15 @@ display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
     ),
     (
         "code",
+        """display(HTML(br.section_html("summary", lang=p["lang"])))
+display(HTML(br.risk_summary_html(A, p["town"], lang=p["lang"])))
+display(HTML(br.section_html("assets", lang=p["lang"])))
+display(HTML(br.assets_html(A, p["town"], lang=p["lang"])))
+display(HTML(br.section_html("periods", lang=p["lang"])))
+display(HTML(br.periods_html(A, p["town"], lang=p["lang"])))""",
+    ),
+    (
+        "code",
         """display(HTML(br.section_html("map", lang=p["lang"])))
 card = plots.headline_card(A, p["town"], br.headline_text(A, p["town"], lang=p["lang"]), lang=p["lang"])
 display(br.figure_display(card, br.output_path(p, "headline.png")))""",

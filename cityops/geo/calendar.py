@@ -651,7 +651,7 @@ def _period_label(period: Mapping[str, Any]) -> str:
     label = str(period["name_zh"])
     crowd = period.get("expected_crowd")
     if crowd is not None and not pd.isna(crowd):
-        label += f" (expected {int(crowd)})"
+        label += f"（预计{int(crowd)}人）"
     return label
 
 
@@ -688,7 +688,7 @@ def apply_attention(
     -------
     pandas.DataFrame
         A copy with ``attention_level`` (int 0..4), ``special_conditions`` (the applying
-        periods, ``"; "``-joined, e.g. ``"那达慕大会 (expected 30000)"``), ``extra_owners``
+        periods, ``"; "``-joined, e.g. ``"那达慕大会（预计30000人）"``), ``extra_owners``
         (``"、"``-joined departments added by the rules) and ``extra_concerns`` (``"; "``-joined).
 
     Raises

@@ -6,6 +6,11 @@ projection centred on the jurisdiction. A unit's weights therefore sum to 1, are
 means are ``(field * w).sum(("lat", "lon"))`` and the share of a unit's area where a
 condition holds is ``(w * condition).sum(("lat", "lon"))`` (``area_fraction`` of
 ``spec/interfaces.md`` §4).
+
+Curvilinear grids (2-D ``lat``/``lon`` with any two dimension names, e.g. ``("y", "x")``) are
+supported: each cell is the quadrilateral whose corners are the means of the four
+neighbouring centres (extrapolated linearly at the edges); the weights then have dims
+``("unit", <ydim>, <xdim>)`` and sums run over those two dims.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import xarray as xr
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, equal_area_km2
 
-__all__ = ["cell_edges", "overlap_weights", "touching"]
+__all__ = ["cell_area_km2", "cell_edges", "overlap_weights", "touching"]
 
 _LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}
 _LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"}
@@ -31,14 +36,118 @@ _COVER_TOLERANCE = 1e-9
 def _coordinate(values: Any, name: str) -> tuple[np.ndarray, dict[str, Any]]:
     attrs = dict(getattr(values, "attrs", {}) or {})
     arr = np.asarray(getattr(values, "values", values), dtype=float)
-    if arr.ndim == 2:
-        raise NotImplementedError(
-            f"overlap_weights: 2-D {name} (curvilinear grid) is not supported yet; "
-            "pass the 1-D lat and lon of a regular or rectilinear grid"
-        )
-    if arr.ndim != 1:
-        raise InputError(f"overlap_weights: {name} must be 1-D, got {arr.ndim} dimensions")
+    if arr.ndim not in (1, 2):
+        raise InputError(f"overlap_weights: {name} must be 1-D or 2-D, got {arr.ndim} dimensions")
     return arr, attrs
+
+
+def _corners(values: np.ndarray, name: str) -> np.ndarray:
+    """Corners ``(ny + 1, nx + 1)`` of the cells around 2-D centres ``(ny, nx)``.
+
+    The centres are padded by one row/column on each side by linear extrapolation; each
+    corner is the mean of the four (padded) centres around it, so interior corners are the
+    midpoints of neighbouring centres and a regular grid gives the same edges as
+    :func:`cell_edges`.
+    """
+    a = np.asarray(values, dtype=float)
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        raise InputError(f"{name}: need at least 2 x 2 cell centres to bound cells")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{name}: coordinate has NaN or infinite values")
+    ny, nx = a.shape
+    p = np.empty((ny + 2, nx + 2))
+    p[1:-1, 1:-1] = a
+    p[0, 1:-1] = 2 * a[0] - a[1]
+    p[-1, 1:-1] = 2 * a[-1] - a[-2]
+    p[:, 0] = 2 * p[:, 1] - p[:, 2]
+    p[:, -1] = 2 * p[:, -2] - p[:, -3]
+    return (p[:-1, :-1] + p[1:, :-1] + p[:-1, 1:] + p[1:, 1:]) / 4
+
+
+class _Grid:
+    """Cell polygons of a regular/rectilinear (1-D lat, lon) or curvilinear (2-D) grid."""
+
+    def __init__(self, lat: Any, lon: Any) -> None:
+        lat_arr, lat_attrs = _coordinate(lat, "lat")
+        lon_arr, lon_attrs = _coordinate(lon, "lon")
+        if lat_arr.ndim != lon_arr.ndim:
+            raise InputError(
+                f"overlap_weights: lat is {lat_arr.ndim}-D but lon is {lon_arr.ndim}-D; pass "
+                "1-D lat and lon (regular grid) or 2-D lat and lon of the same shape"
+            )
+        self.curvilinear = lat_arr.ndim == 2
+        lat_attrs = lat_attrs or dict(_LAT_ATTRS)
+        lon_attrs = lon_attrs or dict(_LON_ATTRS)
+        if not self.curvilinear:
+            lat_edges = np.clip(cell_edges(lat_arr, "lat"), -90.0, 90.0)
+            lon_edges = cell_edges(lon_arr, "lon")
+            lat_lo = np.minimum(lat_edges[:-1], lat_edges[1:])
+            lat_hi = np.maximum(lat_edges[:-1], lat_edges[1:])
+            lon_lo = np.minimum(lon_edges[:-1], lon_edges[1:])
+            lon_hi = np.maximum(lon_edges[:-1], lon_edges[1:])
+            self.shape: tuple[int, int] = (lat_arr.size, lon_arr.size)
+            self.dims: tuple[str, str] = ("lat", "lon")
+            # Cells in (lat, lon) order, flattened: cell k is (k // nlon, k % nlon).
+            self.cells = shapely.box(
+                lon_lo[np.newaxis, :],
+                lat_lo[:, np.newaxis],
+                lon_hi[np.newaxis, :],
+                lat_hi[:, np.newaxis],
+            ).ravel()
+            self.extent = shapely.box(lon_lo.min(), lat_lo.min(), lon_hi.max(), lat_hi.max())
+            self.coords: dict[str, Any] = {
+                "lat": ("lat", lat_arr, lat_attrs),
+                "lon": ("lon", lon_arr, lon_attrs),
+            }
+            return
+        if lat_arr.shape != lon_arr.shape:
+            raise InputError(
+                f"overlap_weights: 2-D lat {lat_arr.shape} and lon {lon_arr.shape} differ in shape"
+            )
+        dims = tuple(getattr(lat, "dims", ()) or getattr(lon, "dims", ()) or ("y", "x"))
+        if len(dims) != 2 or "unit" in dims:
+            raise InputError(f"overlap_weights: bad dimensions {dims} of the 2-D lat/lon")
+        self.shape = lat_arr.shape
+        self.dims = dims  # type: ignore[assignment]
+        lat_c = np.clip(_corners(lat_arr, "lat"), -90.0, 90.0)
+        lon_c = _corners(lon_arr, "lon")
+
+        def _xy(rows: Any, cols: Any) -> np.ndarray:
+            return np.stack([lon_c[rows, cols], lat_c[rows, cols]], axis=-1)
+
+        lo, hi = slice(None, -1), slice(1, None)
+        quads = np.stack([_xy(lo, lo), _xy(lo, hi), _xy(hi, hi), _xy(hi, lo)], axis=-2)
+        cells = shapely.polygons(quads.reshape(-1, 4, 2))
+        bad = ~shapely.is_valid(cells)
+        if bad.any():  # a strongly distorted cell: keep its area-carrying part
+            cells[bad] = shapely.make_valid(cells[bad])
+        self.cells = cells
+        outer = np.concatenate(
+            [
+                _xy(0, slice(None)),
+                _xy(slice(1, None), -1),
+                _xy(-1, slice(-2, None, -1)),
+                _xy(slice(-2, 0, -1), 0),
+            ]
+        )
+        extent = shapely.Polygon(outer)
+        self.extent = extent if extent.is_valid else shapely.union_all(cells)
+        self.coords = {
+            "lat": (dims, lat_arr, lat_attrs),
+            "lon": (dims, lon_arr, lon_attrs),
+        }
+        # Keep 1-D index coordinates of the grid's dims (e.g. projected x, y), if given.
+        for src in (lat, lon):
+            coords = getattr(src, "coords", None)
+            if coords is None:
+                continue
+            for d in dims:
+                if d in coords and d not in self.coords and coords[d].ndim == 1:
+                    self.coords[d] = (d, np.asarray(coords[d].values), dict(coords[d].attrs))
+
+    def describe(self) -> str:
+        lon_min, lat_min, lon_max, lat_max = self.extent.bounds
+        return f"lat {lat_min:.4f}..{lat_max:.4f}, lon {lon_min:.4f}..{lon_max:.4f}"
 
 
 def cell_edges(values: Any, name: str = "coordinate") -> np.ndarray:
@@ -73,6 +182,40 @@ def cell_edges(values: Any, name: str = "coordinate") -> np.ndarray:
     return np.concatenate([[x[0] - step[0] / 2], mid, [x[-1] + step[-1] / 2]])
 
 
+def cell_area_km2(lat: Any, lon: Any) -> xr.DataArray:
+    """Area in km² of each grid cell, on an equal-area projection.
+
+    Parameters
+    ----------
+    lat, lon : array-like or xarray.DataArray
+        1-D cell centres of a regular/rectilinear grid, or 2-D centres of a curvilinear grid
+        (cells bounded as in :func:`overlap_weights`).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``cell_area`` with dims ``("lat", "lon")`` (1-D input) or the 2-D coordinates' dims
+        (``("y", "x")`` for plain arrays), with ``lat``/``lon`` as coordinates.
+
+    Examples
+    --------
+    >>> a = cell_area_km2([39.0, 39.1], [110.0, 110.1])
+    >>> round(float(a[0, 0]), 1)
+    96.2
+    """
+    grid = _Grid(lat, lon)
+    lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
+    centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
+    areas = np.atleast_1d(equal_area_km2(grid.cells, centre)).reshape(grid.shape)
+    return xr.DataArray(
+        areas,
+        dims=grid.dims,
+        coords=grid.coords,
+        name="cell_area",
+        attrs={"long_name": "grid cell area (equal-area projection)", "units": "km2"},
+    )
+
+
 def overlap_weights(
     jurisdiction: Jurisdiction,
     lat: Any,
@@ -87,9 +230,12 @@ def overlap_weights(
     jurisdiction : Jurisdiction
         Units and their polygons (WGS-84 lon/lat).
     lat, lon : array-like or xarray.DataArray
-        1-D cell-centre coordinates in degrees (either order; longitudes in the same
-        −180…180 convention as the jurisdiction). Cells are bounded by the midpoints between
-        neighbouring values; edge cells extend by half a spacing.
+        Cell-centre coordinates in degrees (longitudes in the same −180…180 convention as the
+        jurisdiction). Either 1-D (regular or rectilinear grid, either order): cells are
+        bounded by the midpoints between neighbouring values, edge cells extend by half a
+        spacing. Or 2-D of the same shape (curvilinear grid; dims taken from a DataArray,
+        ``("y", "x")`` for plain arrays): each cell is the quadrilateral whose corners are the
+        means of the four neighbouring centres, extrapolated linearly at the grid's edges.
     allow_partial : bool, default False
         When False, a unit reaching outside the grid raises :class:`~cityops.errors.InputError`
         (the grid must cover the jurisdiction). When True its weights are still fractions of
@@ -98,18 +244,19 @@ def overlap_weights(
     Returns
     -------
     xarray.DataArray
-        ``overlap_weight`` with dims ``("unit", "lat", "lon")`` and coordinate ``unit`` = unit
-        codes (all units, in file order; also ``name_zh`` and ``has_geometry`` along
-        ``unit``). Values are ``area(cell ∩ unit) / area(unit)`` on an equal-area projection:
-        each unit with geometry sums to 1 (within 1e-9); units without geometry are all 0. A
-        unit smaller than a cell gets weight 1 in the cell holding it.
+        ``overlap_weight`` with dims ``("unit", "lat", "lon")`` (1-D input) or
+        ``("unit", <ydim>, <xdim>)`` with the 2-D ``lat``/``lon`` as coordinates (curvilinear
+        input), and coordinate ``unit`` = unit codes (all units, in file order; also
+        ``name_zh`` and ``has_geometry`` along ``unit``). Values are
+        ``area(cell ∩ unit) / area(unit)`` on an equal-area projection: each unit with
+        geometry sums to 1 (within 1e-9); units without geometry are all 0. A unit smaller
+        than a cell gets weight 1 in the cell holding it.
 
     Raises
     ------
-    NotImplementedError
-        2-D (curvilinear) ``lat``/``lon``.
     InputError
-        Coordinates not strictly monotonic, fewer than 2 values, or a unit outside the grid
+        Coordinates not strictly monotonic (1-D), fewer than 2 values (2 x 2 for 2-D),
+        non-finite values, lat and lon of different shapes, or a unit outside the grid
         (unless ``allow_partial``).
 
     Examples
@@ -121,25 +268,13 @@ def overlap_weights(
     >>> float(w.sel(unit="150627100").sum().round(9))
     1.0
     """
-    lat_arr, lat_attrs = _coordinate(lat, "lat")
-    lon_arr, lon_attrs = _coordinate(lon, "lon")
-    lat_edges = np.clip(cell_edges(lat_arr, "lat"), -90.0, 90.0)
-    lon_edges = cell_edges(lon_arr, "lon")
-    lat_lo = np.minimum(lat_edges[:-1], lat_edges[1:])
-    lat_hi = np.maximum(lat_edges[:-1], lat_edges[1:])
-    lon_lo = np.minimum(lon_edges[:-1], lon_edges[1:])
-    lon_hi = np.maximum(lon_edges[:-1], lon_edges[1:])
-    nlat, nlon = lat_arr.size, lon_arr.size
-
-    # Cells in (lat, lon) order, flattened: cell k is (k // nlon, k % nlon).
-    boxes = shapely.box(
-        lon_lo[np.newaxis, :], lat_lo[:, np.newaxis], lon_hi[np.newaxis, :], lat_hi[:, np.newaxis]
-    ).ravel()
+    grid = _Grid(lat, lon)
+    boxes = grid.cells
     tree = shapely.STRtree(boxes)
-    extent = shapely.box(lon_lo.min(), lat_lo.min(), lon_hi.max(), lat_hi.max())
+    extent = grid.extent
     centre = jurisdiction.centre
 
-    weights = np.zeros((len(jurisdiction.units), nlat * nlon))
+    weights = np.zeros((len(jurisdiction.units), boxes.size))
     for k, unit in enumerate(jurisdiction.units):
         if not unit.has_geometry:
             continue
@@ -155,23 +290,26 @@ def overlap_weights(
             raise InputError(f"overlap_weights: unit {unit} has zero area")
         if area_out > _COVER_TOLERANCE * total and not allow_partial:
             raise InputError(
-                f"overlap_weights: the grid (lat {lat_lo.min():.4f}..{lat_hi.max():.4f}, "
-                f"lon {lon_lo.min():.4f}..{lon_hi.max():.4f}) covers only "
+                f"overlap_weights: the grid ({grid.describe()}) covers only "
                 f"{100 * (1 - area_out / total):.1f} % of unit {unit}; "
                 f"the grid must cover the jurisdiction's bounds {jurisdiction.bounds}"
             )
         weights[k, cand] = areas / total
 
     units = jurisdiction.units
+    curvilinear = (
+        "; curvilinear grid: cell corners are the means of the 4 neighbouring centres"
+        if grid.curvilinear
+        else ""
+    )
     result = xr.DataArray(
-        weights.reshape(len(units), nlat, nlon),
-        dims=("unit", "lat", "lon"),
+        weights.reshape(len(units), *grid.shape),
+        dims=("unit", *grid.dims),
         coords={
             "unit": ("unit", [u.code for u in units], {"long_name": "unit code"}),
             "name_zh": ("unit", [u.name_zh for u in units], {"long_name": "unit name"}),
             "has_geometry": ("unit", [u.has_geometry for u in units]),
-            "lat": ("lat", lat_arr, lat_attrs or dict(_LAT_ATTRS)),
-            "lon": ("lon", lon_arr, lon_attrs or dict(_LON_ATTRS)),
+            **grid.coords,
         },
         name="overlap_weight",
         attrs={
@@ -180,8 +318,9 @@ def overlap_weights(
             "description": (
                 "area(cell ∩ unit) / area(unit) on a Lambert azimuthal equal-area projection "
                 f"centred at lon {centre[0]}, lat {centre[1]}; cells are bounded by the "
-                "midpoints between grid coordinates (edge cells extend half a spacing); the "
-                "weights of a unit with geometry sum to 1, a unit without geometry is all 0"
+                "midpoints between grid coordinates (edge cells extend half a spacing"
+                f"{curvilinear}); the weights of a unit with geometry sum to 1, a unit without "
+                "geometry is all 0"
             ),
             "jurisdiction": jurisdiction.name,
         },

@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from cityops.geo.jurisdiction import Jurisdiction
-from cityops.geo.masks import overlap_weights
+from cityops.geo.masks import cell_area_km2, overlap_weights
 from cityops.resources import load_yaml, package_data
 from cityops.rules.engine import ConditionResult, HazardResult, LevelResult
 from cityops.rules.table import level_names
@@ -74,6 +74,11 @@ class RiskOptions:
     min_cell_overlap: float = 0.25
 
 
+def _spatial_dims(weights: xr.DataArray) -> list[str]:
+    """The grid dims of overlap weights (or of a mask derived from them): all but ``unit``."""
+    return [d for d in weights.dims if d != "unit"]
+
+
 def counting_cells(
     weights: xr.DataArray, unit_areas_km2: dict[str, float], *, min_cell_overlap: float = 0.25
 ) -> xr.DataArray:
@@ -81,21 +86,21 @@ def counting_cells(
 
     A cell counts when at least ``min_cell_overlap`` of its area lies in the unit, so a
     sliver of a neighbouring storm cell does not warn a whole town; the unit's largest-overlap
-    cell always counts, so a unit smaller than a cell still gets its cell.
+    cell always counts, so a unit smaller than a cell still gets its cell. Cell areas are
+    equal-area polygon areas (:func:`cityops.geo.masks.cell_area_km2`), on regular and
+    curvilinear grids alike.
     """
-    lat = weights["lat"]
-    dlat = float(np.abs(np.diff(lat.values)).mean()) if lat.size > 1 else 0.03
-    dlon = (
-        float(np.abs(np.diff(weights["lon"].values)).mean()) if weights.sizes["lon"] > 1 else dlat
+    spatial = _spatial_dims(weights)
+    cell_km2 = xr.DataArray(
+        cell_area_km2(weights["lat"], weights["lon"]).values, dims=tuple(spatial)
     )
-    cell_km2 = (111.195**2) * dlat * dlon * np.cos(np.deg2rad(lat))
     areas = xr.DataArray(
         [unit_areas_km2.get(str(c), 0.0) for c in weights["unit"].values],
         dims="unit",
         coords={"unit": weights["unit"]},
     )
     share_of_cell = weights * areas / cell_km2
-    largest = (weights == weights.max(["lat", "lon"])) & (weights > 0)
+    largest = (weights == weights.max(spatial)) & (weights > 0)
     return (share_of_cell >= min_cell_overlap) | largest
 
 
@@ -117,8 +122,9 @@ def tier_for_lead(lead_hours: float) -> str:
 def _reduce_cells(field: xr.DataArray, touch: xr.DataArray, how: str) -> xr.DataArray:
     """Max or min of ``field`` over the cells that count for each unit (NaN where none)."""
     fill = -np.inf if how == "max" else np.inf
+    spatial = _spatial_dims(touch)
     masked = field.astype("float32").where(touch, fill)
-    out = masked.max(["lat", "lon"]) if how == "max" else masked.min(["lat", "lon"])
+    out = masked.max(spatial) if how == "max" else masked.min(spatial)
     return out.where(np.isfinite(out))
 
 
@@ -304,7 +310,10 @@ def town_hazards(
         raise ValueError("a reference time is needed: the forecast has no 'issued'")
     first = next((r.level for r in result if r.evaluated), None)
     if weights is None and first is not None:
-        weights = overlap_weights(jurisdiction, first["lat"].values, first["lon"].values)
+        if first["lat"].ndim == 2:  # curvilinear: keep the grid's dim names
+            weights = overlap_weights(jurisdiction, first["lat"], first["lon"])
+        else:
+            weights = overlap_weights(jurisdiction, first["lat"].values, first["lon"].values)
     units = {u.code: u for u in jurisdiction.units}
     rows: list[dict] = []
     for res in result:
@@ -361,8 +370,12 @@ def town_hazards(
     ).reset_index(drop=True)
     # Grid coarser than a unit: say so.
     if weights is not None:
-        dlat = float(abs(np.diff(weights["lat"].values).mean())) if weights.sizes["lat"] > 1 else 0
-        cell_km = dlat * 111.2
+        if weights["lat"].ndim == 1:
+            lat_values = weights["lat"].values
+            dlat = float(abs(np.diff(lat_values).mean())) if lat_values.size > 1 else 0
+            cell_km = dlat * 111.2
+        else:
+            cell_km = float(np.sqrt(cell_area_km2(weights["lat"], weights["lon"]).mean()))
         for code in weights["unit"].values:
             unit = units[str(code)]
             if unit.has_geometry and cell_km**2 > jurisdiction.area_km2(unit):

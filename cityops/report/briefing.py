@@ -19,6 +19,7 @@ from cityops.rules.table import display_units, level_names
 from cityops.timeutil import format_local, parse_utc
 
 __all__ = [
+    "assets_html",
     "collect_parameters",
     "data_section_html",
     "figure_display",
@@ -27,6 +28,8 @@ __all__ = [
     "headline_html",
     "headline_text",
     "output_path",
+    "periods_html",
+    "risk_summary_html",
     "section_html",
     "title_html",
     "unit_rows",
@@ -372,3 +375,79 @@ def figure_png(fig, path: str | Path | None = None) -> bytes:
     if path is not None:
         Path(path).write_bytes(data)
     return data
+
+
+def _simple_table(head: list[str], rows: list[list[str]], lang: str) -> str:
+    cell = 'style="text-align:left;vertical-align:top"'
+    if not rows:
+        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+    out = [
+        '<table style="border-collapse:collapse;font-size:0.9em" border="1" cellpadding="4">',
+        "<tr>" + "".join(f"<th {cell}>{html.escape(h)}</th>" for h in head) + "</tr>",
+    ]
+    for r in rows:
+        out.append("<tr>" + "".join(f"<td {cell}>{c}</td>" for c in r) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def risk_summary_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The unit's ordered risk list: hazard, level, when, what it threatens, special
+    conditions and the attention level they give."""
+    from cityops.geo.summary import risk_summary
+
+    summary = risk_summary(assessment, code)
+    fmt = "%m-%d %H:%M"
+    rows = []
+    for _, r in summary.iterrows():
+        hazard = r["hazard_name_zh"] if lang == "zh" else r["hazard_name_en"]
+        when = format_local(r["onset_utc"], fmt)
+        if r["end_utc"]:
+            when += f"—{format_local(r['end_utc'], fmt)}"
+        rows.append([
+            html.escape(hazard), _badge(r["level"], lang), when,
+            html.escape(r["threatens"]), html.escape(r["special_conditions"]),
+            _badge(r["attention_level"], lang), html.escape(r["extra_owners"]),
+        ])  # fmt: skip
+    head = [t(k, lang) for k in ("hazard", "level", "when", "threatens", "special", "attention",
+                                 "owners")]  # fmt: skip
+    return _simple_table(head, rows, lang)
+
+
+def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """Triggered exposure points of the unit with their own plans (一点一策)."""
+    assets = assessment.assets
+    rows = []
+    if assets is not None and not assets.empty:
+        sub = assets[assets["unit"].astype(str) == code].sort_values("first_time_utc")
+        for _, a in sub.drop_duplicates(["asset_id", "hazard"]).iterrows():
+            peak = f"{a['peak_value']:g} {display_units(str(a['units']))}"
+            rows.append([
+                html.escape(str(a["name_zh"])), format_local(a["first_time_utc"], "%m-%d %H:%M"),
+                html.escape(str(a["trigger"])) + f"（{peak}）", html.escape(str(a["plan_zh"])),
+                html.escape(str(a["owner"])),
+            ])  # fmt: skip
+    head = [t(k, lang) for k in ("asset", "trigger_time", "criterion", "plan", "owner")]
+    note = ""
+    if assets is not None and not assets.empty and bool(assets["illustrative"].astype(str).eq("True").any()
+                                                        or assets["illustrative"].astype(bool).any()):  # fmt: skip
+        note = ("<p style='color:#777;font-size:0.8em'>点位为示例登记表（非真实台账），"
+                "请以本地实际台账替换。</p>" if lang == "zh" else
+                "<p style='color:#777;font-size:0.8em'>Illustrative register, not the real one.</p>")  # fmt: skip
+    return _simple_table(head, rows, lang) + note
+
+
+def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """Holidays, events and seasons over the forecast that concern the unit."""
+    periods = assessment.periods
+    rows = []
+    if periods is not None and not periods.empty:
+        sub = periods[(periods["unit_code"] == "") | (periods["unit_code"] == code)]
+        for _, p in sub.iterrows():
+            name = p["name_zh"] if lang == "zh" else p["name_en"]
+            crowd = "" if pd.isna(p["expected_crowd"]) else f"（{int(p['expected_crowd'])}人）"
+            scope = t("whole", lang) if p["unit_code"] == "" else _unit_name(assessment, code, lang)
+            rows.append([html.escape(str(name)) + crowd, f"{p['start']} — {p['end']}", scope,
+                         html.escape("、".join(p["owners"] or []))])  # fmt: skip
+    head = [t(k, lang) for k in ("period", "dates", "scope", "owner")]
+    return _simple_table(head, rows, lang)

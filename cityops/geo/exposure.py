@@ -1,0 +1,859 @@
+"""Exposure registry: assets with their own triggers and plans, geological-hazard zones, lifelines.
+
+Files in ``data/jurisdictions/<name>/`` (``spec/interfaces.md`` §8)::
+
+    assets.csv             one row per trigger of one asset (schema in assets.yaml)
+    assets.yaml            label (source, illustrative flag) and schema of assets.csv
+    geohazard_zones.yaml   geological-hazard susceptibility zones and their rainfall trigger
+    lifelines.yaml         lifeline operators and the hazards that concern each
+
+The Ejin Horo register shipped with cityops is ILLUSTRATIVE (invented points near the real town
+seats): ``load_assets`` sets ``frame.attrs["illustrative"]`` and every row's ``illustrative``.
+
+Sampling. :func:`evaluate_assets` samples each asset at the **nearest grid cell** (no
+interpolation: a waterlogging point is judged on the rain of the cell it lies in). With 1-D
+``lat``/``lon`` the nearest index is taken on each axis; with 2-D ``lat``/``lon`` the cell of
+least distance (longitude scaled by cos(lat)). An asset farther than one grid spacing outside
+the grid is not evaluated (listed in ``attrs["not_evaluated"]`` with the reason).
+
+Geological hazards. :func:`geohazard_risk` takes, for each town with zones, the maximum 24 h
+rainfall over the grid cells whose centres fall inside the town polygon (the cell nearest the
+town seat when none does, e.g. on a coarse grid) and compares it with the trigger of each zone
+(mid-prone 50 mm, low-prone 80 mm by default), only on valid times inside the key period
+(1 May - 30 Sep, local dates of the jurisdiction's time zone).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pint
+import shapely
+import xarray as xr
+
+from cityops.errors import DataFileError, InputError
+from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
+from cityops.resources import canonical_variables, load_yaml
+from cityops.rules.windows import UNALIGNED, window_reduce, window_status
+from cityops.units import convert_quantity, parse_quantity, ureg
+
+__all__ = [
+    "ASSET_COLUMNS",
+    "ASSET_HAZARDS",
+    "ASSET_KINDS",
+    "evaluate_assets",
+    "geohazard_risk",
+    "load_assets",
+    "load_geohazard_zones",
+    "load_lifelines",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Hazard ids of interfaces.md §2 plus local exposure ids.
+ASSET_HAZARDS: tuple[str, ...] = (
+    "typhoon",
+    "rainstorm",
+    "blizzard",
+    "cold_wave",
+    "gale",
+    "sandstorm",
+    "heat",
+    "drought",
+    "lightning",
+    "hail",
+    "frost",
+    "fog",
+    "haze",
+    "road_icing",
+    "low_temperature",
+    "waterlogging",
+    "geohazard",
+    "freezing",
+)
+
+#: Kinds of asset (assets.yaml).
+ASSET_KINDS: tuple[str, ...] = (
+    "underpass",
+    "low_lying_point",
+    "underground_entrance",
+    "bridge",
+    "slope",
+    "road",
+    "construction_site",
+    "scenic_spot",
+    "school",
+    "childcare",
+    "hospital",
+    "health_centre",
+    "elderly_home",
+    "heat_exchange_station",
+    "water_main",
+    "power_facility",
+    "gas_facility",
+    "telecom_facility",
+    "mine",
+    "crowded_place",
+    "other",
+)
+
+#: Columns required in assets.csv (``and_condition`` is optional).
+ASSET_COLUMNS: tuple[str, ...] = (
+    "asset_id",
+    "name_zh",
+    "name_en",
+    "kind",
+    "unit",
+    "lon",
+    "lat",
+    "hazard",
+    "variable",
+    "reduce",
+    "window",
+    "op",
+    "threshold",
+    "owner",
+    "plan_zh",
+    "illustrative",
+)
+
+REDUCES = ("point", "sum", "max", "min")
+OPS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+#: Tolerance, km, for a point just outside an *approximate* unit polygon (Voronoi cells).
+APPROXIMATE_TOLERANCE_KM = 2.0
+
+RESULT_COLUMNS = [
+    "asset_id",
+    "name_zh",
+    "kind",
+    "unit",
+    "hazard",
+    "trigger",
+    "first_time_utc",
+    "peak_time_utc",
+    "peak_value",
+    "units",
+    "probability",
+    "owner",
+    "plan_zh",
+    "illustrative",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+def _jurisdiction(jurisdiction: Jurisdiction | str | Path) -> Jurisdiction:
+    if isinstance(jurisdiction, Jurisdiction):
+        return jurisdiction
+    return load_jurisdiction(jurisdiction)
+
+
+def _iso(t: Any) -> str:
+    return pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bool(value: str, where: str) -> bool:
+    v = str(value).strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise DataFileError(f"{where}: expected true or false, got {value!r}")
+
+
+def _threshold(text: str, variable: str, where: str) -> tuple[float, str]:
+    """Threshold converted to the variable's canonical units: ``(value, units)``."""
+    target = canonical_variables()[variable]["units"]
+    if not str(text).strip():
+        raise DataFileError(f"{where}: missing (expected a value with units, e.g. '30 mm')")
+    try:
+        q = parse_quantity(text, where=where)
+    except InputError as err:
+        raise DataFileError(str(err)) from None
+    if q.dimensionless and not ureg.Unit(target).dimensionless:
+        raise DataFileError(f"{where}: {text!r} has no units; expected units of {target}")
+    try:
+        value = convert_quantity(q, target)
+    except (pint.errors.DimensionalityError, pint.errors.PintError):
+        raise DataFileError(
+            f"{where}: {text!r} cannot be converted to {target} (units of {variable})"
+        ) from None
+    return value, target
+
+
+def _window(text: str, where: str) -> pd.Timedelta:
+    try:
+        q = parse_quantity(text, where=where)
+        hours = convert_quantity(q, "hour")
+    except (InputError, pint.errors.PintError):
+        raise DataFileError(f"{where}: {text!r} is not a duration such as '3 h'") from None
+    if not hours > 0:
+        raise DataFileError(f"{where}: {text!r} must be positive")
+    return pd.Timedelta(hours=hours)
+
+
+# --------------------------------------------------------------------------------------------
+# Assets
+# --------------------------------------------------------------------------------------------
+def load_assets(
+    jurisdiction: Jurisdiction | str | Path = "ejin-horo", path: str | Path | None = None
+) -> pd.DataFrame:
+    """Read and validate the asset register of a jurisdiction.
+
+    Parameters
+    ----------
+    jurisdiction : Jurisdiction or str
+        Jurisdiction (or its name/folder); the register is ``<folder>/assets.csv``.
+    path : str or Path, optional
+        Another register with the same columns (e.g. a department's real register).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trigger, columns of :data:`ASSET_COLUMNS` plus ``and_condition``, ``row``
+        (data row number, 1 = first row after the header), ``window_td`` (Timedelta or NaT),
+        ``threshold_value`` / ``threshold_units`` (canonical units of ``variable``) and
+        ``and_variable``, ``and_op``, ``and_value``. ``attrs`` hold ``source``,
+        ``illustrative`` and ``path``.
+
+    Raises
+    ------
+    DataFileError
+        One line naming the file, the row number (and line) and the field: missing or
+        non-numeric coordinates, unknown hazard, kind, variable, op or unit, bad threshold
+        units, a point outside the outline or outside its stated unit.
+    """
+    jur = _jurisdiction(jurisdiction)
+    meta: dict[str, Any] = {}
+    meta_path = jur.path / "assets.yaml"
+    if path is None:
+        if meta_path.exists():
+            meta = load_yaml(meta_path)
+        path = jur.path / str(meta.get("file", "assets.csv"))
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in ASSET_COLUMNS if c not in header]
+            if missing:
+                raise DataFileError(f"{path}: header lacks column(s) {', '.join(missing)}")
+            records = []
+            for n, raw in enumerate(reader, start=1):
+                records.append(_asset_row(raw, n, reader.line_num, path, jur))
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: file not found") from None
+    except UnicodeDecodeError as err:
+        raise DataFileError(f"{path}: not UTF-8 ({err.reason})") from None
+    if not records:
+        raise DataFileError(f"{path}: no rows")
+    _check_consistent(records, path)
+    frame = pd.DataFrame(records)
+    frame.attrs.update(
+        path=str(path),
+        jurisdiction=jur.name,
+        source=str(meta.get("source", path)),
+        illustrative=bool(meta.get("illustrative", bool(frame["illustrative"].any()))),
+    )
+    if frame.attrs["illustrative"]:
+        logger.info("%s: asset register is ILLUSTRATIVE (invented points)", path)
+    return frame
+
+
+def _asset_row(
+    raw: dict[str, Any], n: int, line: int, path: Path, jur: Jurisdiction
+) -> dict[str, Any]:
+    def where(fld: str) -> str:
+        return f"{path}: row {n} (line {line}), field {fld!r}"
+
+    def text(fld: str, required: bool = True) -> str:
+        value = (raw.get(fld) or "").strip()
+        if required and not value:
+            raise DataFileError(f"{where(fld)}: missing")
+        return value
+
+    rec: dict[str, Any] = {"row": n}
+    for fld in ("asset_id", "name_zh", "owner", "plan_zh"):
+        rec[fld] = text(fld)
+    rec["name_en"] = text("name_en", required=False)
+    kind = text("kind")
+    if kind not in ASSET_KINDS:
+        raise DataFileError(
+            f"{where('kind')}: unknown kind {kind!r} (allowed: {', '.join(ASSET_KINDS)})"
+        )
+    rec["kind"] = kind
+    for fld, lo, hi in (("lon", -180, 180), ("lat", -90, 90)):
+        value = text(fld)
+        try:
+            num = float(value)
+        except ValueError:
+            raise DataFileError(f"{where(fld)}: expected a number, got {value!r}") from None
+        if not (lo <= num <= hi) or math.isnan(num):
+            raise DataFileError(f"{where(fld)}: {num} is outside {lo}..{hi}")
+        rec[fld] = num
+    point = shapely.Point(rec["lon"], rec["lat"])
+    if not jur.outline.covers(point):
+        raise DataFileError(
+            f"{where('lon')}: point {rec['lon']}, {rec['lat']} lies outside the outline of "
+            f"{jur.name_zh} ({jur.name})"
+        )
+    key = text("unit")
+    if key not in jur:
+        raise DataFileError(f"{where('unit')}: unknown unit {key!r} in jurisdiction {jur.name}")
+    unit = jur.unit(key)
+    if unit.has_geometry and not unit.geometry.covers(point):
+        tol_deg = APPROXIMATE_TOLERANCE_KM / 111.0 if unit.approximate else 0.0
+        if not (tol_deg and unit.geometry.distance(point) <= tol_deg):
+            inside = [u for u in jur.units if u.has_geometry and u.geometry.covers(point)]
+            hint = f"; it lies in {inside[0]}" if inside else ""
+            raise DataFileError(
+                f"{where('unit')}: point {rec['lon']}, {rec['lat']} lies outside unit {unit}{hint}"
+            )
+    rec["unit"] = unit.code
+    rec["unit_name"] = unit.name_zh
+    hazard = text("hazard")
+    if hazard not in ASSET_HAZARDS:
+        raise DataFileError(
+            f"{where('hazard')}: unknown hazard {hazard!r} (allowed: {', '.join(ASSET_HAZARDS)})"
+        )
+    rec["hazard"] = hazard
+    variables = canonical_variables()
+    variable = text("variable")
+    if variable not in variables:
+        raise DataFileError(
+            f"{where('variable')}: unknown variable {variable!r} (allowed: {', '.join(variables)})"
+        )
+    rec["variable"] = variable
+    reduce = text("reduce")
+    if reduce not in REDUCES:
+        raise DataFileError(f"{where('reduce')}: {reduce!r} is not one of {', '.join(REDUCES)}")
+    rec["reduce"] = reduce
+    window = text("window", required=False)
+    if reduce == "point":
+        if window:
+            raise DataFileError(
+                f"{where('window')}: must be empty for reduce=point, got {window!r}"
+            )
+        rec["window"], rec["window_td"] = "", pd.NaT
+    else:
+        if not window:
+            raise DataFileError(f"{where('window')}: missing (required for reduce={reduce})")
+        if reduce == "sum" and "sum" not in str(variables[variable].get("cell_method", "")):
+            raise DataFileError(
+                f"{where('reduce')}: sum needs a per-step amount (precip, snowfall), not {variable}"
+            )
+        rec["window"], rec["window_td"] = window, _window(window, where("window"))
+    op = text("op")
+    if op not in OPS:
+        raise DataFileError(f"{where('op')}: {op!r} is not one of {', '.join(OPS)}")
+    rec["op"] = op
+    rec["threshold"] = text("threshold")
+    rec["threshold_value"], rec["threshold_units"] = _threshold(
+        rec["threshold"], variable, where("threshold")
+    )
+    cond = (raw.get("and_condition") or "").strip()
+    rec["and_condition"] = cond
+    rec["and_variable"], rec["and_op"], rec["and_value"] = "", "", math.nan
+    if cond:
+        parts = cond.split(None, 2)
+        if len(parts) != 3 or parts[0] not in variables or parts[1] not in OPS:
+            raise DataFileError(
+                f"{where('and_condition')}: {cond!r} is not 'variable op value units' "
+                "(e.g. 'precip >= 0.1 mm')"
+            )
+        rec["and_variable"], rec["and_op"] = parts[0], parts[1]
+        rec["and_value"], _ = _threshold(parts[2], parts[0], where("and_condition"))
+    rec["illustrative"] = _bool(text("illustrative"), where("illustrative"))
+    return rec
+
+
+def _check_consistent(records: list[dict[str, Any]], path: Path) -> None:
+    """Rows sharing an asset_id describe the same asset (name, kind, unit, location)."""
+    first: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        ref = first.setdefault(rec["asset_id"], rec)
+        for fld in ("name_zh", "kind", "unit", "lon", "lat"):
+            if rec[fld] != ref[fld]:
+                raise DataFileError(
+                    f"{path}: row {rec['row']}, field {fld!r}: asset {rec['asset_id']} has "
+                    f"{rec[fld]!r} here but {ref[fld]!r} in row {ref['row']}"
+                )
+
+
+def _cell_index(ds: xr.Dataset, lon: float, lat: float) -> tuple[dict[str, int] | None, str]:
+    """Index of the grid cell nearest (lon, lat), or None with the reason."""
+    if "lat" not in ds.coords or "lon" not in ds.coords:
+        raise InputError("forecast has no lat/lon coordinates")
+    la, lo = ds["lat"], ds["lon"]
+    if la.ndim == 1 and lo.ndim == 1:
+        idx = {}
+        for name, coord, value in (("lat", la, lat), ("lon", lo, lon)):
+            vals = np.asarray(coord.values, dtype=float)
+            step = float(np.max(np.abs(np.diff(vals)))) if vals.size > 1 else 0.5
+            if not (vals.min() - step <= value <= vals.max() + step):
+                return None, f"{name} {value} outside the grid ({vals.min()}..{vals.max()})"
+            idx[coord.dims[0]] = int(np.argmin(np.abs(vals - value)))
+        return idx, ""
+    lat2, lon2 = np.broadcast_arrays(np.asarray(la.values, float), np.asarray(lo.values, float))
+    d2 = (lat2 - lat) ** 2 + ((lon2 - lon) * math.cos(math.radians(lat))) ** 2
+    flat = int(np.nanargmin(d2))
+    pos = np.unravel_index(flat, d2.shape)
+    dims = la.dims if la.ndim == 2 else lo.dims
+    spacing = float(np.nanmedian(np.abs(np.diff(lat2, axis=0)))) if lat2.shape[0] > 1 else 0.5
+    if math.sqrt(d2[pos]) > 1.5 * max(spacing, 1e-6):
+        return None, f"point {lon}, {lat} outside the grid"
+    return {d: int(p) for d, p in zip(dims, pos, strict=True)}, ""
+
+
+def _series(ds: xr.Dataset, variable: str, idx: dict[str, int]) -> xr.DataArray:
+    from cityops.units import convert_dataarray
+
+    da = ds[variable].isel(idx)
+    target = canonical_variables()[variable]["units"]
+    if da.attrs.get("units") not in (None, target):
+        da = convert_dataarray(da, target, source="forecast")
+    return da
+
+
+def evaluate_assets(
+    forecast: xr.Dataset, assets: pd.DataFrame, *, method: str = "nearest"
+) -> pd.DataFrame:
+    """Triggers of the assets reached by a canonical forecast.
+
+    Each asset is sampled at the nearest grid cell (``method="nearest"``, the only method;
+    no interpolation). Windowed triggers use :func:`cityops.rules.windows.window_reduce` on
+    (t - window, t]; windows the data cannot fill (unaligned) do not count, partial windows
+    at the start count when they already meet the threshold. An ``and_condition`` must hold at
+    the same valid time on the point value of its variable. With a ``member`` dimension an
+    asset triggers when any member does; ``probability`` is the largest share of members
+    meeting the trigger at one valid time (NaN for deterministic input).
+
+    Parameters
+    ----------
+    forecast : xarray.Dataset
+        Canonical forecast (interfaces.md §1) with ``time`` and ``lat``/``lon``.
+    assets : pandas.DataFrame
+        From :func:`load_assets`.
+    method : {"nearest"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per triggered asset trigger (an asset with two triggers that both hold gives
+        two rows), sorted by ``first_time_utc``: ``asset_id, name_zh, kind, unit, hazard,
+        trigger, first_time_utc`` (first valid time the trigger holds, ISO UTC ``Z``),
+        ``peak_time_utc, peak_value`` (most extreme reduced value among the times it holds),
+        ``units, probability, owner, plan_zh, illustrative``. ``attrs["not_evaluated"]``
+        lists ``(asset_id, trigger, reason)`` for triggers that could not be evaluated.
+    """
+    if method != "nearest":
+        raise InputError(f"method must be 'nearest', not {method!r}")
+    if "time" not in forecast.dims:
+        raise InputError("forecast has no 'time' dimension")
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str, str]] = []
+    times = pd.DatetimeIndex(forecast["time"].values)
+    for rec in assets.to_dict("records"):
+        trigger = _describe(rec)
+        needed = [rec["variable"]] + ([rec["and_variable"]] if rec.get("and_variable") else [])
+        absent = [v for v in needed if v not in forecast.data_vars]
+        if absent:
+            skipped.append((rec["asset_id"], trigger, f"variable {', '.join(absent)} missing"))
+            continue
+        idx, reason = _cell_index(forecast, rec["lon"], rec["lat"])
+        if idx is None:
+            skipped.append((rec["asset_id"], trigger, reason))
+            continue
+        da = _series(forecast, rec["variable"], idx)
+        if rec["reduce"] != "point":
+            window = rec["window_td"]
+            status = window_status(times, window)
+            if (status == UNALIGNED).all():
+                skipped.append(
+                    (rec["asset_id"], trigger, f"window {rec['window']} does not fit the steps")
+                )
+                continue
+            da = window_reduce(da, window, rec["reduce"])
+            da = da.where(xr.DataArray(status != UNALIGNED, dims="time"))
+        cond = OPS[rec["op"]](da, rec["threshold_value"])
+        if rec.get("and_variable"):
+            other = _series(forecast, rec["and_variable"], idx)
+            cond = cond & OPS[rec["and_op"]](other, rec["and_value"])
+        ensemble = "member" in cond.dims
+        if ensemble:
+            share = cond.mean("member")
+            hit = cond.any("member")
+        else:
+            share, hit = None, cond
+        hit_v = np.asarray(hit.values, dtype=bool)
+        if not hit_v.any():
+            continue
+        first = int(np.argmax(hit_v))
+        masked = da.where(cond)
+        if ensemble:
+            masked = masked.max("member") if rec["op"].startswith(">") else masked.min("member")
+        vals = np.asarray(masked.values, dtype=float)
+        k = int(np.nanargmax(vals) if rec["op"].startswith(">") else np.nanargmin(vals))
+        rows.append(
+            {
+                "asset_id": rec["asset_id"],
+                "name_zh": rec["name_zh"],
+                "kind": rec["kind"],
+                "unit": rec["unit"],
+                "hazard": rec["hazard"],
+                "trigger": trigger,
+                "first_time_utc": _iso(times[first]),
+                "peak_time_utc": _iso(times[k]),
+                "peak_value": round(float(vals[k]), 3),
+                "units": rec["threshold_units"],
+                "probability": float(share.max()) if ensemble else math.nan,
+                "owner": rec["owner"],
+                "plan_zh": rec["plan_zh"],
+                "illustrative": bool(rec["illustrative"]),
+            }
+        )
+    for asset_id, trig, why in skipped:
+        logger.info("asset %s (%s) not evaluated: %s", asset_id, trig, why)
+    out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    out = out.sort_values(["first_time_utc", "asset_id"], kind="stable").reset_index(drop=True)
+    out.attrs["not_evaluated"] = skipped
+    out.attrs["method"] = "nearest grid cell"
+    out.attrs["illustrative"] = bool(assets.attrs.get("illustrative", False))
+    return out
+
+
+def _describe(rec: dict[str, Any]) -> str:
+    what = (
+        rec["variable"]
+        if rec["reduce"] == "point"
+        else (f"{rec['variable']} {rec['window']} {rec['reduce']}")
+    )
+    text = f"{what} {rec['op']} {rec['threshold']}"
+    if rec.get("and_condition"):
+        text += f" and {rec['and_condition']}"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Geological-hazard zones
+# --------------------------------------------------------------------------------------------
+PRONE = ("mid", "low", "not")
+
+
+def load_geohazard_zones(jurisdiction: Jurisdiction | str | Path = "ejin-horo") -> pd.DataFrame:
+    """Geological-hazard susceptibility zones and their rainfall trigger.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per zone: ``zone, where_zh, where_en, towns`` (tuple of unit codes),
+        ``prone`` (mid|low|not), ``area_km2, collapse, subsidence, points, cause, source,
+        threshold`` (text, e.g. ``"50 mm"``, empty for not-prone) and ``threshold_mm``.
+        ``attrs["trigger"]`` holds ``variable, window`` (Timedelta), ``op``, ``key_period``
+        (``(month, day)`` start and end) and ``source``.
+
+    Raises
+    ------
+    DataFileError
+        Bad fields, unknown town codes, or areas/points not summing to the stated totals.
+    """
+    jur = _jurisdiction(jurisdiction)
+    path = jur.path / "geohazard_zones.yaml"
+    data = load_yaml(path)
+    trig = data.get("trigger")
+    if not isinstance(trig, dict):
+        raise DataFileError(f"{path}: field 'trigger': missing mapping")
+    variable = str(trig.get("variable", "precip"))
+    if variable not in canonical_variables():
+        raise DataFileError(f"{path}: field 'trigger.variable': unknown variable {variable!r}")
+    window = _window(str(trig.get("window", "24 h")), f"{path}: field 'trigger.window'")
+    op = str(trig.get("op", ">="))
+    if op not in OPS:
+        raise DataFileError(f"{path}: field 'trigger.op': {op!r} is not one of {', '.join(OPS)}")
+    thresholds = trig.get("thresholds") or {}
+    kp = trig.get("key_period") or {}
+    try:
+        period = tuple(tuple(int(x) for x in str(kp[k]).split("-")) for k in ("start", "end"))
+        for m, d in period:
+            pd.Timestamp(year=2024, month=m, day=d)
+    except (KeyError, ValueError, TypeError):
+        raise DataFileError(
+            f"{path}: field 'trigger.key_period': expected start and end as 'MM-DD'"
+        ) from None
+    zones = data.get("zones")
+    if not isinstance(zones, list) or not zones:
+        raise DataFileError(f"{path}: field 'zones': expected a list")
+    rows = []
+    for i, z in enumerate(zones):
+        where = f"{path}: zone {i + 1}"
+        if not isinstance(z, dict) or not z.get("zone"):
+            raise DataFileError(f"{where}: field 'zone': missing")
+        where = f"{path}: zone {i + 1} ({z['zone']})"
+        prone = str(z.get("prone"))
+        if prone not in PRONE:
+            raise DataFileError(f"{where}: field 'prone': {prone!r} is not one of mid, low, not")
+        towns = tuple(str(t) for t in z.get("towns") or ())
+        for t in towns:
+            if t not in jur:
+                raise DataFileError(f"{where}: field 'towns': unknown unit {t!r}")
+        try:
+            area = float(z["area_km2"])
+            pts = z.get("points") or {}
+            collapse, subsidence = int(pts.get("collapse", 0)), int(pts.get("subsidence", 0))
+        except (KeyError, TypeError, ValueError):
+            raise DataFileError(f"{where}: field 'area_km2'/'points': expected numbers") from None
+        text = thresholds.get(prone)
+        value = math.nan
+        if text:
+            value, _ = _threshold(
+                str(text), variable, f"{path}: field 'trigger.thresholds.{prone}'"
+            )
+        rows.append(
+            {
+                "zone": str(z["zone"]),
+                "where_zh": str(z.get("where_zh", "")),
+                "where_en": str(z.get("where_en", "")),
+                "towns": tuple(jur.unit(t).code for t in towns),
+                "prone": prone,
+                "area_km2": area,
+                "collapse": collapse,
+                "subsidence": subsidence,
+                "points": collapse + subsidence,
+                "cause": str(z.get("cause", "")),
+                "source": str(z.get("source", data.get("source", ""))),
+                "threshold": str(text) if text else "",
+                "threshold_mm": value,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    for key, col, ndigits in (("total_km2", "area_km2", 2), ("total_points", "points", 0)):
+        if key in data and round(frame[col].sum(), ndigits) != round(float(data[key]), ndigits):
+            raise DataFileError(
+                f"{path}: field {key!r}: zones sum to {frame[col].sum():.2f}, not {data[key]}"
+            )
+    frame.attrs.update(
+        path=str(path),
+        source=str(data.get("source", "")),
+        trigger={
+            "variable": variable,
+            "window": window,
+            "op": op,
+            "key_period": period,
+            "source": str(trig.get("source", "")),
+        },
+    )
+    return frame
+
+
+def _in_period(local: pd.DatetimeIndex, period: tuple) -> np.ndarray:
+    (m0, d0), (m1, d1) = period
+    md = local.month * 100 + local.day
+    lo, hi = m0 * 100 + d0, m1 * 100 + d1
+    return np.asarray((md >= lo) & (md <= hi) if lo <= hi else (md >= lo) | (md <= hi))
+
+
+def _town_cells(ds: xr.Dataset, unit: Any) -> xr.DataArray:
+    """Boolean mask (lat, lon) of the cells of a town: centres inside, else the nearest to the seat."""
+    la, lo = ds["lat"], ds["lon"]
+    if la.ndim == 1 and lo.ndim == 1:
+        lat2, lon2 = xr.broadcast(la, lo)
+    else:
+        lat2, lon2 = la, lo
+    mask = np.zeros(lat2.shape, dtype=bool)
+    if unit.has_geometry:
+        mask = shapely.contains_xy(unit.geometry, np.asarray(lon2.values), np.asarray(lat2.values))
+    if not mask.any():
+        if unit.seat_lon is None:
+            return xr.DataArray(mask, dims=lat2.dims)
+        d2 = (np.asarray(lat2.values) - unit.seat_lat) ** 2 + (
+            (np.asarray(lon2.values) - unit.seat_lon) * math.cos(math.radians(unit.seat_lat))
+        ) ** 2
+        mask = np.zeros(lat2.shape, dtype=bool)
+        mask[np.unravel_index(int(np.argmin(d2)), d2.shape)] = True
+    return xr.DataArray(mask, dims=lat2.dims)
+
+
+def geohazard_risk(
+    forecast: xr.Dataset,
+    zones: pd.DataFrame,
+    jurisdiction: Jurisdiction | str | Path = "ejin-horo",
+    *,
+    date: Any = None,
+) -> pd.DataFrame:
+    """Rainfall-triggered geological-hazard risk per town with zones.
+
+    For each town named by a zone, the 24 h rainfall (``window_reduce`` sum, unaligned windows
+    dropped) is maximised over the town's cells (centres inside its polygon, or the cell
+    nearest its seat) and over ensemble members, at each valid time inside the key period. A
+    zone is concerned when that value meets the zone's threshold (mid 50 mm, low 80 mm by
+    default; see ``geohazard_zones.yaml``).
+
+    Parameters
+    ----------
+    forecast : xarray.Dataset
+        Canonical forecast with ``precip``.
+    zones : pandas.DataFrame
+        From :func:`load_geohazard_zones`.
+    jurisdiction : Jurisdiction or str
+    date : date-like, optional
+        Reference date for the key period. When given, the whole forecast is in or out of the
+        key period by this (local) date; by default each valid time is judged by its own
+        local date (jurisdiction time zone).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per town with zones: ``town_code, town_name, in_key_period, max_24h, units,
+        peak_time_utc, first_time_utc`` (first valid time a zone's trigger holds),
+        ``triggered, zones`` (concerned zones, comma-separated), ``points`` (hazard points in
+        them), ``collapse, subsidence, zones_all, points_all`` (all zones of the town),
+        ``threshold`` (lowest threshold met, text) and ``note``.
+    """
+    jur = _jurisdiction(jurisdiction)
+    trig = zones.attrs.get("trigger") or {
+        "variable": "precip",
+        "window": pd.Timedelta("24h"),
+        "op": ">=",
+        "key_period": ((5, 1), (9, 30)),
+    }
+    variable = trig["variable"]
+    if variable not in forecast.data_vars:
+        raise InputError(f"forecast: variable {variable!r} missing; needed for geohazard risk")
+    times = pd.DatetimeIndex(forecast["time"].values)
+    local = times.tz_localize("UTC").tz_convert(jur.timezone)
+    if date is not None:
+        ref = pd.Timestamp(date)
+        ref_idx = pd.DatetimeIndex([ref])
+        in_period = np.repeat(_in_period(ref_idx, trig["key_period"]), len(times))
+    else:
+        in_period = _in_period(local, trig["key_period"])
+    da = forecast[variable]
+    target = canonical_variables()[variable]["units"]
+    if da.attrs.get("units") not in (None, target):
+        from cityops.units import convert_dataarray
+
+        da = convert_dataarray(da, target, source="forecast")
+    status = window_status(times, trig["window"])
+    acc = window_reduce(da, trig["window"], "sum")
+    acc = acc.where(xr.DataArray(status != UNALIGNED, dims="time"))
+    op = OPS[trig["op"]]
+    hours = trig["window"] / pd.Timedelta("1h")
+    rows = []
+    town_codes = list(dict.fromkeys(c for towns in zones["towns"] for c in towns))
+    for code in town_codes:
+        unit = jur.unit(code)
+        tz = zones[zones["towns"].apply(lambda t, c=code: c in t)]
+        mask = _town_cells(forecast, unit)
+        series = acc.where(mask).max([d for d in mask.dims])
+        if "member" in series.dims:
+            series = series.max("member")
+        vals = np.asarray(series.values, dtype=float)
+        valid = in_period & ~np.isnan(vals)
+        row: dict[str, Any] = {
+            "town_code": unit.code,
+            "town_name": unit.name_zh,
+            "in_key_period": bool(in_period.any()),
+            "max_24h": math.nan,
+            "units": target,
+            "peak_time_utc": "",
+            "first_time_utc": "",
+            "triggered": False,
+            "zones": "",
+            "points": 0,
+            "collapse": 0,
+            "subsidence": 0,
+            "zones_all": ",".join(tz["zone"]),
+            "points_all": int(tz["points"].sum()),
+            "threshold": "",
+            "note": "",
+        }
+        if not in_period.any():
+            row["note"] = "outside the key period (1 May - 30 Sep)"
+            rows.append(row)
+            continue
+        if not valid.any():
+            row["note"] = f"no {hours:g} h window the data can fill"
+            rows.append(row)
+            continue
+        k = int(np.nanargmax(np.where(valid, vals, np.nan)))
+        row["max_24h"] = round(float(vals[k]), 2)
+        row["peak_time_utc"] = _iso(times[k])
+        hit_zones = tz[tz["threshold_mm"].notna()]
+        hit_zones = hit_zones[[bool(op(vals[k], t)) for t in hit_zones["threshold_mm"]]]
+        if len(hit_zones):
+            lowest = float(hit_zones["threshold_mm"].min())
+            met = valid & np.asarray(op(np.nan_to_num(vals, nan=-np.inf), lowest))
+            row.update(
+                triggered=True,
+                first_time_utc=_iso(times[int(np.argmax(met))]),
+                zones=",".join(hit_zones["zone"]),
+                points=int(hit_zones["points"].sum()),
+                collapse=int(hit_zones["collapse"].sum()),
+                subsidence=int(hit_zones["subsidence"].sum()),
+                threshold=str(hit_zones.loc[hit_zones["threshold_mm"].idxmin(), "threshold"]),
+            )
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs.update(
+        method="max over cells with centres inside the town polygon (nearest cell to the seat "
+        "when none)",
+        trigger_source=trig.get("source", ""),
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Lifelines
+# --------------------------------------------------------------------------------------------
+def load_lifelines(jurisdiction: Jurisdiction | str | Path = "ejin-horo") -> pd.DataFrame:
+    """Lifeline operators and the hazards that concern each (``lifelines.yaml``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sector: ``sector, sector_zh, operators`` (tuple), ``plan, hazards``
+        (tuple of hazard ids), ``note``.
+    """
+    jur = _jurisdiction(jurisdiction)
+    path = jur.path / "lifelines.yaml"
+    data = load_yaml(path)
+    items = data.get("lifelines")
+    if not isinstance(items, list):
+        raise DataFileError(f"{path}: field 'lifelines': expected a list")
+    rows = []
+    for i, item in enumerate(items):
+        where = f"{path}: lifeline {i + 1}"
+        if not isinstance(item, dict) or not item.get("sector"):
+            raise DataFileError(f"{where}: field 'sector': missing")
+        hazards = tuple(str(h) for h in item.get("hazards") or ())
+        bad = [h for h in hazards if h not in ASSET_HAZARDS]
+        if bad:
+            raise DataFileError(f"{where}: field 'hazards': unknown hazard(s) {', '.join(bad)}")
+        rows.append(
+            {
+                "sector": str(item["sector"]),
+                "sector_zh": str(item.get("sector_zh", "")),
+                "operators": tuple(str(o) for o in item.get("operators") or ()),
+                "plan": str(item.get("plan", "")),
+                "hazards": hazards,
+                "note": str(item.get("note", "")),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame.attrs.update(path=str(path), source=str(data.get("source", "")))
+    return frame
