@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=600, help="per-notebook timeout in seconds")
     p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
     _common(p)
+
+    from cityops.tasks_cli import add_tasks_parser
+
+    add_tasks_parser(sub)
     return parser
 
 
@@ -181,7 +185,18 @@ def _cmd_brief(args) -> int:
     return 0
 
 
-COMMANDS = {"scenario": _cmd_scenario, "assess": _cmd_assess, "brief": _cmd_brief}
+def _cmd_tasks(args) -> int:
+    from cityops.tasks_cli import run_tasks
+
+    return run_tasks(args)
+
+
+COMMANDS = {
+    "scenario": _cmd_scenario,
+    "assess": _cmd_assess,
+    "brief": _cmd_brief,
+    "tasks": _cmd_tasks,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

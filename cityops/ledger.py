@@ -1,0 +1,782 @@
+"""The task ledger (interfaces.md §7): tasks, their history, episodes and CAP identifiers in SQLite.
+
+A task is identified by (unit, hazard, measure, episode); its id is deterministic, e.g.
+``150627100-rainstorm-rain_underpass_closure-E20260710T1200``. An *episode* is one continuous
+period of exceedance for a (town, hazard): a run whose [onset, end] overlaps an existing
+episode, or touches it within ``gap`` (default 6 h), extends that episode; otherwise it opens
+a new one, labelled by its start time (UTC) ``E%Y%m%dT%H%M``.
+
+States: ``issued → dispatched → on_site → resolved → closed`` (closed = 销号), plus
+``stood_down`` (hazard gone before action); ``escalated`` is a counter/flag (0 = not escalated,
+1 = escalated once, 2 = escalated again two weeks later, ...). Every change is recorded in
+``task_history`` with time, actor and note.
+
+Times are stored as ISO 8601 UTC strings (``2026-07-10T12:00:00Z``), which sort correctly.
+Deadlines in working days (:func:`check_escalation`) are counted on Beijing (Asia/Shanghai)
+calendar dates with ``chinese_calendar.is_workday`` (official holidays and make-up workdays);
+the one-month limit of the big loop is a calendar month, the two-week stall a calendar 14 days.
+
+Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction (WAL mode, ``busy_timeout``),
+so concurrent writers queue rather than lose updates, and an exception inside a write rolls
+the whole write back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from cityops.errors import InputError
+from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
+
+__all__ = [
+    "ALLOWED",
+    "EXPORT_COLUMNS",
+    "LOOPS",
+    "OPEN_STATES",
+    "SCHEMA_VERSION",
+    "STATES",
+    "add_workdays",
+    "check_escalation",
+    "connect",
+    "default_ledger_path",
+    "episode_label",
+    "export_tasks",
+    "get_task",
+    "is_workday",
+    "latest_cap",
+    "list_tasks",
+    "merge_run",
+    "overdue",
+    "record_cap",
+    "task_history",
+    "task_id_for",
+    "update_state",
+]
+
+DEFAULT_PATH = Path("var") / "ledger.sqlite"
+ENV_VAR = "CITYOPS_LEDGER"
+BUSY_TIMEOUT_MS = 30_000
+DEFAULT_GAP = pd.Timedelta(hours=6)
+
+STATES = ("issued", "dispatched", "on_site", "resolved", "closed", "stood_down")
+LOOPS = ("big", "middle", "small")
+#: States in which a task still needs action (may be stood down, may become overdue/escalated).
+OPEN_STATES = ("issued", "dispatched", "on_site")
+#: States a run may stand down when the task is absent from it (no action taken yet).
+STANDABLE_STATES = ("issued", "dispatched")
+#: States that end the clock (not overdue, not escalated).
+DONE_STATES = ("resolved", "closed", "stood_down")
+
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "issued": ("dispatched", "on_site", "resolved", "stood_down"),
+    "dispatched": ("on_site", "resolved", "stood_down"),
+    "on_site": ("resolved",),
+    "resolved": ("closed", "on_site"),  # on_site again = reopened, the fix did not hold
+    "stood_down": ("issued", "closed"),
+    "closed": (),
+}
+
+EXPORT_COLUMNS = (
+    "task_id",
+    "town_code",
+    "hazard",
+    "episode",
+    "measure",
+    "loop",
+    "lead_unit",
+    "supporting_units",
+    "state",
+    "due_utc",
+    "created_utc",
+    "updated_utc",
+    "overdue",
+    "source",
+)
+
+INPUT_COLUMNS = (
+    "town_code",
+    "hazard",
+    "measure",
+    "loop",
+    "lead_unit",
+    "supporting_units",
+    "due_utc",
+    "onset_utc",
+    "end_utc",
+    "level",
+    "source",
+    "text_zh",
+)
+
+# Timing rules (seed-requirements §2.4): feedback within 3 days, ordinary (middle/small
+# loop) closure within 7 days, complex (big loop) within 1 month, escalate after 2 weeks
+# stalled and again 2 weeks later. Days below are working days unless said otherwise.
+ACT_WORKDAYS = 1
+FEEDBACK_WORKDAYS = 3
+ORDINARY_CLOSURE_WORKDAYS = 7
+COMPLEX_CLOSURE_MONTHS = 1  # calendar month
+STALL = pd.Timedelta(days=14)  # calendar days
+ESCALATION_ACTOR = "cityops escalation"
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE episodes (
+            town_code TEXT NOT NULL,
+            hazard TEXT NOT NULL,
+            episode TEXT NOT NULL,
+            start_utc TEXT NOT NULL,
+            end_utc TEXT NOT NULL,
+            PRIMARY KEY (town_code, hazard, episode)
+        )""",
+        """CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            town_code TEXT NOT NULL,
+            hazard TEXT NOT NULL,
+            episode TEXT NOT NULL,
+            measure TEXT NOT NULL,
+            loop TEXT NOT NULL CHECK (loop IN ('big', 'middle', 'small')),
+            lead_unit TEXT NOT NULL DEFAULT '',
+            supporting_units TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN
+                ('issued', 'dispatched', 'on_site', 'resolved', 'closed', 'stood_down')),
+            due_utc TEXT,
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL,
+            escalated INTEGER NOT NULL DEFAULT 0,
+            escalated_utc TEXT,
+            source TEXT NOT NULL DEFAULT '',
+            level INTEGER,
+            onset_utc TEXT,
+            end_utc TEXT,
+            text_zh TEXT NOT NULL DEFAULT '',
+            FOREIGN KEY (town_code, hazard, episode)
+                REFERENCES episodes (town_code, hazard, episode)
+        )""",
+        "CREATE INDEX tasks_town_hazard ON tasks (town_code, hazard, episode)",
+        "CREATE INDEX tasks_state ON tasks (state)",
+        """CREATE TABLE task_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            task_id TEXT NOT NULL REFERENCES tasks (task_id),
+            time_utc TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX task_history_task ON task_history (task_id, id)",
+        """CREATE TABLE cap_alerts (
+            identifier TEXT PRIMARY KEY,
+            run_issued_utc TEXT,
+            hazard TEXT NOT NULL,
+            msg_type TEXT NOT NULL CHECK (msg_type IN ('Alert', 'Update', 'Cancel')),
+            references_ids TEXT NOT NULL DEFAULT '',
+            sent_utc TEXT NOT NULL,
+            status TEXT NOT NULL
+        )""",
+        "CREATE INDEX cap_alerts_hazard ON cap_alerts (hazard, sent_utc)",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def default_ledger_path(path: str | os.PathLike | None = None) -> Path:
+    """The ledger path: ``path`` if given, else ``$CITYOPS_LEDGER``, else ``var/ledger.sqlite``."""
+    if path:
+        return Path(path)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path.cwd() / DEFAULT_PATH
+
+
+def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the ledger; autocommit, rows as ``sqlite3.Row``."""
+    target = default_ledger_path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    except (OSError, sqlite3.Error) as err:
+        raise InputError(f"ledger {target}: cannot open ({err})") from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn)
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise InputError(f"ledger {target}: not a usable cityops ledger ({err})") from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if has_table:
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if current == SCHEMA_VERSION:
+            return  # up to date: no write lock needed
+    with _transaction(conn):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_utc TEXT NOT NULL)"
+        )
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise InputError(
+                f"ledger schema version {current} is newer than this cityops ({SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_utc) VALUES (?, ?)",
+                (version, iso_utc(parse_utc("now"))),
+            )
+
+
+@contextlib.contextmanager
+def _open(db) -> Iterator[sqlite3.Connection]:
+    """Use a connection as is, or open (and close afterwards) a ledger path."""
+    if isinstance(db, sqlite3.Connection):
+        yield db
+        return
+    conn = connect(db)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``); a savepoint when already inside one."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT cityops_sp")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO cityops_sp")
+            conn.execute("RELEASE cityops_sp")
+            raise
+        conn.execute("RELEASE cityops_sp")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def episode_label(start) -> str:
+    """``E20260710T1200`` from an episode's start time (UTC)."""
+    return "E" + parse_utc(start, what="episode start").strftime("%Y%m%dT%H%M")
+
+
+def task_id_for(town_code: str, hazard: str, measure: str, episode: str) -> str:
+    """The deterministic task id of an identity (unit, hazard, measure, episode)."""
+    return f"{town_code}-{hazard}-{measure}-{episode}"
+
+
+def _find_or_open_episode(
+    conn: sqlite3.Connection, town: str, hazard: str, onset, end, gap: pd.Timedelta, stats: dict
+) -> str:
+    rows = conn.execute(
+        "SELECT episode, start_utc, end_utc FROM episodes WHERE town_code = ? AND hazard = ? "
+        "ORDER BY start_utc",
+        (town, hazard),
+    ).fetchall()
+    for row in rows:
+        start, stop = parse_utc(row["start_utc"]), parse_utc(row["end_utc"])
+        if onset <= stop + gap and end >= start - gap:
+            new_start, new_stop = min(start, onset), max(stop, end)
+            if (new_start, new_stop) != (start, stop):
+                conn.execute(
+                    "UPDATE episodes SET start_utc = ?, end_utc = ? "
+                    "WHERE town_code = ? AND hazard = ? AND episode = ?",
+                    (iso_utc(new_start), iso_utc(new_stop), town, hazard, row["episode"]),
+                )
+                stats["episodes_extended"] += 1
+            return row["episode"]
+    label = episode_label(onset)
+    conn.execute(
+        "INSERT INTO episodes (town_code, hazard, episode, start_utc, end_utc) VALUES (?,?,?,?,?)",
+        (town, hazard, label, iso_utc(onset), iso_utc(end)),
+    )
+    stats["episodes_opened"] += 1
+    return label
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return "、".join(str(v) for v in value if str(v).strip())
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value).strip()
+
+
+def _time_or_none(value, what: str) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return None
+    return parse_utc(value, what=what)
+
+
+def _level(value, where: str) -> int | None:
+    if value is None or pd.isna(value):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: level {value!r} is not an integer") from None
+
+
+def _history(conn, task_id: str, time_utc: str, actor: str, from_state, to_state, note: str):
+    conn.execute(
+        "INSERT INTO task_history (task_id, time_utc, actor, from_state, to_state, note) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (task_id, time_utc, actor, from_state, to_state, note or ""),
+    )
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def merge_run(
+    db,
+    tasks: pd.DataFrame,
+    *,
+    run_time,
+    actor: str = "cityops brief",
+    gap: pd.Timedelta | str = DEFAULT_GAP,
+    assessed: Iterable[tuple[str, str]] | None = None,
+) -> dict:
+    """Merge one run's task table into the ledger, in one transaction.
+
+    New identities are inserted (``issued``); existing ones get the new due time, level,
+    text, units and period unless closed (a stood-down task that comes back is re-issued).
+    Open tasks (``issued``/``dispatched``) of an episode this run covers but absent from it are
+    ``stood_down`` (never deleted); tasks already on site, resolved or closed are untouched.
+    ``assessed`` optionally lists (town_code, hazard) pairs the run evaluated: for a pair with
+    no row at all (hazard gone), open tasks of episodes not yet ended at ``run_time`` are stood
+    down too. Times of record (created/updated/history) are ``run_time``.
+
+    Returns counts: inserted, updated, unchanged, reissued, stood_down, skipped_closed,
+    episodes_opened, episodes_extended, and the run's ``task_ids``.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in tasks.columns]
+    if missing:
+        raise InputError(f"task table: missing column(s) {', '.join(missing)}")
+    run_ts = parse_utc(run_time, what="run_time")
+    now = iso_utc(run_ts)
+    gap = pd.Timedelta(gap)
+    stats = dict.fromkeys(
+        (
+            "inserted",
+            "updated",
+            "unchanged",
+            "reissued",
+            "stood_down",
+            "skipped_closed",
+            "episodes_opened",
+            "episodes_extended",
+        ),
+        0,
+    )
+    seen: set[str] = set()
+    covered: set[tuple[str, str, str]] = set()
+    with _open(db) as conn, _transaction(conn):
+        for i, row in enumerate(tasks.to_dict("records")):
+            where = f"task table row {i + 1}"
+            town, hazard, measure = (_text(row[c]) for c in ("town_code", "hazard", "measure"))
+            if not (town and hazard and measure):
+                raise InputError(f"{where}: town_code, hazard and measure must not be empty")
+            loop = _text(row["loop"])
+            if loop not in LOOPS:
+                raise InputError(f"{where}: loop {loop!r} is not one of big, middle, small")
+            onset = _time_or_none(row["onset_utc"], f"{where} onset_utc") or run_ts
+            end = _time_or_none(row["end_utc"], f"{where} end_utc") or onset
+            if end < onset:
+                raise InputError(
+                    f"{where}: end_utc {iso_utc(end)} is before onset {iso_utc(onset)}"
+                )
+            due = _time_or_none(row["due_utc"], f"{where} due_utc")
+            episode = _find_or_open_episode(conn, town, hazard, onset, end, gap, stats)
+            covered.add((town, hazard, episode))
+            task_id = task_id_for(town, hazard, measure, episode)
+            if task_id in seen:
+                raise InputError(f"{where}: task {task_id} appears twice in one run")
+            seen.add(task_id)
+            values = {
+                "loop": loop,
+                "lead_unit": _text(row["lead_unit"]),
+                "supporting_units": _text(row["supporting_units"]),
+                "due_utc": iso_utc(due) if due is not None else None,
+                "source": _text(row["source"]),
+                "level": _level(row["level"], where),
+                "onset_utc": iso_utc(onset),
+                "end_utc": iso_utc(end),
+                "text_zh": _text(row["text_zh"]),
+            }
+            old = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+            if old is None:
+                conn.execute(
+                    "INSERT INTO tasks (task_id, town_code, hazard, episode, measure, state, "
+                    "created_utc, updated_utc, escalated, "
+                    + ", ".join(values)
+                    + ") VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, 0, "
+                    + ", ".join("?" * len(values))
+                    + ")",
+                    (task_id, town, hazard, episode, measure, now, now, *values.values()),
+                )
+                _history(conn, task_id, now, actor, None, "issued", f"issued by run {now}")
+                stats["inserted"] += 1
+                continue
+            if old["state"] == "closed":
+                stats["skipped_closed"] += 1
+                continue
+            changed = [k for k, v in values.items() if old[k] != v]
+            state = old["state"]
+            if state == "stood_down":
+                state = "issued"
+            if not changed and state == old["state"]:
+                stats["unchanged"] += 1
+                continue
+            sets = ", ".join(f"{k} = ?" for k in values)
+            conn.execute(
+                f"UPDATE tasks SET {sets}, state = ?, updated_utc = ? WHERE task_id = ?",
+                (*values.values(), state, now, task_id),
+            )
+            if state != old["state"]:
+                note = f"hazard back in run {now}; re-issued"
+                stats["reissued"] += 1
+            else:
+                note = f"updated by run {now}: " + ", ".join(changed)
+                stats["updated"] += 1
+            _history(conn, task_id, now, actor, old["state"], state, note)
+
+        # Stand down what this run no longer asks for.
+        marks = ",".join("?" * len(STANDABLE_STATES))
+        candidates = []
+        for town, hazard, episode in sorted(covered):
+            candidates += conn.execute(
+                f"SELECT task_id, state FROM tasks WHERE town_code = ? AND hazard = ? "
+                f"AND episode = ? AND state IN ({marks})",
+                (town, hazard, episode, *STANDABLE_STATES),
+            ).fetchall()
+        present = {(t, h) for t, h, _ in covered}
+        for town, hazard in sorted(set(assessed or ()) - present):
+            candidates += conn.execute(
+                f"SELECT t.task_id, t.state FROM tasks t JOIN episodes e USING "
+                f"(town_code, hazard, episode) WHERE t.town_code = ? AND t.hazard = ? "
+                f"AND e.end_utc >= ? AND t.state IN ({marks})",
+                (str(town), str(hazard), now, *STANDABLE_STATES),
+            ).fetchall()
+        for cand in candidates:
+            if cand["task_id"] in seen:
+                continue
+            conn.execute(
+                "UPDATE tasks SET state = 'stood_down', updated_utc = ? WHERE task_id = ?",
+                (now, cand["task_id"]),
+            )
+            _history(
+                conn,
+                cand["task_id"],
+                now,
+                actor,
+                cand["state"],
+                "stood_down",
+                f"absent from run {now}: hazard gone before action",
+            )
+            stats["stood_down"] += 1
+    stats["task_ids"] = sorted(seen)
+    return stats
+
+
+# --------------------------------------------------------------------------- states
+
+
+def get_task(db, task_id: str) -> dict:
+    """One task as a dict; :class:`InputError` if there is none."""
+    with _open(db) as conn:
+        row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    if row is None:
+        raise InputError(f"task {task_id}: no such task in the ledger")
+    return dict(row)
+
+
+def task_history(db, task_id: str) -> list[dict]:
+    """The history of a task, oldest first."""
+    with _open(db) as conn:
+        rows = conn.execute(
+            "SELECT * FROM task_history WHERE task_id = ? ORDER BY id", (task_id,)
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def update_state(db, task_id: str, to_state: str, *, actor: str, note: str = "", at=None) -> dict:
+    """Move a task to ``to_state`` (validated), recording time, actor and note; the new row."""
+    if to_state not in STATES:
+        raise InputError(f"task {task_id}: unknown state {to_state!r} (one of {', '.join(STATES)})")
+    if not actor or not str(actor).strip():
+        raise InputError(f"task {task_id}: a change needs an actor (--by NAME)")
+    when = iso_utc(parse_utc(at if at is not None else "now", what="time"))
+    with _open(db) as conn, _transaction(conn):
+        row = conn.execute("SELECT state FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise InputError(f"task {task_id}: no such task in the ledger")
+        current = row["state"]
+        if to_state == current:
+            raise InputError(f"task {task_id}: already {current}")
+        if to_state not in ALLOWED[current]:
+            if to_state == "closed":
+                raise InputError(
+                    f"task {task_id}: cannot go from {current} to closed; resolve it first"
+                )
+            allowed = ", ".join(ALLOWED[current]) or "nothing (it is closed)"
+            raise InputError(
+                f"task {task_id}: cannot go from {current} to {to_state} (allowed: {allowed})"
+            )
+        conn.execute(
+            "UPDATE tasks SET state = ?, updated_utc = ? WHERE task_id = ?",
+            (to_state, when, task_id),
+        )
+        _history(conn, task_id, when, str(actor).strip(), current, to_state, note)
+        return dict(conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone())
+
+
+def list_tasks(
+    db,
+    *,
+    town: str | None = None,
+    state: str | None = None,
+    hazard: str | None = None,
+    only_overdue: bool = False,
+    now=None,
+) -> list[dict]:
+    """Tasks (dicts with an ``overdue`` key), filtered, ordered by due time then id."""
+    if state is not None and state not in STATES:
+        raise InputError(f"--state {state!r}: expected one of {', '.join(STATES)}")
+    now_ts = parse_utc(now if now is not None else "now", what="now")
+    clauses, params = [], []
+    for column, value in (("town_code", town), ("state", state), ("hazard", hazard)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    with _open(db) as conn:
+        rows = conn.execute(
+            f"SELECT * FROM tasks{where} ORDER BY due_utc IS NULL, due_utc, task_id", params
+        ).fetchall()
+    out = []
+    for row in rows:
+        task = dict(row)
+        task["overdue"] = overdue(task, now_ts)
+        if only_overdue and not task["overdue"]:
+            continue
+        out.append(task)
+    return out
+
+
+def overdue(task, now) -> bool:
+    """Due time passed and the task not resolved, closed or stood down."""
+    if task["state"] in DONE_STATES or not task["due_utc"]:
+        return False
+    return parse_utc(task["due_utc"]) < parse_utc(now, what="now")
+
+
+# --------------------------------------------------------------------------- escalation
+
+
+def is_workday(day: dt.date) -> bool:
+    """Official working day in mainland China (holidays, make-up days); Mon–Fri outside the
+    years ``chinese_calendar`` knows."""
+    try:
+        import chinese_calendar
+
+        return bool(chinese_calendar.is_workday(day))
+    except (ImportError, NotImplementedError):
+        return day.weekday() < 5
+
+
+def add_workdays(day: dt.date, n: int) -> dt.date:
+    """The ``n``-th working day after ``day`` (``day`` itself not counted)."""
+    count = 0
+    while count < n:
+        day += dt.timedelta(days=1)
+        if is_workday(day):
+            count += 1
+    return day
+
+
+def _beijing_date(ts) -> dt.date:
+    return parse_utc(ts).tz_localize("UTC").tz_convert(REPORT_TZ).date()
+
+
+def escalation_reasons(task, now) -> list[str]:
+    """Why a task is due for (first) escalation at ``now`` — empty when it is not.
+
+    Counting (Beijing dates): feedback within 3 working days of issue (a task still ``issued``
+    after that has had no feedback); resolution within 7 working days for the middle/small
+    loop, within 1 calendar month for the big loop; stalled = no change for 14 calendar days.
+    A limit counts as missed once the Beijing date is past the deadline day.
+    """
+    if task["state"] not in OPEN_STATES:
+        return []
+    now_ts = parse_utc(now, what="now")
+    today = _beijing_date(now_ts)
+    created = parse_utc(task["created_utc"])
+    start_day = _beijing_date(created)
+    reasons = []
+    if task["state"] == "issued" and today > add_workdays(start_day, FEEDBACK_WORKDAYS):
+        reasons.append(f"no feedback within {FEEDBACK_WORKDAYS} working days")
+    if task["loop"] == "big":
+        deadline = (pd.Timestamp(start_day) + pd.DateOffset(months=COMPLEX_CLOSURE_MONTHS)).date()
+        if today > deadline:
+            reasons.append("complex task (big loop) not resolved within 1 month")
+    elif today > add_workdays(start_day, ORDINARY_CLOSURE_WORKDAYS):
+        reasons.append(f"not resolved within {ORDINARY_CLOSURE_WORKDAYS} working days")
+    if now_ts - parse_utc(task["updated_utc"]) >= STALL:
+        reasons.append("stalled for 2 weeks")
+    return reasons
+
+
+def check_escalation(db, now, *, actor: str = ESCALATION_ACTOR) -> list[dict]:
+    """Set the escalation flag where the timing rules are broken; one transaction.
+
+    First escalation: any reason of :func:`escalation_reasons`. Further escalations: the task
+    is still open 14 calendar days after its last escalation. Escalating does not change the
+    state nor ``updated_utc`` (so it does not hide a stall); it is recorded in the history.
+    Returns ``[{"task_id", "escalated", "reasons"}]`` for the tasks escalated now.
+    """
+    now_ts = parse_utc(now, what="now")
+    when = iso_utc(now_ts)
+    marks = ",".join("?" * len(OPEN_STATES))
+    done = []
+    with _open(db) as conn, _transaction(conn):
+        rows = conn.execute(
+            f"SELECT * FROM tasks WHERE state IN ({marks}) ORDER BY task_id", OPEN_STATES
+        ).fetchall()
+        for row in rows:
+            task = dict(row)
+            if task["escalated"]:
+                last = parse_utc(task["escalated_utc"] or task["updated_utc"])
+                if now_ts - last < STALL:
+                    continue
+                reasons = ["still open 2 weeks after escalation"]
+            else:
+                reasons = escalation_reasons(task, now_ts)
+                if not reasons:
+                    continue
+            level = int(task["escalated"]) + 1
+            conn.execute(
+                "UPDATE tasks SET escalated = ?, escalated_utc = ? WHERE task_id = ?",
+                (level, when, task["task_id"]),
+            )
+            _history(
+                conn,
+                task["task_id"],
+                when,
+                actor,
+                task["state"],
+                task["state"],
+                f"escalated (x{level}): " + "; ".join(reasons),
+            )
+            done.append({"task_id": task["task_id"], "escalated": level, "reasons": reasons})
+    return done
+
+
+# --------------------------------------------------------------------------- CAP
+
+
+def record_cap(
+    db,
+    identifier: str,
+    hazard: str,
+    msg_type: str,
+    references,
+    run_issued_utc,
+    sent_utc,
+    status: str,
+) -> None:
+    """Record (or update, e.g. its status after signing) one CAP message sent for a hazard.
+
+    ``references`` is a CAP references string or a list of them (stored space-separated).
+    """
+    if msg_type not in ("Alert", "Update", "Cancel"):
+        raise InputError(f"CAP {identifier}: msgType {msg_type!r} is not Alert, Update or Cancel")
+    if isinstance(references, (list, tuple)):
+        references = " ".join(str(r) for r in references if r)
+    run_iso = iso_utc(run_issued_utc) if run_issued_utc is not None else None
+    with _open(db) as conn, _transaction(conn):
+        conn.execute(
+            "INSERT INTO cap_alerts (identifier, run_issued_utc, hazard, msg_type, "
+            "references_ids, sent_utc, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (identifier) DO UPDATE SET run_issued_utc = excluded.run_issued_utc, "
+            "hazard = excluded.hazard, msg_type = excluded.msg_type, "
+            "references_ids = excluded.references_ids, sent_utc = excluded.sent_utc, "
+            "status = excluded.status",
+            (identifier, run_iso, hazard, msg_type, references or "", iso_utc(sent_utc), status),
+        )
+
+
+def latest_cap(db, hazard: str) -> dict | None:
+    """The most recently sent CAP message for a hazard (any msgType), or ``None``."""
+    with _open(db) as conn:
+        row = conn.execute(
+            "SELECT * FROM cap_alerts WHERE hazard = ? "
+            "ORDER BY sent_utc DESC, run_issued_utc DESC, rowid DESC LIMIT 1",
+            (hazard,),
+        ).fetchone()
+    return dict(row) if row is not None else None
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_tasks(db, path, *, now=None) -> Path:
+    """Write the tasks as CSV with exactly :data:`EXPORT_COLUMNS` (atomically); the path."""
+    rows = list_tasks(db, now=now)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for task in rows:
+                record = dict(task, overdue="true" if task["overdue"] else "false")
+                writer.writerow(["" if record[c] is None else record[c] for c in EXPORT_COLUMNS])
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target

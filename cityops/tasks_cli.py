@@ -1,0 +1,115 @@
+"""``cityops tasks list|show|update|close|export [--ledger DB]`` (interfaces.md §3, §7).
+
+Register in ``cityops/cli.py`` with ``add_tasks_parser(sub)`` and ``"tasks": run_tasks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cityops.errors import InputError
+
+__all__ = ["add_tasks_parser", "run_tasks"]
+
+_STATES = ("issued", "dispatched", "on_site", "resolved", "closed", "stood_down")
+
+
+def _ledger_opt(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument(
+        "--ledger",
+        type=Path,
+        default=default,
+        help="ledger database (default: $CITYOPS_LEDGER or var/ledger.sqlite)",
+    )
+
+
+def add_tasks_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``tasks`` command (and its sub-commands) to the main parser's subparsers."""
+    p = subparsers.add_parser("tasks", help="the task ledger: list, show, update, close, export")
+    _ledger_opt(p, None)
+    sub = p.add_subparsers(dest="tasks_command", required=True)
+
+    q = sub.add_parser("list", help="list tasks")
+    q.add_argument("--town", default=None, help="town code")
+    q.add_argument("--state", choices=_STATES, default=None)
+    q.add_argument("--hazard", default=None)
+    q.add_argument("--overdue", action="store_true", help="only overdue tasks")
+    q.add_argument("--now", default=None, help="reference time for 'overdue' (default: now)")
+    _ledger_opt(q, argparse.SUPPRESS)
+
+    q = sub.add_parser("show", help="one task and its history")
+    q.add_argument("task_id")
+    q.add_argument("--now", default=None, help="reference time for 'overdue' (default: now)")
+    _ledger_opt(q, argparse.SUPPRESS)
+
+    q = sub.add_parser("update", help="move a task to another state")
+    q.add_argument("task_id")
+    q.add_argument("--state", required=True, choices=_STATES)
+    q.add_argument("--by", required=True, help="who makes the change")
+    q.add_argument("--note", default="")
+    _ledger_opt(q, argparse.SUPPRESS)
+
+    q = sub.add_parser("close", help="close (销号) a resolved task")
+    q.add_argument("task_id")
+    q.add_argument("--by", required=True, help="who approves the closure")
+    q.add_argument("--note", default="")
+    _ledger_opt(q, argparse.SUPPRESS)
+
+    q = sub.add_parser("export", help="write the tasks as CSV (interfaces §7 columns)")
+    q.add_argument("--out", type=Path, required=True, help="output CSV file")
+    q.add_argument("--now", default=None, help="reference time for 'overdue' (default: now)")
+    _ledger_opt(q, argparse.SUPPRESS)
+    return p
+
+
+def _line(task: dict) -> str:
+    flags = []
+    if task.get("overdue"):
+        flags.append("OVERDUE")
+    if task.get("escalated"):
+        flags.append(f"ESCALATED x{task['escalated']}")
+    due = task.get("due_utc") or "-"
+    extra = f"  [{' '.join(flags)}]" if flags else ""
+    return f"{task['task_id']}  {task['state']:<10s} due {due}  {task['lead_unit']}{extra}"
+
+
+def run_tasks(args) -> int:
+    """Run one ``tasks`` sub-command; exit status (errors raise :class:`InputError`)."""
+    from cityops import ledger
+
+    db = getattr(args, "ledger", None)
+    cmd = args.tasks_command
+    if cmd == "list":
+        tasks = ledger.list_tasks(
+            db,
+            town=args.town,
+            state=args.state,
+            hazard=args.hazard,
+            only_overdue=args.overdue,
+            now=args.now,
+        )
+        for task in tasks:
+            print(_line(task))
+        return 0
+    if cmd == "show":
+        task = ledger.get_task(db, args.task_id)
+        task["overdue"] = ledger.overdue(task, args.now or "now")
+        for key, value in task.items():
+            print(f"{key}: {'' if value is None else value}")
+        print("history:")
+        for h in ledger.task_history(db, args.task_id):
+            note = f"  {h['note']}" if h["note"] else ""
+            print(
+                f"  {h['time_utc']}  {h['actor']}  {h['from_state'] or '-'} -> {h['to_state']}{note}"
+            )
+        return 0
+    if cmd in ("update", "close"):
+        to_state = args.state if cmd == "update" else "closed"
+        task = ledger.update_state(db, args.task_id, to_state, actor=args.by, note=args.note)
+        print(f"{task['task_id']}: {task['state']}")
+        return 0
+    if cmd == "export":
+        print(ledger.export_tasks(db, args.out, now=args.now))
+        return 0
+    raise InputError(f"tasks: unknown sub-command {cmd!r}")
