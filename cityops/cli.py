@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=int, default=600, help="per-notebook timeout in seconds")
     p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
+    p.add_argument(
+        "--ledger",
+        default=None,
+        help="task ledger (SQLite; default CITYOPS_LEDGER or var/ledger.sqlite)",
+    )
+    p.add_argument("--no-ledger", action="store_true", help="do not record tasks")
     _common(p)
 
     from cityops.tasks_cli import add_tasks_parser
@@ -179,6 +185,7 @@ def _cmd_brief(args) -> int:
         mapping=str(args.mapping) if args.mapping else "",
         observed=",".join(args.observed or []),
         history=str(args.history) if args.history else "",
+        ledger="" if args.no_ledger else args.ledger,
     )
     index = run_briefings(args.forecast, args.out, opts)
     print(index)

@@ -25,6 +25,7 @@ from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import open_forecast
+from cityops.response import Response, load_plan, plan_response
 from cityops.rules import LevelResult, evaluate, load_rule_table
 from cityops.rules.drought_input import add_drought_index
 from cityops.rules.engine import apply_observed
@@ -59,6 +60,8 @@ class Assessment:
     assets: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Geological-hazard zones whose rainfall trigger is met in the key period.
     geohazards: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Postures and tasks from the jurisdiction's plan (None without a plan folder).
+    response: Response | None = None
 
     @cached_property
     def counting_cells(self) -> xr.DataArray:
@@ -173,6 +176,9 @@ def assess(
     )
     periods, frame = _special_periods(juris, forecast, frame)
     assets, geohazards = _exposure(juris, forecast)
+    response = None
+    if (juris.path / "plan").is_dir():
+        response = plan_response(frame, load_plan(juris.path), now=now_ts)
     return Assessment(
         forecast=forecast,
         jurisdiction=juris,
@@ -185,6 +191,7 @@ def assess(
         periods=periods,
         assets=assets,
         geohazards=geohazards,
+        response=response,
     )
 
 

@@ -54,3 +54,12 @@ def make_forecast(
 @pytest.fixture
 def forecast_factory():
     return make_forecast
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ledger_in_tmp(tmp_path_factory):
+    """Briefing runs in tests record tasks in a throwaway ledger, not ./var."""
+    import os
+
+    os.environ["CITYOPS_LEDGER"] = str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite")
+    yield

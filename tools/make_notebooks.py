@@ -69,6 +69,11 @@ display(HTML(br.periods_html(A, p["town"], lang=p["lang"])))""",
     ),
     (
         "code",
+        """display(HTML(br.section_html("response", lang=p["lang"])))
+display(HTML(br.response_html(A, p["town"], lang=p["lang"])))""",
+    ),
+    (
+        "code",
         """display(HTML(br.section_html("map", lang=p["lang"])))
 card = plots.headline_card(A, p["town"], br.headline_text(A, p["town"], lang=p["lang"]), lang=p["lang"])
 display(br.figure_display(card, br.output_path(p, "headline.png")))""",

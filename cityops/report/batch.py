@@ -54,6 +54,7 @@ class BriefOptions:
     kernel: str = "cityops"
     report_probability: float = 0.3
     mapping: str = ""
+    ledger: str | None = None  # None: CITYOPS_LEDGER or var/ledger.sqlite; "" : no ledger
     observed: str = ""
     history: str = ""
     template: str | None = None
@@ -183,6 +184,34 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
     return None
 
 
+def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
+    """``<code>/tasks.csv``: the unit's task list from the plan (header only when none)."""
+    from cityops.response import TASK_COLUMNS
+
+    for code in codes:
+        folder = stage / code
+        folder.mkdir(parents=True, exist_ok=True)
+        if assessment.response is None:
+            tasks = pd.DataFrame(columns=TASK_COLUMNS)
+        else:
+            tasks = assessment.response.for_unit(code)[1]
+        tasks.to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
+
+
+def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
+    """Record the run's tasks in the ledger: new ones issued, vanished ones stood down."""
+    from cityops.ledger import merge_run
+
+    table = assessment.table
+    assessed = [
+        (r.town_code, r.hazard) for r in table[table["evaluated"].astype(bool)].itertuples()
+    ]
+    counts = merge_run(
+        ledger or None, assessment.response.tasks, run_time=assessment.now, assessed=assessed
+    )
+    log.info("ledger: %s", {k: v for k, v in counts.items() if k != "task_ids"})
+
+
 def _atomic_replace(stage: Path, out: Path) -> None:
     """Move the finished run into place, replacing an earlier one."""
     old = None
@@ -237,6 +266,7 @@ def run_briefings(
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         write_assessment(assessment, stage)
+        _write_tasks(assessment, stage, codes)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
@@ -271,6 +301,8 @@ def run_briefings(
             json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8"
         )
         _atomic_replace(stage, out)
+        if opts.ledger != "" and assessment.response is not None:
+            _merge_ledger(assessment, opts.ledger)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -29,6 +29,7 @@ __all__ = [
     "headline_text",
     "output_path",
     "periods_html",
+    "response_html",
     "risk_summary_html",
     "section_html",
     "title_html",
@@ -451,3 +452,46 @@ def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
                          html.escape("、".join(p["owners"] or []))])  # fmt: skip
     head = [t(k, lang) for k in ("period", "dates", "scope", "owner")]
     return _simple_table(head, rows, lang)
+
+
+def response_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The unit's response posture, groups, plans, four-stop recommendations and tasks."""
+    from cityops.report.i18n import _catalog
+
+    words = _catalog()[check_lang(lang)]
+    if assessment.response is None:
+        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+    post, tasks = assessment.response.for_unit(code)
+    if post is None:
+        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+    stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
+    items = [
+        (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
+        (t("groups", lang), post["groups"] or t("none_listed", lang)),
+        (t("plans", lang), post["plans"] or t("none_listed", lang)),
+        (t("four_stops", lang), stops or t("none_listed", lang)),
+    ]
+    head = "".join(
+        f"<tr><th style='text-align:left;vertical-align:top'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in items
+    )
+    rows = [
+        [
+            html.escape(r["text_zh"] if lang == "zh" else r["text_en"]),
+            html.escape(
+                assessment.levels[r["hazard"]].rules.name(lang)
+                if r["hazard"] in assessment.levels.hazards
+                else str(r["hazard"])
+            ),
+            html.escape(r["lead_unit"]),
+            html.escape(r["supporting_units"]),
+            format_local(r["due_utc"], "%m-%d %H:%M") if r["due_utc"] else "",
+            html.escape(words["loops"].get(r["loop"], r["loop"])),
+        ]
+        for _, r in tasks.iterrows()
+    ]
+    cols = [t(k, lang) for k in ("task", "hazard", "lead_unit", "supporting", "due", "loop")]
+    return f'<table style="font-size:0.9em" cellpadding="3">{head}</table>' + _simple_table(
+        cols, rows, lang
+    )

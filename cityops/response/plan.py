@@ -1,0 +1,470 @@
+"""A jurisdiction's response plan as validated data (``data/jurisdictions/<name>/plan/``).
+
+Files (all YAML with a ``source``)::
+
+    groups.yaml          HQ groups: id, name_zh/en, lead_unit, member_units, duties, source
+    special_plans.yaml   special work plans: number, id, names, owners, hazards, source
+    measures.yaml        measures by hazard and minimum level (see the file's header)
+    timing.yaml          follow-up rules, heating "four ones", response-posture mapping
+    roles_channels.yaml  illustrative dissemination table by level
+
+Every file is validated on load; a problem raises :class:`~cityops.errors.DataFileError` with
+one line naming the file, the entry id and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cityops.errors import DataFileError, InputError
+from cityops.resources import load_yaml, package_data
+
+__all__ = [
+    "FOUR_STOPS",
+    "HAZARDS",
+    "LOOPS",
+    "Group",
+    "Measure",
+    "Plan",
+    "SpecialPlan",
+    "load_plan",
+    "measures_for",
+    "posture_for",
+]
+
+#: Loops of the plan (002:1086-1092): 综合处置大闭环 / 行业处置中闭环 / 企业处置小闭环.
+LOOPS = ("big", "middle", "small")
+#: The four stops 四停 (002:1008).
+FOUR_STOPS = ("stop_classes", "stop_work", "stop_business", "stop_transport")
+DEADLINE_BASES = ("onset", "issue")
+LEVELS = (1, 2, 3, 4)
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_SOURCE = re.compile(r"\d+:\d+")
+
+
+def _national_hazards() -> tuple[str, ...]:
+    data = load_yaml(package_data("rules", "tables", "national.yaml"))
+    return (*data.get("hazards", {}), "low_temperature")
+
+
+#: Hazard ids: those of ``cityops/rules/tables/national.yaml`` plus ``low_temperature``.
+HAZARDS: tuple[str, ...] = _national_hazards()
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    number: int
+    name_zh: str
+    name_en: str
+    lead_unit: str
+    member_units: tuple[str, ...]
+    duties_zh: str
+    duties_en: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SpecialPlan:
+    number: int
+    id: str
+    name_zh: str
+    name_en: str
+    owners: tuple[str, ...]
+    hazards: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Measure:
+    id: str
+    hazards: tuple[str, ...]
+    min_level: int
+    text_zh: str
+    text_en: str
+    lead_unit: str
+    supporting_units: tuple[str, ...]
+    loop: str
+    plan: str
+    group: str
+    deadline_relative_to: str
+    deadline_hours: float
+    four_stop: str | None
+    source: str
+    extreme_only: bool = False
+    note: str = ""
+
+    @property
+    def deadline(self) -> dict[str, Any]:
+        return {"relative_to": self.deadline_relative_to, "hours": self.deadline_hours}
+
+    def applies(self, hazard: str, level: int, *, extreme: bool = False) -> bool:
+        """Whether the measure applies to ``hazard`` at ``level``.
+
+        An ``extreme: true`` measure needs the Annex 3 extreme flag or a red (4) level: every
+        Annex 3 criterion is at or below the national red threshold.
+        """
+        if hazard not in self.hazards or level < self.min_level:
+            return False
+        return not self.extreme_only or extreme or level >= 4
+
+
+@dataclass(frozen=True)
+class Plan:
+    jurisdiction: str
+    path: Path
+    groups: tuple[Group, ...]
+    special_plans: tuple[SpecialPlan, ...]
+    measures: tuple[Measure, ...]
+    timing: Mapping[str, Any]
+    posture: Mapping[str, Any]
+    roles_channels: Mapping[str, Any]
+    hq: Mapping[str, Any] = field(default_factory=dict)
+
+    def group(self, group_id: str) -> Group:
+        return next(g for g in self.groups if g.id == group_id)
+
+    def special_plan(self, plan_id: str) -> SpecialPlan:
+        return next(p for p in self.special_plans if p.id == plan_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+def _fail(path: Path, entry: Any, field_: str, problem: str) -> DataFileError:
+    return DataFileError(f"{path}: entry {entry!r}, field {field_!r}: {problem}")
+
+
+def _text(path: Path, raw: Mapping, entry: Any, key: str, *, required: bool = True) -> str:
+    value = raw.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, entry, key, "expected a non-empty string")
+    return value.strip()
+
+
+def _texts(path: Path, raw: Mapping, entry: Any, key: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _fail(path, entry, key, "expected a list of strings")
+    return tuple(v.strip() for v in value)
+
+
+def _int(path: Path, raw: Mapping, entry: Any, key: str) -> int:
+    value = raw.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(path, entry, key, f"expected an integer, got {value!r}")
+    return value
+
+
+def _source(path: Path, raw: Mapping, entry: Any) -> str:
+    src = _text(path, raw, entry, "source")
+    if not _SOURCE.search(src):
+        raise _fail(path, entry, "source", f"expected a seed file:line citation, got {src!r}")
+    return src
+
+
+def _entries(path: Path, data: Mapping, key: str) -> list[dict[str, Any]]:
+    items = data.get(key)
+    if not isinstance(items, list) or not items:
+        raise DataFileError(f"{path}: missing or empty list {key!r}")
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            raise _fail(path, f"#{i}", key, "expected a mapping")
+    return items
+
+
+def _entry_id(path: Path, raw: Mapping, index: int, seen: set[str]) -> str:
+    value = raw.get("id")
+    if not isinstance(value, str) or not _ID.match(value):
+        raise _fail(path, f"#{index}", "id", f"expected a lower-case ascii id, got {value!r}")
+    if value in seen:
+        raise _fail(path, value, "id", "duplicate id")
+    seen.add(value)
+    return value
+
+
+def _hazards(path: Path, raw: Mapping, entry: str, key: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if value == "all":
+        return HAZARDS
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise _fail(path, entry, key, "expected a hazard id, a list of them or 'all'")
+    for h in values:
+        if h not in HAZARDS:
+            raise _fail(path, entry, key, f"unknown hazard id {h!r} (known: {', '.join(HAZARDS)})")
+    return tuple(values)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+def _load_groups(path: Path) -> tuple[tuple[Group, ...], dict[str, Any]]:
+    data = load_yaml(path)
+    _source(path, data, "(file)")
+    seen: set[str] = set()
+    groups = []
+    for i, raw in enumerate(_entries(path, data, "groups")):
+        gid = _entry_id(path, raw, i, seen)
+        groups.append(
+            Group(
+                id=gid,
+                number=_int(path, raw, gid, "number"),
+                name_zh=_text(path, raw, gid, "name_zh"),
+                name_en=_text(path, raw, gid, "name_en"),
+                lead_unit=_text(path, raw, gid, "lead_unit"),
+                member_units=_texts(path, raw, gid, "member_units"),
+                duties_zh=_text(path, raw, gid, "duties_zh"),
+                duties_en=_text(path, raw, gid, "duties_en"),
+                source=_source(path, raw, gid),
+            )
+        )
+    hq = data.get("hq", {})
+    if not isinstance(hq, dict):
+        raise _fail(path, "hq", "hq", "expected a mapping")
+    return tuple(groups), hq
+
+
+def _load_special_plans(path: Path) -> tuple[SpecialPlan, ...]:
+    data = load_yaml(path)
+    _source(path, data, "(file)")
+    seen: set[str] = set()
+    plans = []
+    for i, raw in enumerate(_entries(path, data, "plans")):
+        pid = _entry_id(path, raw, i, seen)
+        plans.append(
+            SpecialPlan(
+                number=_int(path, raw, pid, "number"),
+                id=pid,
+                name_zh=_text(path, raw, pid, "name_zh"),
+                name_en=_text(path, raw, pid, "name_en"),
+                owners=_texts(path, raw, pid, "owners"),
+                hazards=_hazards(path, raw, pid, "hazards"),
+                source=_source(path, raw, pid),
+            )
+        )
+    numbers = [p.number for p in plans]
+    if sorted(numbers) != list(range(1, len(plans) + 1)):
+        raise _fail(path, "plans", "number", "plan numbers must run 1..N without gaps")
+    return tuple(plans)
+
+
+def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple[Measure, ...]:
+    data = load_yaml(path)
+    _source(path, data, "(file)")
+    seen: set[str] = set()
+    measures = []
+    for i, raw in enumerate(_entries(path, data, "measures")):
+        mid = _entry_id(path, raw, i, seen)
+        hazards = _hazards(path, raw, mid, "hazard")
+        level = raw.get("min_level")
+        if isinstance(level, bool) or level not in LEVELS:
+            raise _fail(path, mid, "min_level", f"expected 1-4 (blue..red), got {level!r}")
+        loop = raw.get("loop")
+        if loop not in LOOPS:
+            raise _fail(path, mid, "loop", f"expected one of {', '.join(LOOPS)}, got {loop!r}")
+        plan = raw.get("plan")
+        if plan not in plan_ids:
+            raise _fail(path, mid, "plan", f"unknown special plan {plan!r}")
+        group = raw.get("group")
+        if group not in group_ids:
+            raise _fail(path, mid, "group", f"unknown HQ group {group!r}")
+        deadline = raw.get("deadline")
+        if not isinstance(deadline, dict) or set(deadline) != {"relative_to", "hours"}:
+            raise _fail(path, mid, "deadline", "expected {relative_to: onset|issue, hours: N}")
+        basis, hours = deadline["relative_to"], deadline["hours"]
+        if basis not in DEADLINE_BASES:
+            raise _fail(path, mid, "deadline", f"relative_to must be onset or issue, got {basis!r}")
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or abs(hours) > 720:
+            raise _fail(path, mid, "deadline", f"hours must be a number within ±720, got {hours!r}")
+        if basis == "issue" and hours < 0:
+            raise _fail(path, mid, "deadline", "a deadline cannot fall before the warning's issue")
+        four_stop = raw.get("four_stop")
+        if four_stop is not None and four_stop not in FOUR_STOPS:
+            raise _fail(path, mid, "four_stop", f"expected one of {', '.join(FOUR_STOPS)} or null")
+        conditions = raw.get("conditions") or {}
+        if not isinstance(conditions, dict) or set(conditions) - {"extreme"}:
+            raise _fail(path, mid, "conditions", "only {extreme: true|false} is understood")
+        extreme_only = conditions.get("extreme", False)
+        if not isinstance(extreme_only, bool):
+            raise _fail(path, mid, "conditions", "extreme must be true or false")
+        if loop == "big" and not (level == 4 or (extreme_only and level >= 3)):
+            raise _fail(
+                path,
+                mid,
+                "loop",
+                "big loop is for catastrophe: needs min_level 4, or extreme: true and min_level >= 3",
+            )
+        measures.append(
+            Measure(
+                id=mid,
+                hazards=hazards,
+                min_level=level,
+                text_zh=_text(path, raw, mid, "text_zh"),
+                text_en=_text(path, raw, mid, "text_en"),
+                lead_unit=_text(path, raw, mid, "lead_unit"),
+                supporting_units=_texts(path, raw, mid, "supporting_units"),
+                loop=loop,
+                plan=plan,
+                group=group,
+                deadline_relative_to=basis,
+                deadline_hours=float(hours),
+                four_stop=four_stop,
+                source=_source(path, raw, mid),
+                extreme_only=extreme_only,
+                note=_text(path, raw, mid, "note", required=False),
+            )
+        )
+    return tuple(measures)
+
+
+def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    data = load_yaml(path)
+    _source(path, data, "(file)")
+    seen: set[str] = set()
+    for i, raw in enumerate(_entries(path, data, "followup")):
+        rid = _entry_id(path, raw, i, seen)
+        if raw.get("basis") not in ("calendar", "working"):
+            raise _fail(path, rid, "basis", "expected calendar or working")
+        period = raw.get("period")
+        if (
+            not isinstance(period, dict)
+            or not isinstance(period.get("value"), (int, float))
+            or period.get("unit") not in ("minute", "hour", "day", "week", "month")
+        ):
+            raise _fail(
+                path, rid, "period", "expected {value: N, unit: minute|hour|day|week|month}"
+            )
+        _source(path, raw, rid)
+    four = data.get("heating_four_ones")
+    if not isinstance(four, dict):
+        raise _fail(path, "heating_four_ones", "heating_four_ones", "missing mapping")
+    _source(path, four, "heating_four_ones")
+    posture = data.get("posture")
+    if not isinstance(posture, dict):
+        raise _fail(path, "posture", "posture", "missing mapping")
+    postures = posture.get("postures")
+    if not isinstance(postures, list) or not postures:
+        raise _fail(path, "posture", "postures", "missing list")
+    ranks = []
+    for raw in postures:
+        pid = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or not isinstance(raw.get("rank"), int):
+            raise _fail(path, pid, "rank", "expected an integer rank")
+        if raw.get("loop") is not None and raw["loop"] not in LOOPS:
+            raise _fail(path, pid, "loop", f"expected one of {', '.join(LOOPS)} or null")
+        ranks.append(raw["rank"])
+    if sorted(ranks) != list(range(len(ranks))):
+        raise _fail(path, "posture", "postures", "ranks must run 0..N")
+    rules = posture.get("rules")
+    if not isinstance(rules, dict) or not isinstance(rules.get("by_level"), dict):
+        raise _fail(path, "posture", "rules", "expected a mapping with by_level")
+    for lvl in (0, *LEVELS):
+        if rules["by_level"].get(lvl) not in ranks:
+            raise _fail(path, "posture", "rules.by_level", f"level {lvl} maps to no posture rank")
+    for key in (
+        "extreme_rank",
+        "special_period_raise",
+        "special_period_min_rank",
+        "special_period_max_rank",
+    ):
+        if not isinstance(rules.get(key), int):
+            raise _fail(path, "posture", f"rules.{key}", "expected an integer")
+    timing = {k: v for k, v in data.items() if k != "posture"}
+    return timing, posture
+
+
+def _load_roles_channels(path: Path) -> dict[str, Any]:
+    data = load_yaml(path)
+    _source(path, data, "(file)")
+    roles = {r.get("id") for r in _entries(path, data, "roles")}
+    channels = {c.get("id") for c in _entries(path, data, "channels")}
+    levels = data.get("levels")
+    if not isinstance(levels, dict) or set(levels) != set(LEVELS):
+        raise _fail(path, "levels", "levels", "expected entries for levels 1-4")
+    for lvl, spec in levels.items():
+        if not isinstance(spec, dict):
+            raise _fail(path, lvl, "levels", "expected a mapping")
+        for key, known in (("roles", roles), ("channels", channels)):
+            unknown = [x for x in spec.get(key, []) if x not in known]
+            if unknown or not spec.get(key):
+                raise _fail(path, f"level {lvl}", key, f"unknown or missing ids {unknown}")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+def _plan_dir(jurisdiction: str | Path) -> Path:
+    if isinstance(jurisdiction, Path) or "/" in str(jurisdiction):
+        path = Path(jurisdiction).expanduser()
+        return path if path.name == "plan" or not (path / "plan").is_dir() else path / "plan"
+    from cityops.geo.jurisdiction import jurisdiction_search_path
+
+    for d in jurisdiction_search_path():
+        if (d / str(jurisdiction) / "plan").is_dir():
+            return d / str(jurisdiction) / "plan"
+    raise InputError(f"no response plan for jurisdiction {jurisdiction!r} (no plan/ folder found)")
+
+
+def load_plan(jurisdiction: str | Path = "ejin-horo") -> Plan:
+    """Load and validate a jurisdiction's response plan.
+
+    ``jurisdiction`` is a name looked up like :func:`cityops.geo.load_jurisdiction` does, or a
+    path to the jurisdiction folder or its ``plan/`` folder.
+    """
+    folder = _plan_dir(jurisdiction)
+    groups, hq = _load_groups(folder / "groups.yaml")
+    special_plans = _load_special_plans(folder / "special_plans.yaml")
+    measures = _load_measures(
+        folder / "measures.yaml", {g.id for g in groups}, {p.id for p in special_plans}
+    )
+    timing, posture = _load_timing(folder / "timing.yaml")
+    roles_channels = _load_roles_channels(folder / "roles_channels.yaml")
+    return Plan(
+        jurisdiction=folder.parent.name,
+        path=folder,
+        groups=groups,
+        special_plans=special_plans,
+        measures=measures,
+        timing=MappingProxyType(timing),
+        posture=MappingProxyType(posture),
+        roles_channels=MappingProxyType(roles_channels),
+        hq=MappingProxyType(hq),
+    )
+
+
+def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) -> list[Measure]:
+    """Measures of ``plan`` for ``hazard`` at warning ``level`` (1-4), in file order.
+
+    ``extreme`` is the Annex 3 extreme flag; a red level counts as extreme.
+    """
+    if hazard not in HAZARDS:
+        raise InputError(f"unknown hazard id {hazard!r} (known: {', '.join(HAZARDS)})")
+    if level not in LEVELS:
+        raise InputError(f"warning level must be 1-4 (blue..red), got {level!r}")
+    return [m for m in plan.measures if m.applies(hazard, level, extreme=extreme)]
+
+
+def posture_for(
+    plan: Plan, level: int, *, extreme: bool = False, special_period: bool = False
+) -> dict[str, Any]:
+    """The response posture (cityops' mapping, ``timing.yaml``) for the highest warning level
+    (0 = none, 1-4), the Annex 3 extreme flag and a special period (holiday, event)."""
+    if level not in (0, *LEVELS):
+        raise InputError(f"warning level must be 0-4, got {level!r}")
+    rules = plan.posture["rules"]
+    rank = rules["by_level"][level]
+    if special_period:
+        raised = max(rank + rules["special_period_raise"], rules["special_period_min_rank"])
+        rank = max(rank, min(raised, rules["special_period_max_rank"]))
+    if extreme or level == 4:
+        rank = max(rank, rules["extreme_rank"])
+    return next(p for p in plan.posture["postures"] if p["rank"] == rank)

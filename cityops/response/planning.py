@@ -1,0 +1,146 @@
+"""From the town risk table to who does what, by when (the HQ's question after "how bad").
+
+:func:`plan_response` gives each unit a response posture, the HQ groups and special plans to
+open, the recommended measures (four-stop recommendations among them) and a task list whose
+identity (unit, hazard, measure, episode) the ledger keeps across runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cityops.response.plan import Plan, measures_for, posture_for
+from cityops.timeutil import iso_utc, parse_utc
+
+__all__ = ["TASK_COLUMNS", "Response", "plan_response"]
+
+#: Columns of the task list (the input of :func:`cityops.ledger.merge_run`).
+TASK_COLUMNS = [
+    "town_code", "hazard", "measure", "loop", "lead_unit", "supporting_units", "due_utc",
+    "onset_utc", "end_utc", "level", "source", "text_zh", "text_en", "plan", "group",
+    "four_stop",
+]  # fmt: skip
+
+
+@dataclass
+class Response:
+    """The response to one assessment.
+
+    Attributes
+    ----------
+    postures : pandas.DataFrame
+        One row per unit: ``town_code``, ``level``, ``extreme``, ``special_period``,
+        ``posture`` (id), ``posture_zh``, ``posture_en``, ``groups``, ``plans``,
+        ``four_stops`` ("、"-joined).
+    tasks : pandas.DataFrame
+        One row per unit × hazard × measure (:data:`TASK_COLUMNS`).
+    """
+
+    postures: pd.DataFrame
+    tasks: pd.DataFrame
+
+    def for_unit(self, code: str) -> tuple[pd.Series | None, pd.DataFrame]:
+        """The unit's posture row and its tasks (earliest due first)."""
+        post = self.postures[self.postures["town_code"] == code]
+        tasks = self.tasks[self.tasks["town_code"] == code].sort_values(["due_utc", "measure"])
+        return (post.iloc[0] if len(post) else None), tasks
+
+
+def _due(measure, row, now: pd.Timestamp | None) -> str:
+    """Deadline of a measure: hours relative to the onset, or to the warning's issue-by time;
+    a deadline already past at the reference time becomes the reference time (act now)."""
+    base = row["onset_utc"] if measure.deadline_relative_to == "onset" else row["issue_by_utc"]
+    if not base:
+        return ""
+    due = parse_utc(base) + pd.Timedelta(hours=measure.deadline_hours)
+    if now is not None and due < now:
+        due = now
+    return iso_utc(due)
+
+
+def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
+    """Postures and tasks for every unit of a town risk table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The town risk table (:func:`cityops.geo.risk.town_hazards`), with ``attention_level``
+        when special periods were applied.
+    plan : Plan
+        The jurisdiction's plan content (:func:`cityops.response.load_plan`).
+    now : time, optional
+        Reference time: no deadline is set before it.
+
+    Returns
+    -------
+    Response
+    """
+    now_ts = parse_utc(now) if now is not None else None
+    names = {g.id: g for g in plan.groups}
+    plans = {p.id: p for p in plan.special_plans}
+    tasks = []
+    postures = []
+    for code, rows in table.groupby("town_code", sort=False):
+        rows = rows[rows["evaluated"].astype(bool)]
+        level = int(rows["level"].max()) if len(rows) else 0
+        extreme = bool(rows["extreme"].astype(bool).any()) if len(rows) else False
+        special = bool(
+            len(rows) and "special_conditions" in rows
+            and rows.loc[rows["level"] > 0, "special_conditions"].fillna("").str.len().gt(0).any()
+        )  # fmt: skip
+        posture = posture_for(plan, level, extreme=extreme, special_period=special)
+        unit_measures = []
+        seen_general: set[str] = set()
+        # Most severe hazard first: measures for every hazard ("all") go with it, once.
+        active = rows[rows["level"] > 0].sort_values(
+            ["level", "onset_utc"], ascending=[False, True]
+        )
+        for _, row in active.iterrows():
+            for m in measures_for(plan, row["hazard"], int(row["level"]),
+                                  extreme=bool(row["extreme"])):  # fmt: skip
+                if "all" in m.hazards:
+                    if m.id in seen_general:
+                        continue
+                    seen_general.add(m.id)
+                unit_measures.append(m)
+                tasks.append(
+                    {
+                        "town_code": code,
+                        "hazard": row["hazard"],
+                        "measure": m.id,
+                        "loop": m.loop,
+                        "lead_unit": m.lead_unit,
+                        "supporting_units": "、".join(m.supporting_units),
+                        "due_utc": _due(m, row, now_ts),
+                        "onset_utc": row["onset_utc"],
+                        "end_utc": row["end_utc"],
+                        "level": int(row["level"]),
+                        "source": m.source,
+                        "text_zh": m.text_zh,
+                        "text_en": m.text_en,
+                        "plan": m.plan,
+                        "group": m.group,
+                        "four_stop": m.four_stop or "",
+                    }
+                )
+        groups = list(dict.fromkeys(names[m.group].name_zh for m in unit_measures))
+        opened = list(dict.fromkeys(plans[m.plan].name_zh for m in unit_measures if m.plan))
+        stops = list(dict.fromkeys(m.four_stop for m in unit_measures if m.four_stop))
+        postures.append(
+            {
+                "town_code": code,
+                "level": level,
+                "extreme": extreme,
+                "special_period": special,
+                "posture": posture.get("id", ""),
+                "posture_zh": posture.get("name_zh", ""),
+                "posture_en": posture.get("name_en", ""),
+                "groups": "、".join(groups),
+                "plans": "、".join(opened),
+                "four_stops": "、".join(stops),
+            }
+        )
+    task_frame = pd.DataFrame(tasks, columns=TASK_COLUMNS)
+    return Response(postures=pd.DataFrame(postures), tasks=task_frame)
