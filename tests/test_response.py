@@ -49,3 +49,17 @@ def test_brief_writes_tasks_and_ledger_without_duplicates(storm, tmp_path):
     run_briefings(path, tmp_path / "run", opts)  # the same forecast again
     again = list_tasks(ledger)
     assert len(first) == len(again) > 0
+
+
+def test_dissemination_roles_and_channels_by_level(storm):
+    _, a = storm
+    dis = a.response.dissemination
+    red = dis[(dis.town_code == "150627100") & (dis.hazard == "rainstorm")].iloc[0]
+    assert "sirens" in red["channels"] and "受威胁群众" in red["roles_zh"]
+    blue = dis[dis["level"] == 1]
+    if len(blue):
+        # Sirens only in an emergency: a blue row without the Annex 3 flag never gets them.
+        plain = blue[
+            ~blue.merge(a.table, on=["town_code", "hazard"])["extreme"].astype(bool).values
+        ]
+        assert not plain["channels"].str.contains("sirens").any()

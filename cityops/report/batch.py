@@ -196,6 +196,11 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
         else:
             tasks = assessment.response.for_unit(code)[1]
         tasks.to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
+    if assessment.response is not None and assessment.response.dissemination is not None:
+        # For the release system: who receives each warning, through which channels.
+        assessment.response.dissemination.to_csv(
+            stage / "dissemination.csv", index=False, encoding="utf-8"
+        )
 
 
 def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:

@@ -492,6 +492,19 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
         for _, r in tasks.iterrows()
     ]
     cols = [t(k, lang) for k in ("task", "hazard", "lead_unit", "supporting", "due", "loop")]
-    return f'<table style="font-size:0.9em" cellpadding="3">{head}</table>' + _simple_table(
-        cols, rows, lang
+    dis = assessment.response.dissemination
+    recipients = ""
+    if dis is not None and not dis.empty:
+        sub = dis[dis["town_code"] == code].sort_values("level", ascending=False)
+        if len(sub):
+            top = sub.iloc[0]
+            recipients = (
+                f"<p><b>{html.escape(t('recipients', lang))}</b>: {html.escape(top['roles_zh'])}"
+                f"<br><b>{html.escape(t('channels', lang))}</b>: "
+                f"{html.escape(top['channels_zh'])}</p>"
+            )
+    return (
+        f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
+        + recipients
+        + _simple_table(cols, rows, lang)
     )

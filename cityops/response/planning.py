@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cityops.response.dissemination import dissemination
 from cityops.response.plan import Plan, measures_for, posture_for
 from cityops.timeutil import iso_utc, parse_utc
 
@@ -40,6 +41,7 @@ class Response:
 
     postures: pd.DataFrame
     tasks: pd.DataFrame
+    dissemination: pd.DataFrame | None = None
 
     def for_unit(self, code: str) -> tuple[pd.Series | None, pd.DataFrame]:
         """The unit's posture row and its tasks (earliest due first)."""
@@ -143,4 +145,8 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
             }
         )
     task_frame = pd.DataFrame(tasks, columns=TASK_COLUMNS)
-    return Response(postures=pd.DataFrame(postures), tasks=task_frame)
+    return Response(
+        postures=pd.DataFrame(postures),
+        tasks=task_frame,
+        dissemination=dissemination(table, plan),
+    )
