@@ -668,15 +668,24 @@ def escalation_reasons(task, now) -> list[str]:
     return reasons
 
 
-def check_escalation(db, now, *, actor: str = ESCALATION_ACTOR) -> list[dict]:
+def check_escalation(
+    db, now, *, actor: str = ESCALATION_ACTOR, four_ones: tuple | None = None
+) -> list[dict]:
     """Set the escalation flag where the timing rules are broken; one transaction.
 
     First escalation: any reason of :func:`escalation_reasons`. Further escalations: the task
     is still open 14 calendar days after its last escalation. Escalating does not change the
     state nor ``updated_utc`` (so it does not hide a stall); it is recorded in the history.
     Returns ``[{"task_id", "escalated", "reasons"}]`` for the tasks escalated now.
+    ``four_ones=(measures, rules)`` also escalates heating tasks breaking the "four ones"
+    clocks (:func:`four_ones_breaches`).
     """
     now_ts = parse_utc(now, what="now")
+    heating = {}
+    if four_ones is not None:
+        measures, rules = four_ones
+        heating = {b["task_id"]: b["reasons"] for b in four_ones_breaches(db, now_ts,
+                   measures=measures, rules=rules)}  # fmt: skip
     when = iso_utc(now_ts)
     marks = ",".join("?" * len(OPEN_STATES))
     done = []
@@ -692,7 +701,7 @@ def check_escalation(db, now, *, actor: str = ESCALATION_ACTOR) -> list[dict]:
                     continue
                 reasons = ["still open 2 weeks after escalation"]
             else:
-                reasons = escalation_reasons(task, now_ts)
+                reasons = escalation_reasons(task, now_ts) + heating.get(task["task_id"], [])
                 if not reasons:
                     continue
             level = int(task["escalated"]) + 1
@@ -711,6 +720,49 @@ def check_escalation(db, now, *, actor: str = ESCALATION_ACTOR) -> list[dict]:
             )
             done.append({"task_id": task["task_id"], "escalated": level, "reasons": reasons})
     return done
+
+
+def four_ones_breaches(db, now, *, measures, rules: dict) -> list[dict]:
+    """Heating "four ones" (四个一, 002:1030) on the tasks of the given measures.
+
+    Answer and dispatch within ``answer_minutes + dispatch_minutes`` of the task's creation,
+    on site within ``on_site_hours`` of dispatch, solved in ``solved_in_visits`` visit(s) (a
+    resolved task sent back on site is a second visit). Returns ``[{"task_id", "reasons"}]``
+    for the tasks that broke a clock by ``now``; :func:`escalate_four_ones` flags them.
+    """
+    now_ts = parse_utc(now, what="now")
+    dispatch_limit = pd.Timedelta(minutes=rules["answer_minutes"] + rules["dispatch_minutes"])
+    on_site_limit = pd.Timedelta(hours=rules["on_site_hours"])
+    out = []
+    measures = set(measures)
+    with _open(db) as conn:
+        tasks = [dict(r) for r in conn.execute("SELECT * FROM tasks ORDER BY task_id")]
+        for task in tasks:
+            if task["measure"] not in measures or task["state"] == "stood_down":
+                continue
+            hist = [dict(r) for r in conn.execute(
+                "SELECT * FROM task_history WHERE task_id = ? ORDER BY id", (task["task_id"],))]  # fmt: skip
+            created = parse_utc(task["created_utc"])
+            first = {}
+            visits = 0
+            for h in hist:
+                first.setdefault(h["to_state"], parse_utc(h["time_utc"]))
+                if h["to_state"] == "on_site":
+                    visits += 1
+            reasons = []
+            dispatched = first.get("dispatched", first.get("on_site"))
+            if (dispatched or now_ts) - created > dispatch_limit:
+                reasons.append(f"not dispatched within {dispatch_limit.seconds // 60} min")
+            if (
+                dispatched is not None
+                and (first.get("on_site") or now_ts) - dispatched > on_site_limit
+            ):
+                reasons.append(f"not on site within {rules['on_site_hours']} h of dispatch")
+            if visits > int(rules["solved_in_visits"]):
+                reasons.append(f"{visits} visits (solve in {rules['solved_in_visits']})")
+            if reasons:
+                out.append({"task_id": task["task_id"], "reasons": reasons})
+    return out
 
 
 # --------------------------------------------------------------------------- CAP

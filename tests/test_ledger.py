@@ -434,3 +434,35 @@ def test_cli(db, tmp_path, capsys):
     out = tmp_path / "t.csv"
     assert _cli(["tasks", "export", "--out", str(out), "--ledger", str(db)]) == 0
     assert out.read_text(encoding="utf-8").splitlines()[0].startswith("task_id,town_code,hazard")
+
+
+def test_heating_four_ones_clocks(tmp_path):
+    from cityops.ledger import four_ones_breaches, list_tasks, merge_run, update_state
+
+    db = tmp_path / "l.sqlite"
+    rules = {"answer_minutes": 1, "dispatch_minutes": 1, "on_site_hours": 1, "solved_in_visits": 1}
+    frame = pd.DataFrame([
+        {"town_code": "150627100", "hazard": "cold_wave", "measure": "heating_raise_load",
+         "loop": "small", "lead_unit": "九泰热力", "supporting_units": "", "level": 3,
+         "due_utc": "2026-01-21T10:00:00Z", "onset_utc": "2026-01-21T10:00:00Z",
+         "end_utc": "2026-01-21T20:00:00Z", "source": "002:1030", "text_zh": "提高供热负荷"},
+    ])  # fmt: skip
+    run = pd.Timestamp("2026-01-21T08:00")
+    merge_run(db, frame, run_time=run)
+    (task,) = list_tasks(db)
+    tid = task["task_id"]
+    # Dispatched after 90 s, on site after 50 min, resolved in one visit: no breach.
+    update_state(db, tid, "dispatched", actor="热线", at=run + pd.Timedelta("90s"))
+    update_state(db, tid, "on_site", actor="维修班", at=run + pd.Timedelta("51min"))
+    update_state(db, tid, "resolved", actor="维修班", at=run + pd.Timedelta("80min"))
+    assert four_ones_breaches(db, run + pd.Timedelta("2h"), measures={"heating_raise_load"},
+                              rules=rules) == []  # fmt: skip
+    # Sent back on site: a second visit breaks "solved in one visit".
+    update_state(db, tid, "on_site", actor="维修班", note="复发", at=run + pd.Timedelta("3h"))
+    (breach,) = four_ones_breaches(db, run + pd.Timedelta("4h"), measures={"heating_raise_load"},
+                                   rules=rules)  # fmt: skip
+    assert "2 visits" in breach["reasons"][0]
+    (esc,) = ledger.check_escalation(
+        db, run + pd.Timedelta("4h"), four_ones=({"heating_raise_load"}, rules)
+    )
+    assert esc["task_id"] == tid and "2 visits" in " ".join(esc["reasons"])
