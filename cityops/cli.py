@@ -84,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("brief", help="the briefing batch: one briefing per unit and an index")
     p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="archive root: the run goes to ROOT/<issued>/ and ROOT/latest points to it",
+    )
     p.add_argument("--towns", default="all", help="all, or unit codes/names separated by commas")
     p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
     p.add_argument("--allow-stale", action="store_true", help="brief an old forecast anyway")
@@ -103,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-ledger", action="store_true", help="do not record tasks")
     _common(p)
+
+    p = sub.add_parser("sign", help="a duty forecaster signs a briefing run: CAP Draft -> Actual")
+    p.add_argument("run", type=Path, help="the brief output folder")
+    p.add_argument("--by", required=True, help="name of the duty forecaster")
 
     from cityops.tasks_cli import add_tasks_parser
 
@@ -186,9 +196,23 @@ def _cmd_brief(args) -> int:
         observed=",".join(args.observed or []),
         history=str(args.history) if args.history else "",
         ledger="" if args.no_ledger else args.ledger,
+        archive=str(args.archive) if args.archive else None,
     )
+    if args.out is None and args.archive is None:
+        raise InputError("brief: give --out DIR or --archive ROOT")
     index = run_briefings(args.forecast, args.out, opts)
     print(index)
+    return 0
+
+
+def _cmd_sign(args) -> int:
+    from cityops.report.cap import sign_cap_folder
+
+    folder = args.run / "cap"
+    if not folder.is_dir():
+        raise InputError(f"{args.run}: no cap/ folder; expected a cityops brief output folder")
+    for path in sign_cap_folder(folder, by=args.by):
+        print(path)
     return 0
 
 
@@ -203,6 +227,7 @@ COMMANDS = {
     "assess": _cmd_assess,
     "brief": _cmd_brief,
     "tasks": _cmd_tasks,
+    "sign": _cmd_sign,
 }
 
 

@@ -62,3 +62,30 @@ def test_rerun_replaces_output_and_quiet_day_says_so(quiet, tmp_path):
     nb = nbformat.read(out / "150627100" / "briefing.ipynb", as_version=4)
     assert "papermill" not in nb.metadata
     assert all("execution" not in c.metadata for c in nb.cells)
+
+
+def _contents(folder):
+    """The deterministic files of a run (run.json holds timings and is left out)."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if (
+            path.is_file()
+            and path.suffix in (".csv", ".json", ".ipynb")
+            and path.name != "run.json"
+        ):
+            out[str(path.relative_to(folder))] = path.read_bytes()
+    return out
+
+
+def test_rerun_is_identical_and_archive_points_latest(quiet, tmp_path):
+    root = tmp_path / "archive"
+    opts = BriefOptions(towns="阿镇,纳林陶亥镇", jobs=2, archive=str(root), ledger="")
+    index = run_briefings(quiet, None, opts)
+    run_dir = index.parent
+    assert run_dir.name == "20260512T0000Z"  # the quiet-day issue time
+    assert (root / "latest").resolve() == run_dir.resolve()
+    first = _contents(run_dir)
+    assert "150627100/briefing.ipynb" in first and "town_hazards.csv" in first
+    run_briefings(quiet, None, opts)
+    assert _contents(run_dir) == first  # same inputs, same CSV, JSON and notebooks
+    assert not list(root.glob(".*.tmp-*"))  # nothing half-written left behind

@@ -132,4 +132,20 @@ def test_brief_shows_storm_in_the_right_town(rainstorm, tmp_path):
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["failures"] == {} and run["ruleset"] == "national"
     # No staging folder is left beside the output.
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert hidden == [".brief.lock"]  # only the run lock; no staging folder
+
+
+@pytest.mark.slow
+def test_brief_writes_cap_exercise_and_sign_keeps_exercise(rainstorm, tmp_path):
+    out = tmp_path / "b"
+    res = cityops("brief", rainstorm, "--out", out, "--towns", "150627100", "--jobs", "1",
+                  "--ledger", tmp_path / "l.sqlite")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    cap = (out / "cap" / "cap_rainstorm.xml").read_text(encoding="utf-8")
+    assert "<status>Exercise</status>" in cap and "+08:00" in cap
+    res = cityops("sign", out, "--by", "值班预报员")
+    assert res.returncode == 0
+    assert "<status>Exercise</status>" in (out / "cap" / "cap_rainstorm.xml").read_text(
+        encoding="utf-8"
+    )  # scenario input: never Actual

@@ -12,6 +12,7 @@ others finish, and the batch then exits with status 3.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +57,7 @@ class BriefOptions:
     report_probability: float = 0.3
     mapping: str = ""
     ledger: str | None = None  # None: CITYOPS_LEDGER or var/ledger.sqlite; "" : no ledger
+    archive: str | None = None  # ROOT: the run goes to ROOT/<issued>/ and ROOT/latest
     observed: str = ""
     history: str = ""
     template: str | None = None
@@ -106,18 +109,22 @@ def _select_units(assessment: Assessment, towns: str) -> list[str]:
     return [juris.unit(key.strip()).code for key in towns.split(",") if key.strip()]
 
 
-def _strip_execution_metadata(path: Path) -> None:
-    """Drop wall-clock times papermill and nbclient write, so reruns give identical files."""
+def _strip_execution_metadata(path: Path, *, stage: Path | None = None, final: Path | None = None):
+    """Drop wall-clock times papermill and nbclient write, and name the final folder instead
+    of the temporary one it ran in, so reruns give identical files."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
-    nb.metadata.get("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         if "outputs" in cell:
             cell.execution_count = None
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill gives it a random id
+        if stage is not None and final is not None:
+            cell.source = cell.source.replace(str(stage), str(final))
     nbformat.write(nb, path)
 
 
@@ -140,7 +147,9 @@ def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
-def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -> str | None:
+def _run_unit(
+    code: str, forecast: list[str], stage: Path, opts: BriefOptions, final: Path | None = None
+) -> str | None:
     """Execute and render one unit's briefing; return an error line or None."""
     import papermill as pm
 
@@ -179,7 +188,7 @@ def _run_unit(code: str, forecast: list[str], stage: Path, opts: BriefOptions) -
         return f"{ename}: {message}"[:500]
     finally:
         if notebook.exists():
-            _strip_execution_metadata(notebook)
+            _strip_execution_metadata(notebook, stage=stage, final=final)
     _to_html(notebook, folder / "briefing.html", opts.lang)
     return None
 
@@ -200,6 +209,51 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
         # For the release system: who receives each warning, through which channels.
         assessment.response.dissemination.to_csv(
             stage / "dissemination.csv", index=False, encoding="utf-8"
+        )
+
+
+def _previous_alerts(assessment: Assessment, ledger: str | None) -> dict:
+    """Earlier alerts of other runs, per hazard, so this run sends Update referencing them."""
+    from cityops.ledger import latest_cap
+    from cityops.report.cap import make_identifier
+
+    previous = {}
+    code = assessment.jurisdiction.code
+    for res in assessment.levels:
+        row = latest_cap(ledger or None, res.hazard)
+        if row and row["identifier"] != make_identifier(code, assessment.issued, res.hazard):
+            previous[res.hazard] = (row["identifier"], row["sent_utc"])
+    return previous
+
+
+def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[Path]:
+    """``cap/cap_<hazard>.xml``: Exercise for scenarios, Draft until ``cityops sign``."""
+    from cityops.report.cap import write_cap
+
+    previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else None
+    return write_cap(assessment, stage / "cap", lang=opts.lang, previous=previous)
+
+
+def _record_cap(assessment: Assessment, files: list[Path], ledger: str | None) -> None:
+    """Keep the identifiers of the alerts this run wrote (for later Update and Cancel)."""
+    from lxml import etree
+
+    from cityops.ledger import record_cap
+    from cityops.report.cap import CAP_NS
+
+    ns = {"c": CAP_NS}
+    for path in files:
+        root = etree.parse(str(path)).getroot()
+        hazard = path.stem.removeprefix("cap_")
+        record_cap(
+            ledger or None,
+            root.findtext("c:identifier", namespaces=ns),
+            hazard,
+            root.findtext("c:msgType", namespaces=ns),
+            root.findtext("c:references", namespaces=ns) or "",
+            assessment.issued,
+            root.findtext("c:sent", namespaces=ns),
+            root.findtext("c:status", namespaces=ns),
         )
 
 
@@ -242,7 +296,6 @@ def run_briefings(
     PartialFailure
         Some units failed; the run is in place with the failures listed.
     """
-    from cityops.report.index import write_index
 
     opts = options or BriefOptions()
     forecast = [str(forecast)] if isinstance(forecast, str | Path) else [str(f) for f in forecast]
@@ -266,16 +319,54 @@ def run_briefings(
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)
     timings["assess_s"] = round(time.monotonic() - started, 2)
+    if opts.archive:
+        out = Path(opts.archive) / assessment.issued.strftime("%Y%m%dT%H%MZ")
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    with _run_lock(out):
+        index = _build_run(assessment, forecast, out, codes, opts, started, timings)
+    if opts.archive:
+        _point_latest(out)
+    return index
+
+
+@contextmanager
+def _run_lock(out: Path):
+    """One run at a time per output folder: overlapping scheduled runs wait for each other."""
+    lock_path = out.parent / f".{out.name}.lock"
+    with open(lock_path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _point_latest(out: Path) -> None:
+    """``ROOT/latest`` -> the newest complete run, replaced atomically."""
+    latest = out.parent / "latest"
+    tmp = out.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(out.name)
+    os.replace(tmp, latest)
+
+
+def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, started, timings):
+    """Build the run beside ``out`` and move it into place (see :func:`run_briefings`)."""
+    from cityops.report.index import write_index
+
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         write_assessment(assessment, stage)
         _write_tasks(assessment, stage, codes)
+        cap_files = _write_cap(assessment, stage, opts)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-            futures = {code: pool.submit(_run_unit, code, forecast, stage, opts) for code in codes}
+            futures = {
+                code: pool.submit(_run_unit, code, forecast, stage, opts, out) for code in codes
+            }
             for i, (code, fut) in enumerate(futures.items(), 1):
                 error = fut.result()
                 if error:
@@ -308,6 +399,8 @@ def run_briefings(
         _atomic_replace(stage, out)
         if opts.ledger != "" and assessment.response is not None:
             _merge_ledger(assessment, opts.ledger)
+        if opts.ledger != "":
+            _record_cap(assessment, [out / "cap" / p.name for p in cap_files], opts.ledger)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

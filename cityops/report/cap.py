@@ -1,0 +1,394 @@
+"""OASIS CAP 1.2 warning messages (interfaces §5).
+
+One ``<alert>`` per hazard that reaches level ≥ 1 somewhere in the jurisdiction, with one
+``<area>`` per affected unit. Everything is deterministic for the same assessment: the
+identifier and ``sent`` come from the forecast's issue time, never from the wall clock.
+
+Public API: :func:`build_alerts`, :func:`cancel_alert`, :func:`write_cap`,
+:func:`sign_cap_folder`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from lxml import etree
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+_Q = f"{{{CAP_NS}}}"
+
+#: Beijing time: CAP forbids "Z", so every time carries +08:00.
+BEIJING = pd.Timedelta(hours=8)
+MAX_POLYGON_POINTS = 100
+MAX_INSTRUCTIONS = 5
+
+LEVEL_NAMES = {1: "blue", 2: "yellow", 3: "orange", 4: "red"}
+LEVEL_ZH = {1: "蓝色", 2: "黄色", 3: "橙色", 4: "红色"}
+SEVERITY = {1: "Minor", 2: "Moderate", 3: "Severe", 4: "Extreme"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _ts(value) -> pd.Timestamp | None:
+    """A UTC-naive Timestamp from a Timestamp or an ISO string (``Z`` or offset)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return None
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def cap_time(value) -> str:
+    """CAP dateTime in Beijing time with an explicit ``+08:00`` offset."""
+    if isinstance(value, str) and len(value) >= 25 and value[-6] in "+-" and value[-3] == ":":
+        return value  # already a CAP time with an offset
+    ts = _ts(value)
+    if ts is None:
+        raise ValueError(f"not a time: {value!r}")
+    return (ts + BEIJING).strftime("%Y-%m-%dT%H:%M:%S+08:00")
+
+
+def _bjt_short(value) -> str:
+    ts = _ts(value)
+    return "" if ts is None else (ts + BEIJING).strftime("%m-%d %H:%M")
+
+
+def make_identifier(code: str, issued, hazard: str) -> str:
+    """``<GB/T 2260 code>-<issued as YYYYMMDDTHHMMZ>-<hazard>``."""
+    return f"{code}-{_ts(issued).strftime('%Y%m%dT%H%MZ')}-{hazard}"
+
+
+def _sub(parent, tag: str, text=None):
+    el = etree.SubElement(parent, _Q + tag)
+    if text is not None:
+        el.text = str(text)
+    return el
+
+
+def _value_pair(parent, tag: str, name: str, value) -> None:
+    el = _sub(parent, tag)
+    _sub(el, "valueName", name)
+    _sub(el, "value", value)
+
+
+def _polygons(geometry) -> list[str]:
+    """CAP polygons ("lat,lon" pairs, ring closed, ≤ 100 points) from a lon/lat geometry."""
+    if geometry is None or geometry.is_empty:
+        return []
+    parts = list(getattr(geometry, "geoms", [geometry]))
+    parts = [p for p in parts if p.geom_type == "Polygon" and not p.is_empty]
+    parts.sort(key=lambda p: -p.area)
+    out = []
+    for poly in parts:
+        ring = poly.exterior
+        tol = 1e-4
+        while len(ring.coords) > MAX_POLYGON_POINTS:
+            ring = poly.exterior.simplify(tol, preserve_topology=False)
+            tol *= 2
+        coords = [(round(y, 5), round(x, 5)) for x, y in ring.coords]
+        if coords[0] != coords[-1]:
+            coords.append(coords[0])
+        if len(coords) < 4:
+            continue
+        out.append(" ".join(f"{lat:.5f},{lon:.5f}" for lat, lon in coords))
+    return out
+
+
+def _urgency(lead_hours: float | None) -> str:
+    if lead_hours is None or pd.isna(lead_hours):
+        return "Unknown"
+    if lead_hours <= 1:
+        return "Immediate"
+    if lead_hours <= 24:
+        return "Expected"
+    return "Future"
+
+
+def _certainty(probabilities: pd.Series) -> str:
+    p = pd.to_numeric(probabilities, errors="coerce").dropna()
+    if p.empty:  # deterministic forecast
+        return "Likely"
+    return "Likely" if p.max() >= 0.5 else "Possible"
+
+
+def _rule_text(A, hazard: str, level: int) -> str:
+    try:
+        for rule in A.levels[hazard].rules.levels:
+            if int(rule.level) == level:
+                return rule.text_zh
+    except (KeyError, AttributeError, TypeError):
+        pass
+    return ""
+
+
+def _instructions(A, hazard: str, column: str) -> list[str]:
+    response = getattr(A, "response", None)
+    tasks = getattr(response, "tasks", None)
+    if tasks is None or len(tasks) == 0 or column not in tasks.columns:
+        return []
+    texts = tasks.loc[tasks["hazard"] == hazard, column].dropna().astype(str)
+    seen: list[str] = []
+    for text in texts:
+        text = text.strip()
+        if text and text not in seen:
+            seen.append(text)
+        if len(seen) >= MAX_INSTRUCTIONS:
+            break
+    return seen
+
+
+# --------------------------------------------------------------------------- building
+def _alert_head(identifier, sender, sent, status, msg_type, references=None, note=None):
+    alert = etree.Element(_Q + "alert", nsmap={None: CAP_NS})
+    _sub(alert, "identifier", identifier)
+    _sub(alert, "sender", sender)
+    _sub(alert, "sent", cap_time(sent))
+    _sub(alert, "status", status)
+    _sub(alert, "msgType", msg_type)
+    _sub(alert, "scope", "Public")
+    if note:
+        _sub(alert, "note", note)
+    if references:
+        _sub(alert, "references", references)
+    return alert
+
+
+def _info(A, hazard: str, rows: pd.DataFrame, lang: str, sender_name: str) -> etree._Element:
+    zh = lang == "zh"
+    top = int(rows["level"].max())
+    first = rows.iloc[0]
+    hz_zh = str(first.get("hazard_name_zh") or hazard)
+    hz_en = str(first.get("hazard_name_en") or hazard)
+    name_zh = getattr(A.jurisdiction, "name_zh", "") or str(A.jurisdiction.code)
+    event = f"{hz_zh}{LEVEL_ZH[top]}预警" if zh else f"{hz_en} {LEVEL_NAMES[top]} warning"
+
+    onsets = [t for t in (_ts(v) for v in rows["onset_utc"]) if t is not None]
+    ends = [t for t in (_ts(v) for v in rows.get("end_utc", pd.Series(dtype=str))) if t is not None]
+    onset = min(onsets) if onsets else _ts(A.issued)
+    expires = max(ends) if ends else onset + pd.Timedelta(hours=24)
+    if expires <= onset:
+        expires = onset + pd.Timedelta(hours=1)
+    leads = pd.to_numeric(rows["lead_hours"], errors="coerce").dropna()
+    lead = float(leads.min()) if not leads.empty else None
+
+    info = etree.Element(_Q + "info")
+    _sub(info, "language", "zh-CN" if zh else "en-US")
+    _sub(info, "category", "Met")
+    _sub(info, "event", event)
+    _sub(info, "responseType", "Prepare" if top >= 2 else "Monitor")
+    _sub(info, "urgency", _urgency(lead))
+    _sub(info, "severity", SEVERITY[top])
+    _sub(info, "certainty", _certainty(rows.loc[rows["level"] == top, "probability"]))
+    _sub(info, "onset", cap_time(onset))
+    _sub(info, "expires", cap_time(expires))
+    _sub(info, "senderName", sender_name)
+    if zh:
+        headline = f"{name_zh}{event}"
+        lines = [f"{name_zh}{len(rows)}个地区预计出现{hz_zh}天气，最高{LEVEL_ZH[top]}预警。"]
+        rule = _rule_text(A, hazard, top)
+        if rule:
+            lines.append(f"{LEVEL_ZH[top]}预警标准：{rule}")
+        for _, r in rows.iterrows():
+            lines.append(
+                f"{r['town_name']}：{LEVEL_ZH[int(r['level'])]}，"
+                f"预计北京时间{_bjt_short(r['onset_utc'])}开始"
+            )
+    else:
+        headline = f"{A.jurisdiction.code} {event}"
+        lines = [f"{hz_en} expected in {len(rows)} unit(s); highest level {LEVEL_NAMES[top]}."]
+        for _, r in rows.iterrows():
+            lines.append(
+                f"{r['town_name']} ({r['town_code']}): {LEVEL_NAMES[int(r['level'])]}, "
+                f"onset {_bjt_short(r['onset_utc'])} Beijing time"
+            )
+    _sub(info, "headline", headline)
+    _sub(info, "description", "\n".join(lines))
+    instructions = _instructions(A, hazard, "text_zh" if zh else "text_en")
+    if not instructions and not zh:
+        instructions = _instructions(A, hazard, "text_zh")
+    if instructions:
+        _sub(info, "instruction", "\n".join(instructions))
+    for _, r in rows.iterrows():
+        _value_pair(info, "parameter", f"level:{r['town_code']}", LEVEL_NAMES[int(r["level"])])
+    for _, r in rows.iterrows():
+        unit = A.jurisdiction.unit(str(r["town_code"]))
+        polygons = _polygons(getattr(unit, "geometry", None))
+        if not polygons:
+            continue
+        area = _sub(info, "area")
+        _sub(area, "areaDesc", getattr(unit, "name_zh", None) or r["town_name"])
+        for poly in polygons:
+            _sub(area, "polygon", poly)
+        _value_pair(area, "geocode", "GB/T 2260", r["town_code"])
+    return info
+
+
+def build_alerts(A, *, lang: str = "zh", sender: str = "cityops@150627", previous=None) -> dict:
+    """One CAP 1.2 ``<alert>`` per hazard with level ≥ 1 somewhere in the jurisdiction.
+
+    Parameters
+    ----------
+    A : cityops.pipeline.Assessment
+    lang : {"zh", "en", "both"}
+        ``zh``: one zh-CN info; ``en``/``both``: a second en-US info as well.
+    sender : str
+    previous : dict, optional
+        hazard → (identifier, sent) of the alert this run updates: ``msgType`` Update with
+        ``references``.
+
+    Returns
+    -------
+    dict
+        hazard → lxml Element, ordered by hazard id.
+    """
+    if lang not in ("zh", "en", "both"):
+        raise ValueError(f"lang must be zh, en or both, not {lang!r}")
+    previous = previous or {}
+    code = str(A.jurisdiction.code)
+    issued = _ts(A.issued)
+    status = "Exercise" if A.is_exercise else "Draft"
+    name_zh = getattr(A.jurisdiction, "name_zh", "") or code
+    table = A.table
+    hit = table[pd.to_numeric(table["level"], errors="coerce").fillna(0) >= 1]
+    out = {}
+    for hazard in sorted(hit["hazard"].unique()):
+        rows = hit[hit["hazard"] == hazard].copy()
+        rows["level"] = rows["level"].astype(int)
+        rows = rows.sort_values("town_code", kind="stable")
+        refs = None
+        if hazard in previous:
+            prev_id, prev_sent = previous[hazard]
+            refs = f"{sender},{prev_id},{cap_time(prev_sent)}"
+        alert = _alert_head(
+            make_identifier(code, issued, hazard),
+            sender,
+            issued,
+            status,
+            "Update" if refs else "Alert",
+            references=refs,
+        )
+        alert.append(_info(A, hazard, rows, "zh", f"{name_zh}气象台"))
+        if lang in ("en", "both"):
+            alert.append(_info(A, hazard, rows, "en", f"{code} meteorological office"))
+        out[hazard] = alert
+    return out
+
+
+def cancel_alert(
+    hazard: str,
+    previous_identifier: str,
+    previous_sent,
+    *,
+    code: str,
+    sent,
+    status: str,
+    sender: str | None = None,
+    hazard_name_zh: str | None = None,
+) -> etree._Element:
+    """A ``Cancel`` alert standing down ``hazard`` (references the previous alert).
+
+    ``sent`` is the new run's issue time (UTC Timestamp/ISO string, or a CAP time).
+    """
+    sender = sender or f"cityops@{code}"
+    sent_ts = _ts(sent)
+    ident = f"{code}-{sent_ts.strftime('%Y%m%dT%H%MZ')}-{hazard}-cancel"
+    alert = _alert_head(
+        ident,
+        sender,
+        sent,
+        status,
+        "Cancel",
+        references=f"{sender},{previous_identifier},{cap_time(previous_sent)}",
+    )
+    info = _sub(alert, "info")
+    name = hazard_name_zh or hazard
+    _sub(info, "language", "zh-CN")
+    _sub(info, "category", "Met")
+    _sub(info, "event", f"{name}预警解除")
+    _sub(info, "responseType", "AllClear")
+    _sub(info, "urgency", "Past")
+    _sub(info, "severity", "Minor")
+    _sub(info, "certainty", "Observed")
+    _sub(info, "headline", f"解除{name}预警")
+    _sub(info, "description", f"{name}预警（{previous_identifier}）解除。")
+    return alert
+
+
+# --------------------------------------------------------------------------- files
+def _serialize(alert) -> bytes:
+    return etree.tostring(
+        etree.ElementTree(alert), xml_declaration=True, encoding="UTF-8", pretty_print=True
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_alert(alert, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, _serialize(alert))
+    return path
+
+
+def write_cap(A, folder, *, lang: str = "zh", previous=None, **kwargs) -> list[Path]:
+    """Write ``folder/cap_<hazard>.xml`` for every alert of :func:`build_alerts`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    alerts = build_alerts(A, lang=lang, previous=previous, **kwargs)
+    return [write_alert(alert, folder / f"cap_{hazard}.xml") for hazard, alert in alerts.items()]
+
+
+#: Elements that follow ``note`` in the alert sequence.
+_AFTER_NOTE = ("references", "incidents", "info")
+
+
+def sign_cap_folder(folder, *, by: str) -> list[Path]:
+    """Sign off a run: ``Draft`` → ``Actual`` (``Exercise`` stays), note "signed by <by>".
+
+    Returns the files changed (files already signed by ``by`` are left alone).
+    """
+    changed = []
+    for path in sorted(Path(folder).glob("cap_*.xml")):
+        tree = etree.parse(str(path), etree.XMLParser(remove_blank_text=True))
+        root = tree.getroot()
+        status = root.find(_Q + "status")
+        if status is None or status.text not in ("Draft", "Exercise"):
+            continue
+        text = f"signed by {by}"
+        note = root.find(_Q + "note")
+        if status.text == "Exercise" and note is not None and text in (note.text or ""):
+            continue
+        if status.text == "Draft":
+            status.text = "Actual"
+        if note is None:
+            note = etree.Element(_Q + "note")
+            anchor = next(
+                (root.find(_Q + t) for t in _AFTER_NOTE if root.find(_Q + t) is not None), None
+            )
+            if anchor is not None:
+                anchor.addprevious(note)
+            else:
+                root.append(note)
+            note.text = text
+        elif text not in (note.text or ""):
+            note.text = f"{note.text}; {text}" if note.text else text
+        _atomic_write(path, _serialize(root))
+        changed.append(path)
+    return changed
