@@ -158,15 +158,22 @@ def _cmd_scenario(args) -> int:
     return 0
 
 
+def _common_options(args) -> dict:
+    """The options every pipeline command shares (see ``_common``)."""
+    return {
+        "jurisdiction": args.jurisdiction,
+        "rules": args.rules,
+        "now": args.now,
+        "report_probability": args.report_probability,
+    }
+
+
 def _cmd_assess(args) -> int:
     from cityops.pipeline import assess, write_assessment
 
     result = assess(
         args.forecast,
-        jurisdiction=args.jurisdiction,
-        rules=args.rules,
-        now=args.now,
-        report_probability=args.report_probability,
+        **_common_options(args),
         mapping=args.mapping,
         observed=args.observed,
         history=args.history,
@@ -180,10 +187,9 @@ def _cmd_assess(args) -> int:
 def _cmd_brief(args) -> int:
     from cityops.report.batch import BriefOptions, run_briefings
 
+    # BriefOptions holds paths as strings: they become notebook parameters.
     opts = BriefOptions(
-        jurisdiction=args.jurisdiction,
-        rules=args.rules,
-        now=args.now,
+        **_common_options(args),
         lang=args.lang,
         towns=args.towns,
         jobs=args.jobs,
@@ -191,7 +197,6 @@ def _cmd_brief(args) -> int:
         max_age_hours=args.max_age,
         timeout=args.timeout,
         kernel=args.kernel,
-        report_probability=args.report_probability,
         mapping=str(args.mapping) if args.mapping else "",
         observed=",".join(args.observed or []),
         history=str(args.history) if args.history else "",
