@@ -166,3 +166,120 @@ def test_sign_turns_draft_into_actual(scenario_file, tmp_path):
             assert schema.validate(etree.parse(str(path))), schema.error_log
     # signing again by the same person changes nothing
     assert cap.sign_cap_folder(tmp_path / "cap", by="王值班") == []
+
+
+# --------------------------------------------------------------------------- urgency, certainty
+@pytest.mark.parametrize(
+    ("lead", "urgency"),
+    [
+        (48.0, "Future"),
+        (24.0, "Future"),  # impact hint is "≥ 24 h"
+        (23.99, "Expected"),
+        (3.0, "Expected"),
+        (1.01, "Expected"),
+        (1.0, "Immediate"),  # nowcast tier is 0 ≤ lead ≤ 1 h
+        (0.0, "Immediate"),
+        (-2.0, "Immediate"),  # ongoing
+        (None, "Unknown"),
+    ],
+)
+def test_urgency_follows_plan_tiers(lead, urgency):
+    assert cap.urgency_for_lead(lead) == urgency
+
+
+@pytest.mark.parametrize(
+    ("shares", "certainty"),
+    [
+        ([], "Likely"),  # deterministic: the forecast states its level
+        ([0.3, 0.5], "Possible"),  # CAP: Likely is p > ~50 %
+        ([0.2, 0.55], "Likely"),
+        ([float("nan"), 0.9], "Likely"),
+    ],
+)
+def test_certainty_from_ensemble_share(shares, certainty):
+    import pandas as pd
+
+    assert cap.certainty_for_probability(pd.Series(shares, dtype=float)) == certainty
+
+
+def test_ensemble_alert_certainty_matches_member_share(tmp_path):
+    fc = write_scenario("july-rainstorm", tmp_path / "ens.nc", members=10)
+    B = assess(fc)
+    alerts = cap.build_alerts(B)
+    rain = alerts["rainstorm"].find("c:info", namespaces=NS)
+    top = max(
+        cap.LEVEL_NAMES[k]
+        for k in B.table.loc[B.table["hazard"] == "rainstorm", "level"].astype(int)
+        if k >= 1
+    )
+    rows = B.table[(B.table["hazard"] == "rainstorm") & (B.table["level"].astype(int) >= 1)]
+    top_rows = rows[rows["level"].astype(int) == rows["level"].astype(int).max()]
+    share = top_rows["probability"].astype(float).max()
+    assert top in cap.LEVEL_NAMES.values()
+    assert 0 < share <= 1
+    expected = "Likely" if share > 0.5 else "Possible"
+    assert rain.findtext("c:certainty", namespaces=NS) == expected
+
+
+# --------------------------------------------------------------------------- Update / Cancel from the ledger
+def test_run_cancels_a_hazard_that_stood_down_and_updates_the_rest(A, tmp_path):
+    from cityops.ledger import record_cap
+    from cityops.report.batch import BriefOptions, _write_cap
+
+    db = str(tmp_path / "ledger.sqlite")
+    earlier = A.issued - pd_hours(12)
+    # An earlier run had a fog alert (fog is not reached in july-rainstorm) and a rainstorm one.
+    for hazard in ("fog", "rainstorm"):
+        record_cap(
+            db,
+            f"150627-{earlier:%Y%m%dT%H%MZ}-{hazard}",
+            hazard,
+            "Alert",
+            "",
+            earlier,
+            earlier,
+            "Exercise",
+        )
+    files = _write_cap(A, tmp_path / "run", BriefOptions(ledger=db))
+    by_name = {p.stem.removeprefix("cap_"): _root(p) for p in files}
+    fog = by_name["fog"]
+    assert _text(fog, "c:msgType") == "Cancel"
+    assert _text(fog, "c:status") == "Exercise"
+    assert f"150627-{earlier:%Y%m%dT%H%MZ}-fog" in _text(fog, "c:references")
+    assert _text(by_name["rainstorm"], "c:msgType") == "Update"
+    xsd = CAP_DIR / "CAP-v1.2.xsd"
+    if xsd.exists():
+        schema = etree.XMLSchema(etree.parse(str(xsd)))
+        for root in by_name.values():
+            assert schema.validate(etree.ElementTree(root)), schema.error_log
+
+
+def test_after_a_cancel_the_next_alert_is_new(A, tmp_path):
+    from cityops.ledger import record_cap
+    from cityops.report.batch import BriefOptions, _write_cap
+
+    db = str(tmp_path / "ledger.sqlite")
+    earlier = A.issued - pd_hours(12)
+    ident = f"150627-{earlier:%Y%m%dT%H%MZ}-rainstorm-cancel"
+    record_cap(db, ident, "rainstorm", "Cancel", "x", earlier, earlier, "Exercise")
+    files = _write_cap(A, tmp_path / "run", BriefOptions(ledger=db))
+    rain = _root(next(p for p in files if p.name == "cap_rainstorm.xml"))
+    assert _text(rain, "c:msgType") == "Alert"
+    assert not any(p.name == "cap_fog.xml" for p in files)
+
+
+def test_an_older_forecast_rerun_neither_updates_nor_cancels_a_newer_alert(A, tmp_path):
+    from cityops.ledger import record_cap
+    from cityops.report.batch import BriefOptions, _write_cap
+
+    db = str(tmp_path / "ledger.sqlite")
+    later = A.issued + pd_hours(12)
+    record_cap(db, f"150627-{later:%Y%m%dT%H%MZ}-fog", "fog", "Alert", "", later, later, "Draft")
+    files = _write_cap(A, tmp_path / "run", BriefOptions(ledger=db))
+    assert not any(p.name == "cap_fog.xml" for p in files)
+
+
+def pd_hours(n):
+    import pandas as pd
+
+    return pd.Timedelta(hours=n)

@@ -213,7 +213,12 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
 
 
 def _previous_alerts(assessment: Assessment, ledger: str | None) -> dict:
-    """Earlier alerts of other runs, per hazard, so this run sends Update referencing them."""
+    """Earlier live alerts of other runs, per hazard: hazard → (identifier, sent).
+
+    A hazard whose latest message is a Cancel has no live alert (the next one is a new Alert);
+    alerts of a later forecast than this run are left alone (a rerun of an old forecast must
+    neither update nor cancel what a newer run said).
+    """
     from cityops.ledger import latest_cap
     from cityops.report.cap import make_identifier
 
@@ -221,17 +226,44 @@ def _previous_alerts(assessment: Assessment, ledger: str | None) -> dict:
     code = assessment.jurisdiction.code
     for res in assessment.levels:
         row = latest_cap(ledger or None, res.hazard)
-        if row and row["identifier"] != make_identifier(code, assessment.issued, res.hazard):
+        if (
+            row
+            and row["msg_type"] != "Cancel"
+            and row["identifier"] != make_identifier(code, assessment.issued, res.hazard)
+            and parse_utc(row["run_issued_utc"]) <= assessment.issued
+        ):
             previous[res.hazard] = (row["identifier"], row["sent_utc"])
     return previous
 
 
 def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[Path]:
-    """``cap/cap_<hazard>.xml``: Exercise for scenarios, Draft until ``cityops sign``."""
-    from cityops.report.cap import write_cap
+    """``cap/cap_<hazard>.xml``: Exercise for scenarios, Draft until ``cityops sign``.
 
-    previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else None
-    return write_cap(assessment, stage / "cap", lang=opts.lang, previous=previous)
+    A hazard with a live alert from an earlier run that this run no longer reaches anywhere
+    (and did evaluate) gets a ``Cancel`` referencing that alert.
+    """
+    from cityops.report.cap import cancel_alert, write_alert, write_cap
+
+    previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else {}
+    files = write_cap(assessment, stage / "cap", lang=opts.lang, previous=previous)
+    table = assessment.table
+    live = set(table.loc[pd.to_numeric(table["level"], errors="coerce").fillna(0) >= 1, "hazard"])
+    evaluated = set(table.loc[table["evaluated"].astype(bool), "hazard"])
+    names = dict(zip(table["hazard"], table.get("hazard_name_zh", table["hazard"]), strict=True))
+    for hazard, (identifier, sent) in sorted(previous.items()):
+        if hazard in live or hazard not in evaluated:
+            continue
+        alert = cancel_alert(
+            hazard,
+            identifier,
+            sent,
+            code=str(assessment.jurisdiction.code),
+            sent=assessment.issued,
+            status="Exercise" if assessment.is_exercise else "Draft",
+            hazard_name_zh=str(names.get(hazard) or hazard),
+        )
+        files.append(write_alert(alert, stage / "cap" / f"cap_{hazard}.xml"))
+    return files
 
 
 def _record_cap(assessment: Assessment, files: list[Path], ledger: str | None) -> None:

@@ -17,6 +17,10 @@ from pathlib import Path
 import pandas as pd
 from lxml import etree
 
+from cityops.geo.risk import tier_for_lead
+from cityops.resources import load_yaml, package_data
+from cityops.rules.table import level_names
+
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 _Q = f"{{{CAP_NS}}}"
 
@@ -25,9 +29,11 @@ BEIJING = pd.Timedelta(hours=8)
 MAX_POLYGON_POINTS = 100
 MAX_INSTRUCTIONS = 5
 
-LEVEL_NAMES = {1: "blue", 2: "yellow", 3: "orange", 4: "red"}
-LEVEL_ZH = {1: "蓝色", 2: "黄色", 3: "橙色", 4: "红色"}
-SEVERITY = {1: "Minor", 2: "Moderate", 3: "Severe", 4: "Extreme"}
+# Names and CAP severity of each level, from cityops/data/levels.yaml.
+_LEVELS = {k: v for k, v in level_names().items() if k >= 1}
+LEVEL_NAMES = {k: v["name"] for k, v in _LEVELS.items()}
+LEVEL_ZH = {k: v["name_zh"] for k, v in _LEVELS.items()}
+SEVERITY = {k: v["cap_severity"] for k, v in _LEVELS.items()}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -99,21 +105,33 @@ def _polygons(geometry) -> list[str]:
     return out
 
 
-def _urgency(lead_hours: float | None) -> str:
+def _levels_config() -> dict:
+    return load_yaml(package_data("data", "levels.yaml"))
+
+
+def urgency_for_lead(lead_hours: float | None) -> str:
+    """CAP ``urgency`` of the plan's warning tier for the earliest lead (levels.yaml).
+
+    Impact hint (≥ 24 h) → Future; alert tiers (1–24 h) → Expected; nowcast and ongoing →
+    Immediate; unknown lead → Unknown.
+    """
     if lead_hours is None or pd.isna(lead_hours):
         return "Unknown"
-    if lead_hours <= 1:
-        return "Immediate"
-    if lead_hours <= 24:
-        return "Expected"
-    return "Future"
+    tier = tier_for_lead(float(lead_hours))
+    return next(t["cap_urgency"] for t in _levels_config()["tiers"] if t["tier"] == tier)
 
 
-def _certainty(probabilities: pd.Series) -> str:
+def certainty_for_probability(probabilities: pd.Series) -> str:
+    """CAP ``certainty`` from the ensemble share reaching the level (levels.yaml).
+
+    Likely when the highest share exceeds ``likely_above`` (CAP: p > ~50 %), Possible
+    otherwise; a deterministic forecast (no shares) states its level as Likely.
+    """
+    config = _levels_config()["cap_certainty"]
     p = pd.to_numeric(probabilities, errors="coerce").dropna()
-    if p.empty:  # deterministic forecast
-        return "Likely"
-    return "Likely" if p.max() >= 0.5 else "Possible"
+    if p.empty:
+        return str(config["deterministic"])
+    return "Likely" if p.max() > float(config["likely_above"]) else "Possible"
 
 
 def _rule_text(A, hazard: str, level: int) -> str:
@@ -181,9 +199,11 @@ def _info(A, hazard: str, rows: pd.DataFrame, lang: str, sender_name: str) -> et
     _sub(info, "category", "Met")
     _sub(info, "event", event)
     _sub(info, "responseType", "Prepare" if top >= 2 else "Monitor")
-    _sub(info, "urgency", _urgency(lead))
+    _sub(info, "urgency", urgency_for_lead(lead))
     _sub(info, "severity", SEVERITY[top])
-    _sub(info, "certainty", _certainty(rows.loc[rows["level"] == top, "probability"]))
+    _sub(
+        info, "certainty", certainty_for_probability(rows.loc[rows["level"] == top, "probability"])
+    )
     _sub(info, "onset", cap_time(onset))
     _sub(info, "expires", cap_time(expires))
     _sub(info, "senderName", sender_name)
