@@ -89,3 +89,40 @@ def test_rerun_is_identical_and_archive_points_latest(quiet, tmp_path):
     run_briefings(quiet, None, opts)
     assert _contents(run_dir) == first  # same inputs, same CSV, JSON and notebooks
     assert not list(root.glob(".*.tmp-*"))  # nothing half-written left behind
+
+
+def test_progress_is_plain_log_lines_when_not_a_terminal(caplog, monkeypatch):
+    import io
+    import logging
+    import sys
+
+    from cityops.report.batch import _progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with caplog.at_level(logging.INFO, logger="cityops"), _progress(["a", "b"]) as report:
+        report(1, "a", None)
+        report(2, "b", "cell 3 raised ValueError")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["[1/2] a briefing done", "[2/2] b failed: cell 3 raised ValueError"]
+    assert sys.stderr.getvalue() == ""  # no bar drawn into a log file
+
+
+def test_progress_bar_on_a_terminal_still_names_failures(caplog, monkeypatch):
+    import io
+    import sys
+
+    from cityops.report.batch import _progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with _progress(["a", "b", "c"]) as report:
+        report(1, "a", None)
+        report(2, "b", "kernel died")
+        report(3, "c", None)
+    text = tty.getvalue()
+    assert "briefings" in text and "3/3" in text
+    assert "[2/3] b failed: kernel died" in text

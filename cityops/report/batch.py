@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -303,6 +303,39 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
     log.info("ledger: %s", {k: v for k, v in counts.items() if k != "task_ids"})
 
 
+@contextmanager
+def _progress(codes: list[str]):
+    """Report each finished briefing: a progress bar on a terminal, plain log lines otherwise.
+
+    Yields ``report(i, code, error)``. Failures are always logged as a line too, so a
+    scheduled run's log names them.
+    """
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(codes), desc="briefings", unit="unit", file=sys.stderr)
+
+    def report(i: int, code: str, error: str | None) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(code)
+        if error:
+            message = f"[{i}/{len(codes)}] {code} failed: {error}"
+            if bar is not None:
+                bar.write(message, file=sys.stderr)
+            else:
+                log.warning(message)
+        elif bar is None:
+            log.info("[%d/%d] %s briefing done", i, len(codes), code)
+
+    try:
+        yield report
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _atomic_replace(stage: Path, out: Path) -> None:
     """Move the finished run into place, replacing an earlier one."""
     old = None
@@ -395,17 +428,15 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
         cap_files = _write_cap(assessment, stage, opts)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool, _progress(codes) as bar:
             futures = {
-                code: pool.submit(_run_unit, code, forecast, stage, opts, out) for code in codes
+                pool.submit(_run_unit, code, forecast, stage, opts, out): code for code in codes
             }
-            for i, (code, fut) in enumerate(futures.items(), 1):
-                error = fut.result()
+            for i, fut in enumerate(as_completed(futures), 1):
+                code, error = futures[fut], fut.result()
                 if error:
                     failures[code] = error
-                    log.warning("[%d/%d] %s failed: %s", i, len(codes), code, error)
-                else:
-                    log.info("[%d/%d] %s briefing done", i, len(codes), code)
+                bar(i, code, error)
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
         write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
         run = {
