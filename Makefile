@@ -10,7 +10,7 @@ SAMPLES := data/samples
 DEMO_SCENARIO ?= july-rainstorm
 export MPLBACKEND := agg
 
-.PHONY: demo test install kernel samples lint unit nbval bench clean
+.PHONY: demo test install kernel browser samples lint unit nbval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ kernel: $(STAMP)
 	@$(BIN)/python -m cityops.report.kernel cityops >/dev/null
 	@echo "Jupyter kernel 'cityops' registered in $(VENV)"
 
+# Headless Chromium and CJK fonts for the rendering tests (Debian packages; needs root).
+# Without them those tests skip with the reason; nothing else depends on a browser.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and fonts-noto-cjk (Debian)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk >/dev/null) \
+	    || echo "warning: could not install chromium; browser tests will skip"; \
+	else echo "note: chromium absent and not root; browser tests will skip"; fi
+
 $(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/rules/drought.py
 	@mkdir -p $(SAMPLES)
 	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc --history $(SAMPLES)/$*.history.nc
@@ -39,7 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: $(STAMP) kernel samples
+unit: $(STAMP) kernel samples browser
 	$(BIN)/pytest -n 2 -q tests
 
 nbval: $(STAMP) kernel samples

@@ -42,6 +42,7 @@ import xarray as xr
 from cityops.errors import DataFileError, InputError
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.resources import canonical_variables, load_yaml
+from cityops.rules.table import display_units
 from cityops.rules.windows import UNALIGNED, window_reduce, window_status
 from cityops.units import convert_quantity, parse_quantity, ureg
 
@@ -143,6 +144,7 @@ RESULT_COLUMNS = [
     "unit",
     "hazard",
     "trigger",
+    "trigger_zh",
     "first_time_utc",
     "peak_time_utc",
     "peak_value",
@@ -517,6 +519,7 @@ def evaluate_assets(
                 "unit": rec["unit"],
                 "hazard": rec["hazard"],
                 "trigger": trigger,
+                "trigger_zh": describe_trigger_zh(rec),
                 "first_time_utc": _iso(times[first]),
                 "peak_time_utc": _iso(times[k]),
                 "peak_value": round(float(vals[k]), 3),
@@ -535,6 +538,41 @@ def evaluate_assets(
     out.attrs["method"] = "nearest grid cell"
     out.attrs["illustrative"] = bool(assets.attrs.get("illustrative", False))
     return out
+
+
+_OPS_ZH = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "="}
+_REDUCE_ZH = {"sum": "累计{name}", "max": "最大{name}", "min": "最小{name}", "mean": "平均{name}"}
+
+
+def _window_zh(window: str) -> str:
+    td = pd.Timedelta(str(window).replace(" ", ""))
+    hours = td / pd.Timedelta(hours=1)
+    return f"{hours:g}小时" if hours >= 1 else f"{td / pd.Timedelta(minutes=1):g}分钟"
+
+
+def describe_trigger_zh(rec: dict[str, Any]) -> str:
+    """A register trigger in Chinese, e.g. ``1小时累计降水量≥30 mm`` or ``阵风≥17.2 m/s``."""
+    names = canonical_variables()
+
+    def name(var: str) -> str:
+        return str(names.get(var, {}).get("long_name_zh") or var)
+
+    if rec["reduce"] == "point":
+        what = name(rec["variable"])
+    else:
+        what = _window_zh(rec["window"]) + _REDUCE_ZH[rec["reduce"]].format(
+            name=name(rec["variable"])
+        )
+
+    def quantity(text: str) -> str:
+        value, _, unit = str(text).strip().partition(" ")
+        return f"{value} {display_units(unit)}".strip()
+
+    text = f"{what}{_OPS_ZH.get(rec['op'], rec['op'])}{quantity(rec['threshold'])}"
+    if rec.get("and_condition"):
+        var, op, value = str(rec["and_condition"]).split(maxsplit=2)
+        text += f"且{name(var)}{_OPS_ZH.get(op, op)}{quantity(value)}"
+    return text
 
 
 def _describe(rec: dict[str, Any]) -> str:

@@ -128,6 +128,23 @@ def _strip_execution_metadata(path: Path, *, stage: Path | None = None, final: P
     nbformat.write(nb, path)
 
 
+# For readers: wide tables scroll sideways on a phone instead of squeezing every column to a
+# word per line; printing keeps the signal colours and does not split a row or a figure.
+_READER_CSS = """
+.jp-OutputArea-output table { display: block; overflow-x: auto; max-width: 100%; }
+@media (max-width: 700px) {
+  body { font-size: 15px; }
+  .jp-OutputArea-output td, .jp-OutputArea-output th { white-space: nowrap; }
+}
+@media print {
+  .jp-OutputArea-output table { display: table; overflow: visible; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  tr, img, .jp-OutputArea-output { page-break-inside: avoid; }
+  a { color: #000; text-decoration: none; }
+}
+"""
+
+
 def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -144,6 +161,7 @@ def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
         '<head>\n<meta name="viewport" content="width=device-width, initial-scale=1">',
         1,
     )
+    body = body.replace("</head>", f"<style>{_READER_CSS}</style>\n</head>", 1)
     html_path.write_text(body, encoding="utf-8")
 
 

@@ -178,23 +178,18 @@ def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
     )
 
 
-_NOTE_ZH = (
-    (r"not evaluated: ", ""),
-    (r"missing variable ", "预报缺少要素 "),
-    (r"unit has no geometry", "该单元暂无边界数据"),
-    (r"(\w+): steps too coarse for a (\S+) h window", r"\1 时间步长过粗，无法计算\2小时窗口"),
-    (r"; ", "；"),
-)
-
-
 def localize_note(note: str, lang: str = "zh") -> str:
     """Engine notes (English, as in the CSV) in the report language."""
     import re
 
     if lang != "zh" or not note:
         return note
-    for pattern, repl in _NOTE_ZH:
+    from cityops.report.i18n import _catalog
+
+    for pattern, repl in _catalog()["note_patterns_zh"]:
         note = re.sub(pattern, repl, note)
+    for en, zh in (("orange", "橙"), ("red", "红"), ("yellow", "黄"), ("blue", "蓝")):
+        note = note.replace(f"国家{en}级", f"国家{zh}色").replace(f"为{en}色", f"为{zh}色")
     return note
 
 
@@ -339,7 +334,10 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
     ]
     if ds.attrs.get("cityops_scenario"):
         items.append(
-            ("scenario", f"{ds.attrs['cityops_scenario']} (status {ds.attrs.get('status', '')})")
+            (
+                t("scenario_label", lang),
+                f"{ds.attrs['cityops_scenario']} · {t('status_exercise', lang)}",
+            )
         )
     history = ds.attrs.get("history", "")
     notes = [
@@ -352,7 +350,7 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
         f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
         for k, v in items
     )
-    body += f"<tr><th style='text-align:left'>history</th><td style='text-align:left'><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
+    body += f"<tr><th style='text-align:left'>{t('ingest_history', lang)}</th><td style='text-align:left'><pre style='white-space:pre-wrap'>{html.escape(history)}</pre></td></tr>"
     if notes:
         body += f"<tr><th style='text-align:left'>{t('notes', lang)}</th><td style='text-align:left'>{'<br>'.join(map(html.escape, notes))}</td></tr>"
     return f'<table style="font-size:0.85em" cellpadding="3">{body}</table>'
@@ -425,7 +423,9 @@ def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
             peak = f"{a['peak_value']:g} {display_units(str(a['units']))}"
             rows.append([
                 html.escape(str(a["name_zh"])), format_local(a["first_time_utc"], "%m-%d %H:%M"),
-                html.escape(str(a["trigger"])) + f"（{peak}）", html.escape(str(a["plan_zh"])),
+                html.escape(str(a["trigger_zh"] if lang == "zh" else a["trigger"]))
+                + (f"（{peak}）" if lang == "zh" else f" ({peak})"),
+                html.escape(str(a["plan_zh"])),
                 html.escape(str(a["owner"])),
             ])  # fmt: skip
     head = [t(k, lang) for k in ("asset", "trigger_time", "criterion", "plan", "owner")]

@@ -10,7 +10,7 @@ import jinja2
 from cityops import __version__
 from cityops.report.briefing import figure_png
 from cityops.report.i18n import level_label, t
-from cityops.report.plots import level_map
+from cityops.report.plots import level_map, unit_level_map
 from cityops.resources import package_data
 from cityops.rules.table import level_names
 from cityops.timeutil import format_local
@@ -45,14 +45,26 @@ def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
                 "extreme": t("word_yes", lang) if bool(sub["extreme"].any()) else "",
                 "failed": failures.get(code, ""),
                 "link": f"{code}/briefing.html" if code not in failures else "",
+                "tasks": f"{code}/tasks.csv",
             }
         )
     return rows
 
 
 def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") -> Path:
-    """Write ``overview.png`` and ``index.html`` into ``folder``."""
-    png = figure_png(level_map(assessment, lang=lang), folder / "overview.png")
+    """Write ``overview.png`` (units by level), ``overview_grid.png`` and ``index.html``.
+
+    ``folder`` is the run being built: links point to what is already in it (CAP files,
+    dissemination list), so the page never links to a file the run does not have.
+    """
+    png = figure_png(unit_level_map(assessment, lang=lang), folder / "overview.png")
+    grid_png = figure_png(level_map(assessment, lang=lang), folder / "overview_grid.png")
+    cap_files = sorted(p.name for p in (folder / "cap").glob("cap_*.xml"))
+    downloads = [
+        name
+        for name in ("town_hazards.csv", "town_hazards.json", "levels.nc", "dissemination.csv")
+        if (folder / name).exists()
+    ] + ["run.json"]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(package_data("report", "templates"))),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -67,10 +79,21 @@ def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") 
         reference_label=t("reference_time", lang),
         reference=format_local(assessment.now, "%Y-%m-%d %H:%M"),
         times_note=t("times_note", lang),
-        scenario=assessment.forecast.attrs.get("cityops_scenario", ""),
+        scenario=(
+            t("exercise_scenario", lang, name=assessment.forecast.attrs["cityops_scenario"])
+            if assessment.forecast.attrs.get("cityops_scenario")
+            else ""
+        ),
         overview_label=t("overview", lang),
         overview_png=base64.b64encode(png).decode("ascii"),
+        grid_png=base64.b64encode(grid_png).decode("ascii"),
         map_alt=t("map_all", lang),
+        grid_label=t("field_map", lang),
+        cap_label=t("cap_files", lang),
+        cap_files=[f"cap/{name}" for name in cap_files],
+        tasks_label=t("task_list", lang),
+        downloads_label=t("downloads", lang),
+        downloads=downloads,
         unit_label=t("towns", lang),
         level_label=t("highest_level", lang),
         hazard_label=t("hazard", lang),

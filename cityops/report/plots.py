@@ -165,6 +165,101 @@ def level_map(
     return fig
 
 
+def unit_levels(assessment) -> dict[str, int | None]:
+    """Highest level of any evaluated hazard per unit (``None`` when nothing was evaluated)."""
+    frame = assessment.table
+    out: dict[str, int | None] = {}
+    for code, sub in frame.groupby("town_code", sort=False):
+        ok = sub[sub["evaluated"].astype(bool)]
+        out[str(code)] = int(ok["level"].max()) if len(ok) else None
+    return out
+
+
+def unit_level_map(
+    assessment, *, lang: str = "zh", figsize: tuple[float, float] = (7.0, 5.6)
+) -> Figure:
+    """The banner's units filled with their highest level: the overview a leader reads first."""
+    configure_cjk_font()
+    juris = assessment.jurisdiction
+    colours = level_colours()
+    levels = unit_levels(assessment)
+    fig = Figure(figsize=figsize, dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    # Towns first, zones (which lie inside towns) on top, so both stay visible.
+    ordered = sorted((u for u in juris.units if u.has_geometry), key=lambda u: u.kind != "town")
+    for unit in ordered:
+        level = levels.get(unit.code)
+        face = colours[level] if level else "#F4F4F4"
+        ax.add_patch(
+            _geom_patch(
+                unit.geometry,
+                facecolor=face,
+                edgecolor="#333333",
+                lw=0.8,
+                ls="-" if unit.kind == "town" else "--",
+                hatch=None if level is not None else "//",
+            )
+        )
+    ax.add_patch(_geom_patch(juris.outline, facecolor="none", edgecolor="#111111", lw=1.6))
+    # Town labels inside the part of the town outside any zone; zone labels beside their
+    # outline, so that a zone's name never covers its town's.
+    zones = [u.geometry for u in ordered if u.kind != "town"]
+    for unit in ordered:
+        name = unit.name_zh if lang == "zh" else unit.name_en
+        level = levels.get(unit.code)
+        label = f"{name}\n{level_label(level, lang)}" if level else name
+        if unit.kind == "town":
+            free = unit.geometry
+            for zone in zones:
+                free = free.difference(zone)
+            point = (free if not free.is_empty else unit.geometry).representative_point()
+            xy, offset, size = (point.x, point.y), (0, 0), 8
+        else:
+            lon0_, lat0_, lon1_, _ = unit.geometry.bounds
+            xy, offset, size = ((lon0_ + lon1_) / 2, lat0_), (0, -8), 6.5
+        ax.annotate(
+            label,
+            xy,
+            xytext=offset,
+            textcoords="offset points",
+            ha="center",
+            va="center" if unit.kind == "town" else "top",
+            fontsize=size,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.75},
+        )
+    lon0, lat0, lon1, lat1 = juris.bounds
+    pad = 0.05
+    ax.set_xlim(lon0 - pad, lon1 + pad)
+    ax.set_ylim(lat0 - pad, lat1 + pad)
+    ax.set_aspect(1 / np.cos(np.deg2rad((lat0 + lat1) / 2)))
+    ax.set_xlabel("°E")
+    ax.set_ylabel("°N")
+    times = _local(assessment.forecast["time"].values)
+    ax.set_title(
+        t(
+            "map_units_title",
+            lang,
+            start=f"{times[0]:%m-%d %H:%M}",
+            end=f"{times[-1]:%m-%d %H:%M}",
+        ),
+        fontsize=10,
+    )
+    handles = [
+        ax.scatter([], [], marker="s", s=60, color=c, label=level_label(i, lang))
+        for i, c in enumerate(colours)
+        if i > 0
+    ]
+    ax.legend(
+        handles=handles,
+        loc="lower right",
+        fontsize=7,
+        title=t("level", lang),
+        title_fontsize=7,
+        framealpha=0.9,
+    )
+    return fig
+
+
 def town_series(assessment, code: str, variable: str, how: str = "max") -> xr.DataArray | None:
     """Series of a forecast variable over the cells touching a unit (max or min; ensemble
     median). The least favourable cell, consistent with how levels are aggregated."""
