@@ -53,7 +53,7 @@ unit: $(STAMP) kernel samples browser
 	$(BIN)/pytest -n 2 -q tests
 
 nbval: $(STAMP) kernel samples
-	$(BIN)/pytest -q --nbval-lax --nbval-current-env templates notebooks
+	$(BIN)/pytest -q --nbval-lax --nbval-current-env templates notebooks tests/notebooks
 
 test: lint unit nbval
 

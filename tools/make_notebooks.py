@@ -1,7 +1,10 @@
 """Write the template notebooks from their cell sources (keeps them reviewable as code).
 
-Run ``python tools/make_notebooks.py`` after editing; the notebooks are committed without
-outputs.
+Run ``.venv/bin/python tools/make_notebooks.py`` after editing (needs ``make samples`` and the
+``cityops`` kernel). The notebooks are committed without outputs, except the cells marked
+``# NBVAL_CHECK_OUTPUT`` (the headline and the hazard table): nbval compares what they show
+with the committed output, for the template's default (the July rainstorm) and for the
+fixtures in ``tests/notebooks/`` (a quiet day, the rainstorm, the blizzard).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ p = br.validate_parameters(**br.collect_parameters(globals()))""",
     ),
     (
         "code",
-        """A = assess(p["forecast"], jurisdiction=p["jurisdiction"], rules=p["rules"], now=p["now"],
+        """# NBVAL_CHECK_OUTPUT
+A = assess(p["forecast"], jurisdiction=p["jurisdiction"], rules=p["rules"], now=p["now"],
            report_probability=p["report_probability"], mapping=p["mapping"],
            observed=p["observed"], history=p["history"])
 display(HTML(br.title_html(A, p["town"], lang=p["lang"])))
@@ -55,7 +59,8 @@ display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
     ),
     (
         "code",
-        """display(HTML(br.section_html("hazards", lang=p["lang"])))
+        """# NBVAL_CHECK_OUTPUT
+display(HTML(br.section_html("hazards", lang=p["lang"])))
 display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
     ),
     (
@@ -141,12 +146,58 @@ def build(cells, *, parameters: bool = True) -> nbf.NotebookNode:
     return nb
 
 
+CHECK = "# NBVAL_CHECK_OUTPUT"
+#: nbval fixtures: scenario → town (tests/notebooks/briefing_<scenario>.ipynb).
+FIXTURES = {"quiet-day": "阿镇", "july-rainstorm": "阿镇", "january-blizzard": "苏布尔嘎镇"}
+
+
+def with_forecast(cells, forecast: str, town: str):
+    """The briefing cells with another default forecast and town in the parameters cell."""
+    out = list(cells)
+    kind, src = out[1]
+    src = src.replace('"../data/samples/july-rainstorm.nc"', f'"{forecast}"')
+    src = src.replace('town: str = "阿镇"', f'town: str = "{town}"')
+    out[1] = (kind, src)
+    return out
+
+
+def keep_checked_outputs(path: Path) -> None:
+    """Execute ``path`` in its folder and keep only the outputs nbval compares."""
+    from nbclient import NotebookClient
+
+    nb = nbf.read(path, as_version=4)
+    NotebookClient(
+        nb, kernel_name="cityops", timeout=600, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    for n, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        # nbval only compares cells whose reference was run (execution_count set).
+        cell.execution_count = n if cell.source.startswith(CHECK) else None
+        if not cell.source.startswith(CHECK):
+            cell.outputs = []
+        for output in cell.outputs:
+            output.pop("execution_count", None)
+    nb.metadata.pop("widgets", None)
+    nbf.write(nb, path)
+
+
+def write(path: Path, nb) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbf.write(nb, path)
+    # The formatter owns code layout, in notebooks too (`make lint` checks them).
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=False)
+    print(path)
+
+
 if __name__ == "__main__":
-    for path, cells in (
-        (ROOT / "templates" / "town_briefing.ipynb", BRIEFING),
-        (ROOT / "notebooks" / "explore_forecast.ipynb", EXPLORE),
-    ):
-        nbf.write(build(cells, parameters=cells is BRIEFING), path)
-        # The formatter owns code layout, in notebooks too (`make lint` checks them).
-        subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(path)], check=False)
-        print(path)
+    template = ROOT / "templates" / "town_briefing.ipynb"
+    write(template, build(BRIEFING))
+    write(ROOT / "notebooks" / "explore_forecast.ipynb", build(EXPLORE, parameters=False))
+    checked = [template]
+    for scenario, town in FIXTURES.items():
+        path = ROOT / "tests" / "notebooks" / f"briefing_{scenario}.ipynb"
+        write(path, build(with_forecast(BRIEFING, f"../../data/samples/{scenario}.nc", town)))
+        checked.append(path)
+    for path in checked:
+        keep_checked_outputs(path)
