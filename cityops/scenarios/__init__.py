@@ -13,15 +13,20 @@ Examples
 ['2022-08-ejin-horo-extreme-rain', 'autumn-fog']
 >>> ds = make_scenario("july-rainstorm", members=3)  # doctest: +SKIP
 >>> write_scenario("july-rainstorm", "out/fc.nc", observed_out="out/obs.nc")  # doctest: +SKIP
+>>> late_east = make_scenario(
+...     "july-rainstorm", observed=True, observed_shift=Perturbation(dt=2.0, dx=20.0)
+... )  # doctest: +SKIP
 """
 
 from cityops.scenarios.catalog import SCENARIOS, ScenarioInfo, list_scenarios
 from cityops.scenarios.dataset import VARIABLES, get_scenario, make_scenario
+from cityops.scenarios.grid import Perturbation
 from cityops.scenarios.io import write_scenario
 
 __all__ = [
     "SCENARIOS",
     "VARIABLES",
+    "Perturbation",
     "ScenarioInfo",
     "get_scenario",
     "list_scenarios",

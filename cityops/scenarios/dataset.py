@@ -70,7 +70,8 @@ def observed_perturbation(name: str, seed: int) -> Perturbation:
     """How "what really happened" departs from the forecast, drawn from ``seed``.
 
     Timing 1-3 h early or late, features displaced 10-25 km in any direction, intensity
-    off by a factor 0.7-0.9 or 1.1-1.3.
+    off by a factor 0.7-0.9 or 1.1-1.3. :func:`make_scenario` takes an explicit departure
+    instead through ``observed_shift``.
     """
     rng = np.random.default_rng([seed, _key(name), _OBSERVED_DRAW])
     dt = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 3.0)
@@ -100,6 +101,32 @@ def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, not {seed!r}")
     return int(seed)
+
+
+def _check_shift(shift, observed: bool) -> Perturbation | None:
+    """An explicit observed departure: a :class:`Perturbation` with finite numbers, amp > 0."""
+    if shift is None:
+        return None
+    if not observed:
+        raise InputError(
+            "observed_shift: applies to the observed companion only; pass observed=True"
+        )
+    if not isinstance(shift, Perturbation):
+        raise InputError(
+            f"observed_shift: expected a Perturbation(dt=hours, dx=km east, dy=km north, "
+            f"amp=factor), not {shift!r}"
+        )
+    values = {"dt": shift.dt, "dx": shift.dx, "dy": shift.dy, "amp": shift.amp}
+    for field_name, value in values.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not np.isfinite(float(value))
+        ):
+            raise InputError(f"observed_shift: {field_name} must be a finite number, not {value!r}")
+    if shift.amp <= 0:
+        raise InputError(f"observed_shift: amp must be a positive factor, not {shift.amp!r}")
+    return Perturbation(**{k: float(v) for k, v in values.items()})
 
 
 def _check_members(members) -> int | None:
@@ -191,6 +218,7 @@ def make_scenario(
     members: int | None = None,
     issued: str | pd.Timestamp | None = None,
     observed: bool = False,
+    observed_shift: Perturbation | None = None,
 ) -> xr.Dataset:
     """Synthetic, physically plausible canonical forecast (or observation) of a scenario.
 
@@ -211,6 +239,14 @@ def make_scenario(
         Return "what really happened" instead of the forecast: timing 1-3 h off, features
         10-25 km away, intensity x0.7-0.9 or x1.1-1.3 (deterministic from ``seed``);
         ``cityops_kind="observed"``.
+    observed_shift : Perturbation, optional
+        With ``observed=True``: this departure from the forecast instead of the one drawn
+        from ``seed`` (the small-scale texture is still the observed one of ``seed``).
+        ``dt`` hours late (positive) or early (negative); ``dx``, ``dy`` km east and north
+        (positive) of the forecast's features; ``amp`` factor on the hazard features'
+        intensity. ``Perturbation(dt=2.0, dx=20.0)``: the storm arrives 2 h later and
+        20 km east of the forecast, exactly as strong. Fixed geography (terrain, valleys)
+        and the air mass's diurnal temperature cycle do not move.
 
     Returns
     -------
@@ -222,7 +258,8 @@ def make_scenario(
     Raises
     ------
     InputError
-        Unknown name, bad seed, members or issued, or members with ``observed``.
+        Unknown name, bad seed, members or issued, members with ``observed``, or
+        ``observed_shift`` without ``observed`` or with non-finite values.
 
     Examples
     --------
@@ -236,10 +273,12 @@ def make_scenario(
     members = _check_members(members)
     if observed and members is not None:
         raise InputError("observed: an observed companion has no ensemble members")
+    shift = _check_shift(observed_shift, observed)
     issued_ts = _parse_issued(issued, info)
     key = _key(name)
     if observed:
-        realisations = [(observed_perturbation(name, seed), [seed, key, _OBSERVED_TEXTURE])]
+        pert = shift if shift is not None else observed_perturbation(name, seed)
+        realisations = [(pert, [seed, key, _OBSERVED_TEXTURE])]
     elif members is None:
         realisations = [(CONTROL, [seed, key, _TEXTURE])]
     else:
@@ -311,7 +350,9 @@ def make_scenario(
     issued_text = issued_ts.strftime("%Y-%m-%dT%H:%M:%SZ")
     call = (
         f"cityops.scenarios.make_scenario({name!r}, seed={seed}, members={members}, "
-        f"issued={issued_text!r}, observed={observed})"
+        f"issued={issued_text!r}, observed={observed}"
+        + (f", observed_shift={shift!r}" if shift is not None else "")
+        + ")"
     )
     ds.attrs = {
         "Conventions": "CF-1.8",

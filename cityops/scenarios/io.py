@@ -12,6 +12,7 @@ import xarray as xr
 
 from cityops.errors import InputError
 from cityops.scenarios.dataset import make_scenario
+from cityops.scenarios.grid import Perturbation
 
 __all__ = ["write_dataset", "write_scenario"]
 
@@ -82,6 +83,7 @@ def write_scenario(
     members: int | None = None,
     issued: str | pd.Timestamp | None = None,
     observed_out: str | os.PathLike | None = None,
+    observed_shift: Perturbation | None = None,
 ) -> Path:
     """Write a scenario forecast (and optionally its observed companion) to NetCDF4.
 
@@ -95,6 +97,9 @@ def write_scenario(
         As in :func:`cityops.scenarios.make_scenario`.
     observed_out : path, optional
         Also write "what really happened" (``observed=True``, same seed and issued time).
+    observed_shift : Perturbation, optional
+        The observed companion's departure from the forecast (see
+        :func:`cityops.scenarios.make_scenario`); needs ``observed_out``.
 
     Returns
     -------
@@ -107,13 +112,20 @@ def write_scenario(
     and moved into place with :func:`os.replace`: a failure leaves no partial file.
     """
     out = Path(out)
+    if observed_shift is not None and observed_out is None:
+        raise InputError("observed_shift: needs observed_out (the observed file to write)")
     datasets = [(make_scenario(name, seed=seed, members=members, issued=issued), out)]
     if observed_out is not None:
         observed_out = Path(observed_out)
         if observed_out.resolve() == out.resolve():
             raise InputError(f"{observed_out}: the observed file must differ from the forecast")
         datasets.append(
-            (make_scenario(name, seed=seed, issued=issued, observed=True), observed_out)
+            (
+                make_scenario(
+                    name, seed=seed, issued=issued, observed=True, observed_shift=observed_shift
+                ),
+                observed_out,
+            )
         )
     _write_all(datasets)
     return out
