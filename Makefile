@@ -8,6 +8,8 @@ STAMP := $(VENV)/.cityops-installed
 SCENARIOS := quiet-day july-rainstorm january-blizzard spring-gale summer-heatwave autumn-fog 2022-08-ejin-horo-extreme-rain
 SAMPLES := data/samples
 DEMO_SCENARIO ?= july-rainstorm
+# Scenarios whose samples include a drill task ledger (the review notebook's sample event).
+DRILL_SCENARIOS := july-rainstorm
 export MPLBACKEND := agg
 
 .PHONY: demo test install kernel browser samples lint unit nbval bench clean
@@ -36,9 +38,10 @@ browser:
 	    || echo "warning: could not install chromium; browser tests will skip"; \
 	else echo "note: chromium absent and not root; browser tests will skip"; fi
 
-$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/rules/drought.py
+$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/rules/drought.py cityops/review/drill.py cityops/data/drill.yaml
 	@mkdir -p $(SAMPLES)
-	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc --history $(SAMPLES)/$*.history.nc
+	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc --history $(SAMPLES)/$*.history.nc \
+	  $(if $(filter $*,$(DRILL_SCENARIOS)),--ledger $(SAMPLES)/$*.ledger.sqlite)
 
 samples: $(addprefix $(SAMPLES)/,$(addsuffix .nc,$(SCENARIOS)))
 

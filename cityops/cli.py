@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also write a daily climate history to go with it (for the drought index)",
     )
+    p.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="also write a drill task ledger: the run's tasks with a synthetic response",
+    )
 
     p = sub.add_parser("assess", help="evaluate every rule; write levels.nc and town_hazards")
     p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
@@ -109,6 +115,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-ledger", action="store_true", help="do not record tasks")
     _common(p)
+
+    p = sub.add_parser(
+        "review", help="the post-event review (复盘): verification, response, lessons"
+    )
+    p.add_argument(
+        "--forecast",
+        nargs="+",
+        required=True,
+        help="forecast files, brief run folders or an archive root, CAP files, or a CSV signal log",
+    )
+    p.add_argument(
+        "--observed",
+        nargs="+",
+        required=True,
+        help="gridded analyses, station CSV or MICAPS diamond 1 files",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument("--ledger", default=None, help="task ledger (SQLite) for the response review")
+    p.add_argument("--window", default="24h", help="review window aligned to 00 UTC (default 24h)")
+    p.add_argument("--start", default=None, help="review period start (ISO 8601 UTC)")
+    p.add_argument("--end", default=None, help="review period end (ISO 8601 UTC)")
+    p.add_argument(
+        "--exercise", action="store_true", help="drill: mark every output as an exercise"
+    )
+    p.add_argument("--hotline", default=None, help="12345 hotline tickets (CSV)")
+    p.add_argument("--alarms", default=None, help="alarms (CSV)")
+    p.add_argument("--incidents", default=None, help="incidents (CSV)")
+    p.add_argument("--heating", default=None, help="heating complaints for the four ones (CSV)")
+    p.add_argument("--findings", default=None, help="findings of the review meeting (YAML or CSV)")
+    p.add_argument("--case-id", default=None, help="case id in the library (default: code-date)")
+    p.add_argument(
+        "--case-library", default=None, help="case library folder (default: jurisdiction's)"
+    )
+    p.add_argument("--no-case", action="store_true", help="do not save the case to the library")
+    p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
+    p.add_argument("--timeout", type=int, default=900, help="notebook timeout in seconds")
+    p.add_argument("--jurisdiction", default="ejin-horo", help="jurisdiction folder name or path")
+    p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
+    p.add_argument("--now", default=None, help="time the response figures are 'as of'")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
 
     p = sub.add_parser("sign", help="a duty forecaster signs a briefing run: CAP Draft -> Actual")
     p.add_argument("run", type=Path, help="the brief output folder")
@@ -155,6 +201,11 @@ def _cmd_scenario(args) -> int:
         from cityops.scenarios.history import write_scenario_history
 
         print(write_scenario_history(args.name, args.history, issued=args.issued))
+    if args.ledger:
+        from cityops.review.drill import write_drill_ledger
+
+        write_drill_ledger(path, args.ledger, seed=args.seed)
+        print(args.ledger)
     return 0
 
 
@@ -210,6 +261,41 @@ def _cmd_brief(args) -> int:
     return 0
 
 
+def _cmd_review(args) -> int:
+    from cityops.report.review_run import run_review_report
+    from cityops.review.run import ReviewInputs
+
+    inputs = ReviewInputs(
+        forecast=args.forecast,
+        observed=args.observed,
+        jurisdiction=args.jurisdiction,
+        rules=args.rules,
+        window=args.window,
+        start=args.start,
+        end=args.end,
+        ledger=args.ledger,
+        hotline=args.hotline,
+        alarms=args.alarms,
+        incidents=args.incidents,
+        heating=args.heating,
+        findings=args.findings,
+        exercise=args.exercise,
+        now=args.now,
+    )
+    html = run_review_report(
+        inputs,
+        args.out,
+        lang=args.lang,
+        kernel=args.kernel,
+        timeout=args.timeout,
+        case_id=args.case_id,
+        case_library=args.case_library,
+        save=not args.no_case,
+    )
+    print(html)
+    return 0
+
+
 def _cmd_sign(args) -> int:
     from cityops.report.cap import sign_cap_folder
 
@@ -233,6 +319,7 @@ COMMANDS = {
     "brief": _cmd_brief,
     "tasks": _cmd_tasks,
     "sign": _cmd_sign,
+    "review": _cmd_review,
 }
 
 

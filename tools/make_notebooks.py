@@ -96,6 +96,88 @@ display(HTML(br.data_section_html(A, lang=p["lang"])))""",
 ]
 
 
+REVIEW = [
+    (
+        "markdown",
+        "<!-- 伊金霍洛旗城市运行：极端天气过程复盘评估模板。由 `cityops review` 执行；参数见下一单元。 -->",
+    ),
+    (
+        "code",
+        """# Parameters: papermill replaces this cell's values. Defaults run on the shipped sample event.
+forecast: str = "../data/samples/july-rainstorm.nc"  # forecasts, brief runs, CAP files or a signal log (comma-separated)
+observed: str = "../data/samples/july-rainstorm.observed.nc"  # gridded analyses or station observations
+jurisdiction: str = "ejin-horo"  # jurisdiction folder name or path
+rules: str = "national"  # rule set the warnings were judged by
+window: str = "24h"  # review window, aligned to 00 UTC
+start: str = ""  # review period start (ISO 8601 UTC), empty for the observations' first time
+end: str = ""  # review period end, empty for the observations' last time
+ledger: str = "../data/samples/july-rainstorm.ledger.sqlite"  # task ledger, empty for none
+hotline: str = "../data/jurisdictions/ejin-horo/review/samples/hotline_12345.csv"  # 12345 tickets
+alarms: str = "../data/jurisdictions/ejin-horo/review/samples/alarms.csv"  # alarms by type
+incidents: str = "../data/jurisdictions/ejin-horo/review/samples/incidents.csv"  # incidents
+heating: str = ""  # heating complaints ("four ones"), empty for none
+findings: str = ""  # findings of the review meeting (YAML or CSV), empty for none
+exercise: bool = False  # mark every output as an exercise (drill); scenario inputs always are
+now: str = ""  # time the response figures are "as of", empty for the review end
+lang: str = "zh"  # report language: zh or en
+case_library: str = ""  # case library folder for the earlier-cases list, empty for the jurisdiction's""",
+    ),
+    (
+        "code",
+        """# Validate the parameters and compute the review: a readable error here, not deep below.
+from IPython.display import HTML, display
+
+from cityops.report import briefing as br
+from cityops.report import review as rr
+from cityops.review.run import parameters_to_inputs, run_review
+
+inputs, lang, library = parameters_to_inputs(**br.collect_parameters(globals()))
+R = run_review(inputs)""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.title_html(R, lang=lang)))
+display(HTML(rr.summary_html(R, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_timeline", lang=lang)))
+display(br.figure_display(rr.timeline_figure(R, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_maps", lang=lang)))
+display(br.figure_display(rr.level_maps(R, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_scores", lang=lang)))
+display(HTML(rr.scores_html(R, lang=lang)))
+display(HTML(rr.section("review_sec_cases", lang=lang)))
+display(HTML(rr.cases_html(R, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_response", lang=lang)))
+display(HTML(rr.response_html(R, lang=lang)))
+display(HTML(rr.section("review_sec_safety", lang=lang)))
+display(HTML(rr.safety_html(R, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_findings", lang=lang)))
+display(HTML(rr.findings_html(R, lang=lang)))
+display(HTML(rr.section("review_sec_library", lang=lang)))
+display(HTML(rr.library_html(library, lang=lang)))""",
+    ),
+    (
+        "code",
+        """display(HTML(rr.section("review_sec_data", lang=lang)))
+display(HTML(rr.data_html(R, lang=lang)))""",
+    ),
+]
+
+
 EXPLORE = [
     (
         "markdown",
@@ -170,6 +252,7 @@ def keep_checked_outputs(path: Path) -> None:
         nb, kernel_name="cityops", timeout=600, resources={"metadata": {"path": str(path.parent)}}
     ).execute()
     for n, cell in enumerate(nb.cells):
+        cell.metadata.pop("execution", None)  # wall-clock times: reruns stay identical
         if cell.cell_type != "code":
             continue
         # nbval only compares cells whose reference was run (execution_count set).
@@ -193,6 +276,7 @@ def write(path: Path, nb) -> None:
 if __name__ == "__main__":
     template = ROOT / "templates" / "town_briefing.ipynb"
     write(template, build(BRIEFING))
+    write(ROOT / "templates" / "post_event_review.ipynb", build(REVIEW))
     write(ROOT / "notebooks" / "explore_forecast.ipynb", build(EXPLORE, parameters=False))
     checked = [template]
     for scenario, town in FIXTURES.items():
@@ -201,3 +285,4 @@ if __name__ == "__main__":
         checked.append(path)
     for path in checked:
         keep_checked_outputs(path)
+    # The review template is committed without outputs (nbval-lax runs it on the sample).

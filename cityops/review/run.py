@@ -1,0 +1,355 @@
+"""One post-event review: warnings against observations, the response, the safe-operation index.
+
+:func:`run_review` gathers every part of the review (interfaces.md §6) into a :class:`Review`;
+:func:`write_review` writes its files (``verification.csv``, ``kpis.json`` and the tables the
+meeting reads). The review notebook and ``cityops review`` both call these, so the numbers in
+the rendered notebook and in the files are the same computation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cityops.errors import InputError
+from cityops.ingest import expand_paths
+from cityops.review.observations import observed_levels
+from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
+from cityops.review.warnings import load_warnings
+from cityops.review.windows import parse_window
+from cityops.timeutil import iso_utc, parse_utc
+
+__all__ = ["Review", "ReviewInputs", "run_review", "write_review"]
+
+STATUS_EXERCISE = "Exercise"
+STATUS_ACTUAL = "Actual"
+
+
+@dataclass
+class ReviewInputs:
+    """What a review reads. Paths may be comma-separated strings (as from a notebook).
+
+    ``forecast``: forecast files, ``brief`` run folders or an archive root, CAP files or
+    folders, or a CSV log of signals issued. ``observed``: gridded analyses or station
+    observations. The record tables and ``ledger`` are optional; a part without its data is
+    left out of the review and says so.
+    """
+
+    forecast: Sequence[str] | str
+    observed: Sequence[str] | str
+    jurisdiction: str = "ejin-horo"
+    rules: str = "national"
+    window: str = "24h"
+    start: str | None = None
+    end: str | None = None
+    ledger: str | None = None
+    hotline: str | None = None
+    alarms: str | None = None
+    incidents: str | None = None
+    heating: str | None = None
+    findings: str | None = None
+    exercise: bool = False
+    now: str | None = None  # "as of" time of the response figures (default: the review end)
+
+
+@dataclass
+class Review:
+    """Everything one review found; the notebook shows it, :func:`write_review` files it."""
+
+    inputs: ReviewInputs
+    status: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    warnings: pd.DataFrame
+    observed: pd.DataFrame
+    cases: pd.DataFrame
+    scores: pd.DataFrame
+    kpis: dict
+    timeline: pd.DataFrame | None = None
+    response: dict | None = None
+    safety: pd.DataFrame | None = None
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_exercise(self) -> bool:
+        return self.status == STATUS_EXERCISE
+
+    def observed_events(self) -> list[str]:
+        """Hazards observed at level ≥ 1 somewhere in the review, sorted."""
+        obs = self.observed[self.observed["evaluated"].astype(bool)]
+        return sorted(set(obs.loc[obs["observed_level"].astype(int) >= 1, "hazard"]))
+
+
+def _paths(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(p).strip() for p in items if str(p).strip()]
+
+
+def _is_scenario(paths: list[str]) -> bool:
+    """Whether any input is a cityops scenario file (then the review is an exercise)."""
+    import xarray as xr
+
+    for path in expand_paths(paths):
+        if Path(path).suffix.lower() not in (".nc", ".nc4", ".netcdf"):
+            continue
+        with contextlib.suppress(Exception), xr.open_dataset(path) as ds:
+            if ds.attrs.get("cityops_scenario") or ds.attrs.get("status") == STATUS_EXERCISE:
+                return True
+    return False
+
+
+def _period(inputs: ReviewInputs, observed: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if observed.empty:
+        raise InputError("observed: no review window could be formed from the observations")
+    start = observed["window_start_utc"].min()
+    end = observed["window_end_utc"].max()
+    return pd.Timestamp(start), pd.Timestamp(end)
+
+
+def run_review(inputs: ReviewInputs) -> Review:
+    """Compute the whole review for ``inputs`` (see :class:`ReviewInputs`).
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable input, with one line naming it.
+    """
+    from cityops.review import cases as case_lib
+    from cityops.review import response, safety
+
+    forecast, observed_paths = _paths(inputs.forecast), _paths(inputs.observed)
+    if not forecast:
+        raise InputError("--forecast: give forecast files, brief runs, CAP files or a signal log")
+    if not observed_paths:
+        raise InputError("--observed: give gridded analyses or station observations")
+    parse_window(inputs.window)
+    exercise = bool(inputs.exercise) or _is_scenario(forecast + observed_paths)
+    observed = observed_levels(
+        observed_paths,
+        jurisdiction=inputs.jurisdiction,
+        rules=inputs.rules,
+        window=inputs.window,
+        start=inputs.start or None,
+        end=inputs.end or None,
+    )
+    start, end = _period(inputs, observed)
+    warnings = load_warnings(forecast, jurisdiction=inputs.jurisdiction, rules=inputs.rules)
+    cases = verify(warnings, observed, jurisdiction=inputs.jurisdiction)
+    figures = kpis(cases)
+    notes: list[str] = []
+    timeline = response_figures = None
+    now = parse_utc(inputs.now, what="now") if inputs.now else end
+    if inputs.ledger:
+        if not Path(inputs.ledger).exists():
+            raise InputError(f"{inputs.ledger}: no such ledger file")
+        timeline = response.task_timeline(inputs.ledger, start=start, end=end, now=now)
+        response_figures = response.response_kpis(
+            timeline, incidents=inputs.incidents or None, heating=inputs.heating or None
+        )
+        figures["response"] = response_figures
+    else:
+        notes.append("no_ledger")
+    index = None
+    if any((inputs.hotline, inputs.alarms, inputs.incidents, timeline is not None)):
+        index = safety.safety_index(
+            hotline=inputs.hotline or None,
+            alarms=inputs.alarms or None,
+            incidents=inputs.incidents or None,
+            tasks=timeline,
+            cases=cases,
+            config=inputs.jurisdiction,
+            start=start,
+            end=end,
+        )
+    suggested = case_lib.suggest_findings(
+        cases, timeline, kpis=response_figures, rules=inputs.rules
+    )
+    findings = suggested
+    if inputs.findings:
+        meeting = case_lib.read_findings(inputs.findings)
+        findings = pd.concat([meeting, suggested], ignore_index=True)
+    status = STATUS_EXERCISE if exercise else STATUS_ACTUAL
+    figures["status"] = status
+    figures["period"] = {"start_utc": iso_utc(start), "end_utc": iso_utc(end)}
+    figures["window"] = str(inputs.window)
+    return Review(
+        inputs=inputs,
+        status=status,
+        start=start,
+        end=end,
+        warnings=warnings,
+        observed=observed,
+        cases=cases,
+        scores=scores_table(cases, by="hazard"),
+        kpis=figures,
+        timeline=timeline,
+        response=response_figures,
+        safety=index,
+        findings=findings,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- files
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times as ISO 8601 UTC with ``Z``; booleans as true/false (as town_hazards.csv)."""
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = [iso_utc(v) for v in out[col]]
+        elif out[col].dtype == bool:
+            out[col] = out[col].map({True: "true", False: "false"})
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return iso_utc(value)
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the review's files into ``out_dir`` (each atomically); their paths.
+
+    ``verification.csv`` (interfaces §6 columns first, then ``status`` and the extras),
+    ``kpis.json``, ``scores.csv``, ``warnings.csv``, ``observed.csv``, ``findings.csv`` and,
+    when there is data for them, ``tasks_review.csv`` and ``safety_index.csv``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cases = review.cases.copy()
+    cases.insert(len(CASE_COLUMNS), "status", review.status)
+    tables = {
+        "verification.csv": cases,
+        "scores.csv": review.scores,
+        "warnings.csv": review.warnings,
+        "observed.csv": review.observed,
+        "findings.csv": review.findings,
+    }
+    if review.timeline is not None:
+        tables["tasks_review.csv"] = review.timeline
+    if review.safety is not None:
+        tables["safety_index.csv"] = review.safety
+    written = []
+    for name, frame in tables.items():
+        path = out / name
+        _write_atomic(path, _csv_frame(frame).to_csv(index=False))
+        written.append(path)
+    path = out / "kpis.json"
+    _write_atomic(
+        path, json.dumps(_json_safe(review.kpis), ensure_ascii=False, indent=1, sort_keys=True)
+    )
+    written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------- notebook parameters
+#: The review template's parameters and their types (the template's parameters cell).
+REVIEW_PARAMETERS: dict[str, type] = {
+    "forecast": str,
+    "observed": str,
+    "jurisdiction": str,
+    "rules": str,
+    "window": str,
+    "start": str,
+    "end": str,
+    "ledger": str,
+    "hotline": str,
+    "alarms": str,
+    "incidents": str,
+    "heating": str,
+    "findings": str,
+    "exercise": bool,
+    "now": str,
+    "lang": str,
+    "case_library": str,
+}
+_PATH_PARAMETERS = ("ledger", "hotline", "alarms", "incidents", "heating", "findings")
+
+
+def parameters_to_inputs(**params) -> tuple[ReviewInputs, str, Path]:
+    """Check the review template's parameters; the inputs, language and case-library folder.
+
+    Unknown names, wrong types, missing files, bad times, windows and languages give one
+    readable :class:`~cityops.errors.InputError` in the template's second cell.
+    """
+    from cityops.report.i18n import check_lang
+    from cityops.review.cases import case_library_dir
+
+    unknown = sorted(set(params) - set(REVIEW_PARAMETERS))
+    if unknown:
+        raise InputError(
+            f"unknown parameter(s) {', '.join(unknown)}; expected {', '.join(REVIEW_PARAMETERS)}"
+        )
+    values: dict[str, Any] = {}
+    for name, kind in REVIEW_PARAMETERS.items():
+        value = params.get(name, "" if kind is str else False)
+        if value is None:
+            value = "" if kind is str else False
+        if not isinstance(value, kind):
+            raise InputError(f"parameter {name}: expected {kind.__name__}, got {value!r}")
+        values[name] = value
+    for name in ("forecast", "observed"):
+        if not values[name]:
+            raise InputError(f"parameter {name}: at least one file or folder is required")
+        for path in _paths(values[name]):
+            if not any(ch in path for ch in "*?[") and not Path(path).exists():
+                raise InputError(f"parameter {name}: {path} not found")
+    for name in _PATH_PARAMETERS:
+        if values[name] and not Path(values[name]).exists():
+            raise InputError(f"parameter {name}: {values[name]} not found")
+    for name in ("start", "end", "now"):
+        if values[name]:
+            parse_utc(values[name], what=f"parameter {name}")
+    parse_window(values["window"] or "24h")
+    lang = check_lang(values["lang"] or "zh")
+    inputs = ReviewInputs(
+        forecast=values["forecast"],
+        observed=values["observed"],
+        jurisdiction=values["jurisdiction"] or "ejin-horo",
+        rules=values["rules"] or "national",
+        window=values["window"] or "24h",
+        start=values["start"] or None,
+        end=values["end"] or None,
+        exercise=values["exercise"],
+        now=values["now"] or None,
+        **{name: values[name] or None for name in _PATH_PARAMETERS},
+    )
+    library = (
+        Path(values["case_library"])
+        if values["case_library"]
+        else case_library_dir(inputs.jurisdiction)
+    )
+    return inputs, lang, library
