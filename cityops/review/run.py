@@ -93,6 +93,8 @@ class Review:
 def _paths(value) -> list[str]:
     if value is None or value == "":
         return []
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     items = value.split(",") if isinstance(value, str) else list(value)
     return [str(p).strip() for p in items if str(p).strip()]
 
@@ -145,7 +147,14 @@ def run_review(inputs: ReviewInputs) -> Review:
         end=inputs.end or None,
     )
     start, end = _period(inputs, observed)
-    warnings = load_warnings(forecast, jurisdiction=inputs.jurisdiction, rules=inputs.rules)
+    warnings = load_warnings(
+        forecast,
+        jurisdiction=inputs.jurisdiction,
+        rules=inputs.rules,
+        window=inputs.window,
+        start=start,
+        end=end,
+    )
     cases = verify(warnings, observed, jurisdiction=inputs.jurisdiction)
     figures = kpis(cases)
     notes: list[str] = []

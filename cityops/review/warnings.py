@@ -405,8 +405,18 @@ def warnings_from_forecasts(
     rules: str | Path = "national",
     report_probability: float = 0.3,
     mapping: str | Path | None = None,
+    window=None,
+    start=None,
+    end=None,
 ) -> pd.DataFrame:
     """Warnings a forecast would have given: each file assessed at its own issue time.
+
+    With ``window`` (the review's), a deterministic forecast warns per review window: the
+    level it forecasts in that window, from its onset there, valid to the window's end, so a
+    second episode on a later day is a warning of its own (computed with the same per-window
+    aggregation as the observations, :func:`cityops.review.observations.observed_levels`).
+    Without it, or for an ensemble, each unit × hazard gets the one warning of
+    ``town_hazards`` (its highest level).
 
     Parameters
     ----------
@@ -434,9 +444,15 @@ def warnings_from_forecasts(
         jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
     )
     messages = []
+    per_window = []
     for path in _expand(paths):
         if path.is_dir():
             raise InputError(f"{path}: is a folder; expected a forecast file")
+        if window is not None:
+            frame = _forecast_per_window(path, juris, rules, window, start, end, mapping)
+            if frame is not None:
+                per_window.append(frame)
+                continue
         assessment = assess(
             path,
             jurisdiction=juris,
@@ -453,7 +469,48 @@ def warnings_from_forecasts(
                 where=str(path),
             )
         )
-    return _resolve(messages)
+    resolved = _resolve(messages) if messages else empty_warnings()
+    frames = [f for f in [resolved, *per_window] if len(f)]
+    return _finish(pd.concat(frames, ignore_index=True)) if frames else empty_warnings()
+
+
+def _forecast_per_window(path, juris, rules, window, start, end, mapping) -> pd.DataFrame | None:
+    """Per-window warnings of one deterministic forecast file (None for an ensemble)."""
+    import xarray as xr
+
+    from cityops.review.observations import observed_levels
+    from cityops.timeutil import parse_utc
+
+    try:
+        with xr.open_dataset(path) as ds:
+            if "member" in ds.dims or "number" in ds.dims:
+                return None
+            issued = ds.attrs.get("issued")
+    except (OSError, ValueError):
+        issued = None  # GRIB or MICAPS: ingest knows the issue time
+    if issued is None:
+        from cityops.ingest import open_forecast
+
+        issued = open_forecast([path]).attrs["issued"]
+    levels = observed_levels(
+        [path], jurisdiction=juris, rules=rules, window=window, start=start, end=end,
+        mapping=mapping,
+    )  # fmt: skip
+    hit = levels[levels["evaluated"].astype(bool) & (levels["observed_level"] >= 1)]
+    # Valid to the end of its window (a second before, so it does not reach into the next).
+    return pd.DataFrame(
+        {
+            "town_code": hit["town_code"].astype(str),
+            "hazard": hit["hazard"].astype(str),
+            "level": hit["observed_level"].astype(int),
+            "issued_utc": parse_utc(issued),
+            "onset_utc": hit["observed_onset_utc"],
+            "expires_utc": hit["window_end_utc"] - pd.Timedelta(seconds=1),
+            "area_fraction": hit["observed_area_fraction"],
+            "source": "forecast",
+            "reference": str(path),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- CSV log
