@@ -10,5 +10,11 @@ Modules by concept:
   lead time per case; banner-level scores.
 - :mod:`cityops.review.response` — response timeliness from the task ledger.
 - :mod:`cityops.review.safety` — the urban safe-operation index (plan item 15(2)).
+- :mod:`cityops.review.records` — readers of the record tables (12345 tickets, alarms,
+  incidents, heating complaints).
 - :mod:`cityops.review.cases` — the case library of structured findings.
+- :mod:`cityops.review.drill` — a drill ledger for a scenario (the yearly drill, the sample).
+- :mod:`cityops.review.run` — one whole review (:func:`~cityops.review.run.run_review`) and
+  its files.
+- :mod:`cityops.review.windows` — the review windows aligned to 00 UTC.
 """
