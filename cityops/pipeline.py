@@ -42,6 +42,10 @@ IN_MEMORY_BYTES = 256 * 2**20
 EXTREME_RULES = "ejin-horo-annex3"
 
 
+#: Ensemble share of members needed to report a level (interfaces.md §2).
+DEFAULT_REPORT_PROBABILITY = 0.3
+
+
 @dataclass
 class Assessment:
     """Everything derived from one forecast for one jurisdiction."""
@@ -106,7 +110,7 @@ def assess(
     jurisdiction: str | Path | Jurisdiction = "ejin-horo",
     rules: str | Path = "national",
     now=None,
-    report_probability: float = 0.3,
+    report_probability: float = DEFAULT_REPORT_PROBABILITY,
     mapping: str | Path | None = None,
     observed: str | Path | Sequence[str | Path] | None = None,
     history: str | Path | None = None,

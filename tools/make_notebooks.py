@@ -178,6 +178,35 @@ display(HTML(rr.data_html(R, lang=lang)))""",
 ]
 
 
+EXPLORER = [
+    (
+        "markdown",
+        "# 预报交互探索 · Interactive forecast exploration\n\n"
+        "选择预报文件、镇（区）、灾种和时次；右侧“假设情景”只在内存中修改一个阈值，不改动规则表。"
+        " Pick a forecast, a unit, a hazard and a valid time; the what-if panel changes one "
+        "threshold in memory only.",
+    ),
+    (
+        "code",
+        '''forecast = ""  # a forecast file, empty for the newest in the folder
+folder = "../data/samples"  # forecast folder for the file picker
+jurisdiction = "ejin-horo"
+lang = "zh"''',
+    ),
+    (
+        "code",
+        """from cityops.explore import Explorer
+
+ex = Explorer(forecast or None, folder=folder, jurisdiction=jurisdiction, lang=lang).show()""",
+    ),
+    (
+        "code",
+        """# A static snapshot of the current view: what an exported HTML copy shows without widgets.
+ex.snapshot()""",
+    ),
+]
+
+
 EXPLORE = [
     (
         "markdown",
@@ -278,6 +307,7 @@ if __name__ == "__main__":
     write(template, build(BRIEFING))
     write(ROOT / "templates" / "post_event_review.ipynb", build(REVIEW))
     write(ROOT / "notebooks" / "explore_forecast.ipynb", build(EXPLORE, parameters=False))
+    write(ROOT / "notebooks" / "explore.ipynb", build(EXPLORER, parameters=False))
     checked = [template]
     for scenario, town in FIXTURES.items():
         path = ROOT / "tests" / "notebooks" / f"briefing_{scenario}.ipynb"
