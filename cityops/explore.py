@@ -195,6 +195,7 @@ class Explorer:
         """Open a forecast: assess it once and precompute the per-hazard level arrays."""
         from cityops.pipeline import assess
 
+        self.__dict__.pop("mesh", None)  # the old figure belongs to the old grid
         self.A = assess(path, jurisdiction=self.jurisdiction, rules=self.rules)
         A = self.A
         self.times = pd.DatetimeIndex(A.forecast["time"].values)
@@ -225,6 +226,10 @@ class Explorer:
         else:
             self.member.options = [("确定性预报" if zh else "deterministic", "det")]
             self.member.disabled = True
+        # ipywidgets 8 leaves a Dropdown's value unset when its options are replaced.
+        self.member.value = self.member.options[0][1]
+        if self.hazard.value is None:
+            self.hazard.value = ""
         juris = A.jurisdiction
         self.town.options = tuple(
             ["全旗" if zh else "whole banner"]
@@ -339,6 +344,8 @@ class Explorer:
 
     def redraw(self) -> None:
         """Redraw the map for the current step (the only per-step work)."""
+        if not hasattr(self, "mesh"):
+            return  # still opening a forecast
         t = int(self.time.value)
         field, is_level = self._field(t)
         self.mesh.set_array(np.asarray(field, dtype="float32").ravel())
