@@ -100,3 +100,15 @@ def test_value_view_and_ensemble_probability(tmp_path):
     assert bytes(ex.map.value) != prob  # any member reaches more than 30 % of them
     ex.view.value = "value"
     assert bytes(ex.map.value).startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_open_the_briefing_for_the_selected_town(ex, tmp_path):
+    ex.town.value = ""
+    assert ex.open_briefing(tmp_path) is None and ex.brief_link.value  # asks for a unit
+    ex.town.value = "阿镇"
+    html = ex.open_briefing(tmp_path)
+    assert html == tmp_path / "20260710T0000Z" / "150627100" / "briefing.html"
+    text = html.read_text(encoding="utf-8")
+    assert "阿勒腾席热镇" in text and "红色" in text
+    assert "briefing.html" in ex.brief_link.value
