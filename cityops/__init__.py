@@ -14,6 +14,6 @@ from __future__ import annotations
 # imported after them crashes the interpreter at exit (see cityops.ingest.grib).
 import pyproj  # noqa: F401
 
-__version__ = "0.8.0"
+__version__ = "0.9.0"
 
 __all__ = ["__version__"]
