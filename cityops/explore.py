@@ -152,14 +152,16 @@ class Explorer:
         )
         self.member = w.Dropdown(description="成员" if zh else "Member")
         self.time = w.IntSlider(min=0, max=0, value=0, description="时次" if zh else "Step",
-                                continuous_update=False, readout=False)  # fmt: skip
+                                continuous_update=False, readout=False,
+                                layout=w.Layout(width="420px"))  # fmt: skip
         self.time.add_class("cityops-time-slider")
         self.play = w.Play(min=0, max=0, interval=700)
         w.jslink((self.play, "value"), (self.time, "value"))
         self.time_label = w.HTML()
-        self.map = w.Image(format="png")
+        # Fixed sizes: the map must not shrink when the meteogram arrives beside it.
+        self.map = w.Image(format="png", layout=w.Layout(width="576px", min_width="576px"))
         self.map.add_class("cityops-map")
-        self.meteogram = w.Image(format="png")
+        self.meteogram = w.Image(format="png", layout=w.Layout(width="512px", display="none"))
         self.table = w.HTML()
         self.table.add_class("cityops-table")
         self.tasks = w.HTML()
@@ -294,7 +296,16 @@ class Explorer:
         ax.set_aspect(1 / np.cos(np.deg2rad((lat0 + lat1) / 2)))
         ax.tick_params(labelsize=7)
         self.colorbar = fig.colorbar(self.mesh, ax=ax, shrink=0.8)
+        self._level_ticks()
         self.ax, self.fig = ax, fig
+
+    def _level_ticks(self) -> None:
+        """Level names on the colour bar (0 none … 4 red) instead of the bin edges."""
+        from cityops.report.i18n import level_label
+
+        self.colorbar.set_ticks(range(5), labels=[level_label(i, self.lang) for i in range(5)])
+        self.colorbar.ax.tick_params(labelsize=7)
+        self.colorbar.set_label("级别" if self.lang == "zh" else "level", fontsize=8)
 
     def _register(self) -> pd.DataFrame | None:
         """The jurisdiction's exposure register (points with lon/lat), if it has one."""
@@ -352,7 +363,7 @@ class Explorer:
         if is_level:
             self.mesh.set_cmap(self._level_cmap[0])
             self.mesh.set_norm(self._level_cmap[1])
-            self.colorbar.set_label("级别" if self.lang == "zh" else "level", fontsize=8)
+            self._level_ticks()
         else:
             import matplotlib.colors as mcolors
 
@@ -420,10 +431,17 @@ class Explorer:
             self.table.value = self._banner_table()
             self.tasks.value = ""
             self.meteogram.value = b""
+            self.meteogram.layout.display = "none"  # no broken-image icon
         else:
-            self.table.value = br.hazard_table_html(self.A, code, lang=self.lang)
+            # One line per cell: a narrow column scrolls sideways instead of wrapping words.
+            self.table.value = (
+                "<div style='overflow-x:auto;white-space:nowrap;max-width:560px'>"
+                + br.hazard_table_html(self.A, code, lang=self.lang)
+                + "</div>"
+            )
             self.tasks.value = self._tasks_html(code)
             self.meteogram.value = self._meteogram_png(code)
+            self.meteogram.layout.display = "" if self.meteogram.value else "none"
         self.redraw()
 
     def _banner_table(self) -> str:
@@ -594,7 +612,7 @@ class Explorer:
         whatif = w.VBox([w.HTML("<b>" + ("假设情景：改一个阈值" if zh else "What if: change a threshold") + "</b>"),
                          self.wi_level, self.wi_condition, self.wi_threshold,
                          w.HBox([self.wi_apply, self.wi_reset]), self.wi_result])  # fmt: skip
-        left = w.VBox([controls, self.map])
+        left = w.VBox([controls, self.map], layout=w.Layout(min_width="600px"))
         right = w.VBox([self.meteogram, self.table, self.tasks, whatif,
                         w.HBox([self.brief_button]), self.brief_link])  # fmt: skip
         return w.HBox([left, right])
