@@ -317,7 +317,9 @@ def timeline_figure(review, *, lang: str = "zh", max_rows: int = 16) -> Figure:
         ax.axvline(_local([issued])[0], color="#777777", ls="--", lw=0.7)
     ax.set_yticks(range(len(keys)))
     ax.set_yticklabels(
-        [f"{units.get(c, c)} {names.get(h, h)}" for c, h in reversed(keys)], fontsize=8
+        [f"{units.get(c, c)} {names.get(h, h)}" for c, h in reversed(keys)],
+        fontsize=8,
+        parse_math=False,  # names are data: "$" is not mathtext
     )
     ax.set_xlim(_local([review.start])[0], end_local)
     ax.set_xlabel(t("times_note", lang), fontsize=8)
@@ -462,7 +464,7 @@ def data_html(review, *, lang: str = "zh") -> str:
         ),
         (t("ruleset", lang), str(review.inputs.rules)),
         (t("review_window", lang), str(review.inputs.window)),
-        ("status", review.status),
+        (t("review_status", lang), t(f"status_{review.status}", lang)),
     ]
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
