@@ -560,7 +560,8 @@ def _load(path: Path) -> Jurisdiction:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise DataFileError(
-            f"{yaml_path}: field 'timezone': unknown time zone {timezone!r}"
+            f"{yaml_path}: field 'timezone': unknown time zone {timezone!r}; expected an IANA "
+            "name such as Asia/Shanghai"
         ) from None
     sources = meta.get("sources")
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
@@ -674,7 +675,8 @@ def _geometry(raw: Any, where: str) -> Geometry | None:
         )
     if not shapely.is_valid(geom):
         raise DataFileError(
-            f"{where}: field 'geometry': invalid ({shapely.is_valid_reason(geom)}); fix the file"
+            f"{where}: field 'geometry': invalid ({shapely.is_valid_reason(geom)}); expected a "
+            "valid polygon (no self-intersection): fix the file, e.g. with shapely.make_valid"
         )
     return geom
 
@@ -725,6 +727,11 @@ def _read_units(
 
         value, label = get("code")
         code = _text(value, f"{where}: {label}")
+        if not (
+            code.isascii() and code[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in code)
+        ):
+            raise DataFileError(f"{where}: {label}: code {code!r} is not ASCII letters, digits, "
+                                "'_', '.', '-' (codes name output folders)")  # fmt: skip
         if code in seen:
             raise DataFileError(
                 f"{where}: {label}: duplicate code {code!r} (also feature {seen[code]})"

@@ -291,7 +291,12 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
         raise _fail(path, where, "field 'variable' is missing")
     for var in variables:
         if var not in registry:
-            raise _fail(path, where, f"field 'variable': unknown variable {var!r}")
+            raise _fail(
+                path,
+                where,
+                f"field 'variable': unknown variable {var!r}; expected one of "
+                f"{', '.join(registry)}",
+            )
     units_set = {registry[v]["units"] for v in variables}
     if len(units_set) != 1:
         raise _fail(path, where, "field 'variable': alternatives must share units")
@@ -439,6 +444,9 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
         raise _fail(path, "top level", "field 'hazards' is empty")
     for hazard, spec in data["hazards"].items():
         where = f"hazard {hazard}"
+        if not (isinstance(hazard, str) and hazard.isascii() and hazard[:1].isalpha()
+                and all(c.isalnum() or c == "_" for c in hazard)):  # fmt: skip
+            raise _fail(path, where, "the id is not ASCII letters, digits, '_' (ids name files)")
         if not isinstance(spec, dict) or not isinstance(spec.get("levels"), list):
             raise _fail(path, where, "needs a 'levels' list")
         if not spec["levels"] and not spec.get("requires"):
