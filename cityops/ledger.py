@@ -18,7 +18,10 @@ the one-month limit of the big loop is a calendar month, the two-week stall a ca
 
 Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction (WAL mode, ``busy_timeout``),
 so concurrent writers queue rather than lose updates, and an exception inside a write rolls
-the whole write back.
+the whole write back. A ledger still locked by another connection after the busy timeout
+(``$CITYOPS_LEDGER_TIMEOUT`` seconds, default 30), or a file that is not an SQLite ledger
+(random bytes, damaged pages), raises :class:`~cityops.errors.InputError` naming the file
+(exit status 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ __all__ = [
 
 DEFAULT_PATH = Path("var") / "ledger.sqlite"
 ENV_VAR = "CITYOPS_LEDGER"
+#: Environment variable: seconds to wait for a ledger locked by another connection.
+TIMEOUT_ENV_VAR = "CITYOPS_LEDGER_TIMEOUT"
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_GAP = pd.Timedelta(hours=6)
 
@@ -202,24 +207,63 @@ def default_ledger_path(path: str | os.PathLike | None = None) -> Path:
     return Path.cwd() / DEFAULT_PATH
 
 
+def _busy_timeout_s() -> float:
+    """Seconds to wait for a lock held by another connection (``$CITYOPS_LEDGER_TIMEOUT``)."""
+    text = os.environ.get(TIMEOUT_ENV_VAR, "").strip()
+    if not text:
+        return BUSY_TIMEOUT_MS / 1000
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise InputError(f"{TIMEOUT_ENV_VAR}={text!r}: expected a number of seconds >= 0")
+    return value
+
+
+def _ledger_error(target: Path, err: sqlite3.Error) -> InputError:
+    """One line for an SQLite failure on the ledger file: locked, or not a ledger at all."""
+    text = str(err)
+    if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return InputError(
+            f"ledger {target}: locked by another connection ({text}, waited "
+            f"{_busy_timeout_s():g} s); expected it to be free: retry when the other cityops "
+            f"run has finished, or set {TIMEOUT_ENV_VAR} to wait longer"
+        )
+    return InputError(
+        f"ledger {target}: not a usable cityops ledger ({text}); expected an SQLite database "
+        "written by cityops (restore it from a backup or start a new one)"
+    )
+
+
 def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the ledger; autocommit, rows as ``sqlite3.Row``."""
+    """Open (creating and migrating if needed) the ledger; autocommit, rows as ``sqlite3.Row``.
+
+    Raises :class:`InputError` when the file cannot be opened, is locked by another
+    connection beyond the busy timeout, or is not a cityops ledger.
+    """
     target = default_ledger_path(path)
+    timeout = _busy_timeout_s()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(target), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(str(target), timeout=timeout, isolation_level=None)
     except (OSError, sqlite3.Error) as err:
-        raise InputError(f"ledger {target}: cannot open ({err})") from None
+        raise InputError(
+            f"ledger {target}: cannot open ({err}); expected a writable SQLite file path"
+        ) from None
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn)
     except sqlite3.DatabaseError as err:
         conn.close()
-        raise InputError(f"ledger {target}: not a usable cityops ledger ({err})") from None
+        raise _ledger_error(target, err) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -259,6 +303,8 @@ def _open(db) -> Iterator[sqlite3.Connection]:
     conn = connect(db)
     try:
         yield conn
+    except sqlite3.DatabaseError as err:  # locked past the timeout, damaged pages
+        raise _ledger_error(default_ledger_path(db), err) from None
     finally:
         conn.close()
 

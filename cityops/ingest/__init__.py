@@ -30,6 +30,7 @@ from cityops.ingest.canonical import (
     normalize_time,
     to_canonical,
 )
+from cityops.ingest.classic import truncated_variable
 from cityops.timeutil import iso_utc
 
 __all__ = [
@@ -75,6 +76,10 @@ def sniff_format(path: Path) -> str:
     """``netcdf``, ``grib``, ``micaps4`` or ``micaps1`` from the first bytes of the file."""
     with path.open("rb") as fh:
         head = fh.read(64)
+    if not head:
+        raise InputError(
+            f"{path}: empty file (0 bytes); expected a NetCDF, GRIB or MICAPS diamond 4 forecast"
+        )
     if head[:3] == b"CDF" or head[:8] == b"\x89HDF\r\n\x1a\n":
         return "netcdf"
     if head[:4] == b"GRIB":
@@ -96,12 +101,23 @@ def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
     """The file as its reader sees it (no renaming or conversion)."""
     kind = sniff_format(path)
     if kind == "netcdf":
+        # netCDF-C reads the missing end of a truncated classic file as zeros: check first.
+        cut = truncated_variable(path)
+        if cut is not None:
+            name, needed, size = cut
+            raise InputError(
+                f"{path}: truncated NetCDF file: variable {name!r} needs {needed} bytes, the "
+                f"file has {size}; expected the complete file (interrupted download or copy?)"
+            )
         try:
             # An explicit engine: letting xarray guess imports every backend, ecCodes included
             # (see cityops.ingest.grib on the import-order crash).
             return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
-            raise InputError(f"{path}: cannot be read as NetCDF ({err})") from None
+            raise InputError(
+                f"{path}: cannot be read as NetCDF ({err}); expected a complete NetCDF-3 or "
+                "NetCDF-4 file (truncated or corrupt?)"
+            ) from None
     if kind == "grib":
         from cityops.ingest.grib import open_grib
 

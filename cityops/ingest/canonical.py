@@ -15,6 +15,7 @@ Small single-purpose steps, each recording what it inferred in ``history``:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -37,6 +38,7 @@ __all__ = [
     "crop",
     "deaccumulate",
     "identify_variables",
+    "inspect_values",
     "load_mapping",
     "normalize_coords",
     "normalize_time",
@@ -219,6 +221,8 @@ def normalize_coords(ds: xr.Dataset, *, source: str) -> xr.Dataset:
     lon = next((n for n in _LON_NAMES if n in ds.variables), None)
     if lat is None or lon is None:
         raise InputError(f"{source}: no latitude/longitude coordinates; expected 'lat'/'lon'")
+    _check_degrees(ds, lat, -90.0, 90.0, "latitudes in degrees north", source)
+    _check_degrees(ds, lon, -180.0, 360.0, "longitudes in degrees east", source)
     rename = {k: v for k, v in ((lat, "lat"), (lon, "lon")) if k != v}
     ds = ds.rename(rename) if rename else ds
     if ds["lat"].ndim == 2 and "lat" not in ds.coords:
@@ -241,6 +245,20 @@ def normalize_coords(ds: xr.Dataset, *, source: str) -> xr.Dataset:
         if ds.sizes[dim] == 1 and dim not in ("lat", "lon", "y", "x"):
             ds = ds.isel({dim: 0}, drop=True)
     return ds
+
+
+def _check_degrees(ds: xr.Dataset, name: str, lo: float, hi: float, what: str, source: str):
+    """Coordinates outside ``lo..hi`` (latitude and longitude swapped, projected metres)."""
+    values = np.asarray(ds[name].values, dtype=float)
+    if values.size == 0 or np.isnan(values).all():
+        raise InputError(f"{source}: coordinate {name!r} has no values; expected {what}")
+    vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
+    if vmin < lo or vmax > hi:
+        hint = " (are latitude and longitude swapped?)" if lo == -90.0 and vmax <= 360 else ""
+        raise InputError(
+            f"{source}: coordinate {name!r} has values {vmin:g}..{vmax:g}, outside "
+            f"{lo:g}..{hi:g}; expected {what}{hint}"
+        )
 
 
 def _reference_time(ds: xr.Dataset, source: str) -> pd.Timestamp | None:
@@ -289,7 +307,10 @@ def normalize_time(ds: xr.Dataset, *, source: str) -> xr.Dataset:
         times = pd.DatetimeIndex(ds["time"].values)
     if times.has_duplicates:
         dup = times[times.duplicated()][0]
-        raise InputError(f"{source}: variable 'time' has a duplicated time {iso_utc(dup)}")
+        raise InputError(
+            f"{source}: variable 'time' has a duplicated time {iso_utc(dup)}; expected each "
+            "valid time once"
+        )
     if not times.is_monotonic_increasing:
         raise InputError(f"{source}: variable 'time' is not increasing; expected sorted times")
     attr_ref = _reference_time(ds, source)
@@ -372,8 +393,36 @@ def check_covers(
         raise InputError(
             f"{source}: grid lon {lon.min():.2f}..{lon.max():.2f}, lat {lat.min():.2f}.."
             f"{lat.max():.2f} does not cover {name} (lon {lon_min:.2f}..{lon_max:.2f}, "
-            f"lat {lat_min:.2f}..{lat_max:.2f})"
+            f"lat {lat_min:.2f}..{lat_max:.2f}); expected a grid covering it"
         )
+
+
+def _steps(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sorted axis values, their steps and the typical (median) step."""
+    v = np.sort(np.asarray(values, dtype=float).ravel())
+    steps = np.diff(v)
+    return v, steps, float(np.median(steps)) if steps.size else 0.0
+
+
+def _spacing(values: np.ndarray) -> float:
+    """Largest grid step of a 1-D axis, holes left out (see :func:`_axis_gap`)."""
+    _, steps, typical = _steps(values)
+    regular = steps[steps <= 2 * typical]
+    return float(regular.max()) if regular.size else 0.0
+
+
+def _axis_gap(values: np.ndarray, lo: float, hi: float) -> tuple[float, float] | None:
+    """Two neighbouring grid points with a hole between them that overlaps ``lo..hi``.
+
+    A hole is a step of more than twice the axis' typical step: a 0-360 grid crossing the
+    dateline (say 120..260 E) is two pieces after conversion to -180..180, and the cells on
+    either side of the hole must not be stretched over it.
+    """
+    v, steps, typical = _steps(values)
+    for i in np.flatnonzero(steps > 2 * typical):
+        if v[i] + typical / 2 < hi and v[i + 1] - typical / 2 > lo:
+            return float(v[i]), float(v[i + 1])
+    return None
 
 
 def crop(
@@ -393,8 +442,16 @@ def crop(
     if ds["lat"].ndim == 1:
         lat = ds["lat"].values
         lon = ds["lon"].values
-        dlat = float(np.abs(np.diff(lat)).max()) if lat.size > 1 else 0.0
-        dlon = float(np.abs(np.diff(lon)).max()) if lon.size > 1 else 0.0
+        dlat, dlon = _spacing(lat), _spacing(lon)
+        for axis, values, lo, hi in (("lon", lon, lon0, lon1), ("lat", lat, lat0, lat1)):
+            gap = _axis_gap(values, lo, hi)
+            if gap is not None:
+                raise InputError(
+                    f"{source}: grid has no {axis} between {gap[0]:g} and {gap[1]:g}, inside "
+                    f"the jurisdiction (lon {lon0:.2f}..{lon1:.2f}, lat {lat0:.2f}..{lat1:.2f}); "
+                    "expected a grid covering it without a hole (a 0-360 grid ending short of "
+                    "it?)"
+                )
         # Covering: the grid's cells (points +- half a spacing) must reach the bounds.
         if (
             lon.min() - dlon / 2 > lon0 or lon.max() + dlon / 2 < lon1
@@ -560,6 +617,7 @@ def to_canonical(
     out_vars: dict[str, xr.DataArray] = {}
     history: list[str] = []
     dropped: list[str] = []
+    unusable_vars: dict[str, str] = {}
     for src, match in found.items():
         spec = registry[match.name]
         da = ds[src]
@@ -577,6 +635,14 @@ def to_canonical(
             raise
         if da.attrs.get("units") != spec["units"]:
             history.append(f"{src}: converted from {da.attrs.get('units')} to {spec['units']}")
+        unusable, missing = inspect_values(conv, match.name, source=source, label=src)
+        if unusable:
+            history.append(f"{src}: {unusable}; ignored")
+            dropped.append(f"{src}: {unusable}")
+            unusable_vars[match.name] = f"{src!r} in the file: {unusable}"
+            continue
+        if missing:
+            history.append(f"{src}: {missing}")
         if match.name in _AMOUNTS:
             conv, applied = deaccumulate(conv, kind=kind or "auto", issued=issued, source=source)
             history.append(f"{src}: {applied}")
@@ -587,12 +653,25 @@ def to_canonical(
         if src != match.name or match.how != "alias":
             history.append(label)
         out_vars[match.name] = _cf_attrs(conv, match.name, spec)
+        if missing:
+            out_vars[match.name].attrs[MISSING_ATTR] = missing
     for u, v in _aliases()["components"]:
         if "wind" not in out_vars and u in ds and v in ds:
             uu = convert_dataarray(ds[u], "m s-1", source=source)
             vv = convert_dataarray(ds[v], "m s-1", source=source)
-            out_vars["wind"] = _cf_attrs(np.hypot(uu, vv), "wind", registry["wind"])
-            history.append(f"wind = hypot({u}, {v})")
+            wind = np.hypot(uu, vv)
+            label = f"hypot({u}, {v})"
+            unusable, missing = inspect_values(wind, "wind", source=source, label=label)
+            if unusable:
+                history.append(f"wind = {label}: {unusable}; ignored")
+                dropped.append(f"wind = {label}: {unusable}")
+                unusable_vars["wind"] = f"{label} in the file: {unusable}"
+                continue
+            out_vars["wind"] = _cf_attrs(wind, "wind", registry["wind"])
+            history.append(f"wind = {label}")
+            if missing:
+                out_vars["wind"].attrs[MISSING_ATTR] = missing
+                history.append(f"wind: {missing}")
     if not out_vars:
         raise InputError(
             f"{source}: no usable variable (found {', '.join(map(str, ds.data_vars)) or 'none'}); "
@@ -606,9 +685,95 @@ def to_canonical(
     out.attrs = {k: v for k, v in ds.attrs.items() if k not in ("history",)}
     out.attrs["Conventions"] = "CF-1.8"
     out.attrs["history"] = ds.attrs.get("history", "")
+    if unusable_vars:
+        out.attrs[UNUSABLE_ATTR] = " | ".join(f"{k}: {v}" for k, v in unusable_vars.items())
     for line in history:
         add_history(out, f"{source}: {line}")
     return out
+
+
+#: Variable attribute: the share of values missing (NaN), for the rules' notes.
+MISSING_ATTR = "cityops_missing"
+#: Dataset attribute: canonical variables found in the file but unusable (every value NaN),
+#: ``"name: why | name: why"``, so that a rule needing one says why it is not evaluated.
+UNUSABLE_ATTR = "cityops_unusable"
+
+
+def inspect_values(
+    da: xr.DataArray, name: str, *, source: str, label: str | None = None
+) -> tuple[str | None, str | None]:
+    """Read a canonical variable's values once and judge them (interfaces.md §1: ingest never
+    guesses silently).
+
+    * Values that cannot be read (a corrupt GRIB data section, a damaged NetCDF chunk) raise
+      :class:`InputError` naming the file and the variable.
+    * Values outside the physical bounds of ``cityops/data/variables.yaml`` (``valid_min``,
+      ``valid_max``, give or take ``valid_tolerance`` for packing noise), such as negative
+      precipitation or a 500 m/s wind, raise :class:`InputError` with the bad range: they mean
+      a broken file or wrong units, and no level computed from them can be trusted.
+      Extreme but possible values (300 mm in an hour, -50 degC) pass.
+
+    Returns
+    -------
+    (unusable, missing) : (str or None, str or None)
+        ``unusable``: why the variable cannot be used at all (every value missing).
+        ``missing``: a warning when some values are missing (NaN) after the first valid time
+        with data; whole leading steps without data (GFS ``tp`` at step 0) are normal.
+    """
+    spec = canonical_variables()[name]
+    label = label or str(da.name or name)
+    units = "" if spec["units"] == "1" else f" {spec['units']}"
+    others = [d for d in da.dims if d != "time"]
+    if da.size == 0:
+        return "no values on the grid", None
+    tolerance = float(spec.get("valid_tolerance", 0.0))
+    checks = {
+        "min": da.min(),
+        "max": da.max(),
+        "nan": da.isnull().sum(others) if others else da.isnull(),
+    }
+    if "valid_min" in spec:
+        checks["valid_min"] = (da < float(spec["valid_min"]) - tolerance).sum()
+    if "valid_max" in spec:
+        checks["valid_max"] = (da > float(spec["valid_max"]) + tolerance).sum()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+            stats = xr.Dataset(checks).compute()  # one read of the data
+    except MemoryError:
+        raise
+    except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError, OSError...
+        text = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(
+            f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
+            "expected intact data: the file is truncated or corrupt"
+        ) from None
+    nan = np.atleast_1d(np.asarray(stats["nan"].values, dtype=float))
+    per_step = da.size / max(nan.size, 1)
+    if nan.sum() == da.size:
+        return "every value is missing (NaN)", None
+    vmin, vmax = float(stats["min"]), float(stats["max"])
+    for bound, word in (("valid_min", "below"), ("valid_max", "above")):
+        count = int(stats[bound]) if bound in stats else 0
+        if count:
+            limit = float(spec[bound])
+            what = f"{label!r}" if label == name else f"{label!r} ({name})"
+            raise InputError(
+                f"{source}: variable {what} has {count} value{'s' * (count != 1)} {word} "
+                f"{limit:g}{units} (range {vmin:g} to {vmax:g}{units}); expected "
+                f"{name} {'>=' if word == 'below' else '<='} {limit:g}{units}: physically "
+                f"impossible, the file or its units are wrong ({bound} in "
+                "cityops/data/variables.yaml)"
+            )
+    first = int(np.argmax(nan < per_step)) if nan.size > 1 else 0
+    missing = float(nan[first:].sum())
+    if missing == 0:
+        return None, None
+    share = 100.0 * missing / (per_step * (nan.size - first))
+    where = ""
+    if "time" in da.dims and first:
+        where = f" from {iso_utc(pd.Timestamp(da['time'].values[first]))} on"
+    return None, (f"{share:.3g} % of the values missing (NaN){where}: levels there may be too low")
 
 
 def _is_rate(da: xr.DataArray) -> bool:

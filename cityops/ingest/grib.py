@@ -53,6 +53,7 @@ them, possibly before pyproj).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,15 @@ import xarray as xr
 
 from cityops.errors import InputError
 
-__all__ = ["SURFACE_LEVELS", "GribMessage", "combine_steps", "is_grib", "open_grib", "scan_grib"]
+__all__ = [
+    "SURFACE_LEVELS",
+    "GribMessage",
+    "check_structure",
+    "combine_steps",
+    "is_grib",
+    "open_grib",
+    "scan_grib",
+]
 
 log = logging.getLogger("cityops")
 
@@ -98,10 +107,139 @@ def _cfgrib():
     return cfgrib
 
 
+_ECCODES_LOG: list = []
+
+
 def _eccodes():
     import eccodes
 
+    if not _ECCODES_LOG and not log.isEnabledFor(logging.DEBUG):
+        # ecCodes prints its own "ECCODES ERROR : ..." lines on stderr for a damaged message;
+        # the user gets one line from cityops instead (InputError), the details with --debug.
+        fh = open(os.devnull, "w")  # kept open for the life of ecCodes
+        eccodes.codes_context_set_logging(fh)
+        _ECCODES_LOG.append(fh)
     return eccodes
+
+
+def check_structure(path: str | Path) -> int:
+    """Walk the messages of a GRIB file by their lengths, without ecCodes; the count.
+
+    ecCodes trusts a message's section lengths: a corrupt one makes it read past the message
+    (and, seen with ecCodes 2.50, corrupt the heap and abort the process at exit). So every
+    GRIB2 message is checked first: its declared length fits in the file, its sections chain
+    exactly to the closing ``7777``, and a simple-packed data section (template 5.0) holds at
+    least the bytes its section 5 declares (fewer, and ecCodes decodes whatever follows the
+    message: garbage values or a crash). GRIB1 messages are checked for the ``7777`` at their
+    declared end (large GRIB1 messages with a coded length are left to ecCodes). Bytes between
+    messages are skipped as ecCodes does.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the message number and what is wrong.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    count = 0
+    with path.open("rb") as fh:
+        start = 0
+        while start < size:
+            fh.seek(start)
+            head = fh.read(16)
+            if head[:4] != b"GRIB":
+                nxt = _find_grib(fh, start + 1)
+                if nxt is None:
+                    break  # trailing padding
+                start = nxt
+                continue
+            count += 1
+            where = f"{path}: GRIB message {count} (byte {start})"
+            edition = head[7] if len(head) >= 8 else 0
+            if edition == 2 and len(head) == 16:
+                total = int.from_bytes(head[8:16], "big")
+            elif edition == 1 and len(head) >= 8:
+                total = int.from_bytes(head[4:7], "big")
+                if total & 0x800000:
+                    return count  # large GRIB1 message: coded length, left to ecCodes
+            else:
+                raise InputError(f"{where}: unknown GRIB edition {edition}; expected 1 or 2")
+            if start + total > size:
+                raise InputError(
+                    f"{where}: declares {total} bytes but only {size - start} remain; "
+                    "expected a complete message: the file is truncated"
+                )
+            if edition == 2:
+                _check_sections(fh, start, total, where)
+            fh.seek(start + total - 4)
+            if fh.read(4) != b"7777":
+                raise InputError(
+                    f"{where}: no '7777' at its end (byte {start + total}); expected a "
+                    "complete message: the file is truncated or corrupt"
+                )
+            start += total
+    return count
+
+
+def _find_grib(fh, offset: int) -> int | None:
+    """Offset of the next ``GRIB`` at or after ``offset`` (None at the end of the file)."""
+    fh.seek(offset)
+    carry = b""
+    pos = offset
+    while True:
+        block = fh.read(1 << 20)
+        if not block:
+            return None
+        data = carry + block
+        i = data.find(b"GRIB")
+        if i >= 0:
+            return pos - len(carry) + i
+        carry = data[-3:]
+        pos += len(block)
+
+
+def _check_sections(fh, start: int, total: int, where: str) -> None:
+    """GRIB2 sections 1-7 (repeatable 2-7) must chain to ``7777`` at the message's end."""
+    pos = start + 16
+    end = start + total - 4
+    previous = 0
+    packed_bytes = None  # bytes the data section needs (simple packing, section 5)
+    while pos < end:
+        fh.seek(pos)
+        head = fh.read(21)
+        if head[:4] == b"7777":
+            break
+        length, number = int.from_bytes(head[:4], "big"), head[4]
+        if not 1 <= number <= 7 or length < 5 or pos + length > end:
+            raise InputError(
+                f"{where}: section {number} at byte {pos} has length {length}, running past "
+                f"the message's end (byte {end + 4}); expected sections 1-7 ending at '7777': "
+                "the message is corrupt"
+            )
+        if number < previous and number != 2 and number != 3 and number != 4:
+            raise InputError(
+                f"{where}: section {number} follows section {previous}; expected sections "
+                "1-7 in order: the message is corrupt"
+            )
+        if number == 5 and length >= 21 and int.from_bytes(head[9:11], "big") == 0:
+            # Template 5.0, simple packing: N values of bitsPerValue bits each.
+            values, bits = int.from_bytes(head[5:9], "big"), head[19]
+            packed_bytes = (values * bits + 7) // 8
+        elif number == 7 and packed_bytes is not None:
+            if length - 5 < packed_bytes:
+                # ecCodes would decode bytes beyond the message (garbage, or a crash).
+                raise InputError(
+                    f"{where}: data section holds {length - 5} bytes; expected {packed_bytes} "
+                    "for the values its section 5 declares: the message is corrupt"
+                )
+            packed_bytes = None
+        previous = number
+        pos += length
+    if pos != end:
+        raise InputError(
+            f"{where}: its sections end at byte {pos}, not at '7777' (byte {end}); expected "
+            "sections 1-7 filling the message: the message is corrupt"
+        )
 
 
 def is_grib(path: str | Path) -> bool:
@@ -182,6 +320,7 @@ def scan_grib(path: str | Path) -> list[GribMessage]:
         with path.open("rb") as fh:
             magic = fh.read(4)
         raise InputError(f"{path}: not a GRIB file (starts with {magic!r}, expected b'GRIB')")
+    check_structure(path)
     codes = _eccodes()
     out: list[GribMessage] = []
     with path.open("rb") as fh:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_reduce, window_status
 from cityops.timeutil import parse_utc
@@ -208,6 +209,16 @@ def _consecutive(flags: xr.DataArray, n: int) -> xr.DataArray:
     return in_run
 
 
+def _unusable(ds: xr.Dataset) -> dict[str, str]:
+    """Variables ingest found but could not use, and why (``UNUSABLE_ATTR``)."""
+    out = {}
+    for item in str(ds.attrs.get(UNUSABLE_ATTR, "")).split(" | "):
+        name, sep, why = item.partition(": ")
+        if sep:
+            out[name] = why
+    return out
+
+
 def evaluate_condition(
     ds: xr.Dataset,
     condition: Condition,
@@ -236,9 +247,12 @@ def evaluate_condition(
     """
     var = next((v for v in condition.variables if v in ds.data_vars), None)
     if var is None:
-        return ConditionResult(
-            condition, None, None, None, note=f"missing variable {'/'.join(condition.variables)}"
-        )
+        note = f"missing variable {'/'.join(condition.variables)}"
+        unusable = _unusable(ds)
+        why = [unusable[v] for v in condition.variables if v in unusable]
+        if why:
+            note = f"{'/'.join(condition.variables)} unusable ({'; '.join(why)})"
+        return ConditionResult(condition, None, None, None, note=note)
     da = convert_dataarray(ds[var], condition.units, source=ds.encoding.get("source", ""))
     compare = _COMPARE[condition.op]
     evaluable = None
@@ -408,6 +422,11 @@ def evaluate_hazard(
             )
     if level is not None and rules.extra.get("note"):
         result.notes.append(str(rules.extra["note"]))
+    if level is not None:
+        # Missing values (NaN) in an input: windows over them count as nothing (ingest note).
+        for var in sorted(rules.variables):
+            if var in ds.data_vars and ds[var].attrs.get(MISSING_ATTR):
+                result.notes.append(f"{var}: {ds[var].attrs[MISSING_ATTR]}")
     if level is not None:
         result.level = level.astype("int8").rename(f"{rules.hazard}_level")
         # The same note can come from several levels: keep one of each.
