@@ -1,12 +1,15 @@
 """The ``cityops`` command line (interfaces.md §3): thin, it parses, calls and sets exit codes.
 
-Exit status: 0 success, 1 internal error, 2 bad input, 3 a batch finished only partly.
+Exit status: 0 success, 1 internal error, 2 bad input, 3 a batch finished only partly,
+130 interrupted, 141 the reader of the output went away (``cityops tasks list | head``, as
+SIGPIPE would). See ``docs/process_health.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -47,8 +50,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cityops",
         description="Gridded forecasts to per-town risk briefings (伊金霍洛旗城市运行).",
     )
@@ -329,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.debug, args.quiet)
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a message at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader closed the pipe: stop quietly; nothing more can be written to stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except PartialFailure as err:
         print(f"cityops: {err}", file=sys.stderr)
         for unit, reason in err.failed.items():

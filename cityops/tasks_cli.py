@@ -110,6 +110,11 @@ def run_tasks(args) -> int:
         print(f"{task['task_id']}: {task['state']}")
         return 0
     if cmd == "export":
-        print(ledger.export_tasks(db, args.out, now=args.now))
+        if args.out.is_dir():
+            raise InputError(f"{args.out}: is a folder; expected a CSV file name")
+        try:
+            print(ledger.export_tasks(db, args.out, now=args.now))
+        except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+            raise InputError(f"{args.out}: cannot write ({err.strerror})") from None
         return 0
     raise InputError(f"tasks: unknown sub-command {cmd!r}")

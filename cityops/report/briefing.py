@@ -448,6 +448,7 @@ def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
             name = p["name_zh"] if lang == "zh" else p["name_en"]
             crowd = "" if pd.isna(p["expected_crowd"]) else f"（{int(p['expected_crowd'])}人）"
             scope = t("whole", lang) if p["unit_code"] == "" else _unit_name(assessment, code, lang)
+            scope = html.escape(scope)
             rows.append([html.escape(str(name)) + crowd, f"{p['start']} — {p['end']}", scope,
                          html.escape("、".join(p["owners"] or []))])  # fmt: skip
     head = [t(k, lang) for k in ("period", "dates", "scope", "owner")]

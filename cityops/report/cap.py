@@ -11,12 +11,14 @@ Public API: :func:`build_alerts`, :func:`cancel_alert`, :func:`write_cap`,
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 from lxml import etree
 
+from cityops.errors import InputError
 from cityops.geo.risk import tier_for_lead
 from cityops.resources import load_yaml, package_data
 from cityops.rules.table import level_names
@@ -69,10 +71,20 @@ def make_identifier(code: str, issued, hazard: str) -> str:
     return f"{code}-{_ts(issued).strftime('%Y%m%dT%H%MZ')}-{hazard}"
 
 
+# Characters XML 1.0 cannot hold (C0 controls but tab, CR, LF; surrogates; U+FFFE/U+FFFF).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value) -> str:
+    """``value`` as XML element text: data, never markup (lxml escapes ``<``, ``&``); the
+    few characters XML cannot hold at all (control characters) are dropped."""
+    return _NOT_XML.sub("", str(value))
+
+
 def _sub(parent, tag: str, text=None):
     el = etree.SubElement(parent, _Q + tag)
     if text is not None:
-        el.text = str(text)
+        el.text = xml_text(text)
     return el
 
 
@@ -379,14 +391,57 @@ def write_cap(A, folder, *, lang: str = "zh", previous=None, **kwargs) -> list[P
 _AFTER_NOTE = ("references", "incidents", "info")
 
 
+def _check_signer(by) -> str:
+    text = by.strip() if isinstance(by, str) else ""
+    if not text or _NOT_XML.search(text) or "\n" in text or "\r" in text or len(text) > 200:
+        raise InputError(
+            f"--by {by!r}: give the duty forecaster's name (one line, at most 200 characters, "
+            "no control characters)"
+        )
+    return text
+
+
+def read_cap_file(path: str | os.PathLike) -> etree._ElementTree:
+    """Parse a CAP file that may come from anywhere: defusedxml first (no DTD, no entity,
+    no external reference), then lxml with the same limits for editing. Errors name the
+    file (:class:`~cityops.errors.InputError`)."""
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml.ElementTree as DET
+    from defusedxml import DefusedXmlException
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        DET.fromstring(data, forbid_dtd=True)
+        parser = etree.XMLParser(
+            remove_blank_text=True,
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            huge_tree=False,
+        )
+        root = etree.fromstring(data, parser)
+    except (DefusedXmlException, ParseError, etree.XMLSyntaxError) as err:
+        raise InputError(f"{path}: not a safe, well-formed CAP XML file ({err})") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+    if root.tag != _Q + "alert":
+        raise InputError(f"{path}: root element {root.tag!r} is not a CAP 1.2 <alert>")
+    return root.getroottree()
+
+
 def sign_cap_folder(folder, *, by: str) -> list[Path]:
     """Sign off a run: ``Draft`` → ``Actual`` (``Exercise`` stays), note "signed by <by>".
 
-    Returns the files changed (files already signed by ``by`` are left alone).
+    Returns the files changed (files already signed by ``by`` are left alone). The files are
+    read with :func:`read_cap_file`; ``by`` is one line of text (exit status 2 otherwise).
     """
+    by = _check_signer(by)
+    # Every file is read before any is changed: a bad file leaves the whole run unsigned.
+    files = [(path, read_cap_file(path)) for path in sorted(Path(folder).glob("cap_*.xml"))]
     changed = []
-    for path in sorted(Path(folder).glob("cap_*.xml")):
-        tree = etree.parse(str(path), etree.XMLParser(remove_blank_text=True))
+    for path, tree in files:
         root = tree.getroot()
         status = root.find(_Q + "status")
         if status is None or status.text not in ("Draft", "Exercise"):

@@ -122,6 +122,7 @@ def level_map(
             ax.annotate(
                 name,
                 (unit.seat_lon, unit.seat_lat),
+                parse_math=False,  # a name is data: "$" is not mathtext
                 xytext=(3, 3) if unit.kind == "town" else (3, -10),
                 textcoords="offset points",
                 fontsize=9.5 if is_hl else (8 if unit.kind == "town" else 6.5),
@@ -148,6 +149,7 @@ def level_map(
             end=f"{times[-1]:%m-%d %H:%M}",
         ),
         fontsize=10,
+        parse_math=False,
     )
     handles = [
         ax.scatter([], [], marker="s", s=60, color=c, label=level_label(i, lang))
@@ -220,6 +222,7 @@ def unit_level_map(
         ax.annotate(
             label,
             xy,
+            parse_math=False,
             xytext=offset,
             textcoords="offset points",
             ha="center",
@@ -322,7 +325,7 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     )
     axes = fig.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
     name = unit.name_zh if lang == "zh" else unit.name_en
-    fig.suptitle(t("meteogram_title", lang, unit=name), fontsize=11)
+    fig.suptitle(t("meteogram_title", lang, unit=name), fontsize=11, parse_math=False)
     for ax, panel in zip(axes, panels, strict=False):
         if panel == "precip":
             x = _local(precip["time"].values)
@@ -399,5 +402,6 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
 def headline_card(assessment, code: str, headline: str, *, lang: str = "zh") -> Figure:
     """The messaging-app image: headline text above the unit's level map."""
     fig = level_map(assessment, highlight=code, zoom=code, lang=lang, figsize=(6.4, 6.0))
-    fig.suptitle(headline, fontsize=12, wrap=True)
+    # The headline is data: "$" is escaped (parse_math=False is ignored when wrapping).
+    fig.suptitle(headline.replace("$", r"\$"), fontsize=12, wrap=True)
     return fig

@@ -78,8 +78,10 @@ def run_review_report(
     import papermill as pm
 
     from cityops.report.batch import _strip_execution_metadata, _to_html, check_kernel
-    from cityops.review.cases import case_library_dir, save_case
+    from cityops.review.cases import _check_case_id, case_library_dir, save_case
 
+    if case_id is not None:
+        _check_case_id(case_id)  # before any work: a bad id writes nothing (exit status 2)
     check_kernel(kernel)
     template = review_template_path()
     review = run_review(inputs)
