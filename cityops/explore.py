@@ -284,7 +284,7 @@ class Explorer:
                 )
                 if unit.seat_lon is not None:
                     ax.annotate(unit.name_zh if self.lang == "zh" else unit.name_en,
-                                (unit.seat_lon, unit.seat_lat), fontsize=7,
+                                (unit.seat_lon, unit.seat_lat), fontsize=7, parse_math=False,
                                 xytext=(2, 2), textcoords="offset points")  # fmt: skip
         register = self._register()
         if register is not None and not register.empty:
@@ -383,7 +383,7 @@ class Explorer:
         label = ("北京时间 " if self.lang == "zh" else "Beijing time ") + when
         if self.whatif is not None and self.hazard.value == self._whatif_hazard:
             label += " · 假设情景" if self.lang == "zh" else " · what-if"
-        self.ax.set_title(label, fontsize=9)
+        self.ax.set_title(label, fontsize=9, parse_math=False)
         self.time_label.value = f"<b>{html.escape(label)}</b>"
         buf = io.BytesIO()
         self.fig.savefig(buf, format="png")
