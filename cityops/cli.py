@@ -48,6 +48,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=None,
         help="YAML mapping of source variable names to canonical ones",
     )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="run the grid work on a dask.distributed cluster: tcp://HOST:PORT or local:N",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -339,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.debug, args.quiet)
     try:
-        status = COMMANDS[args.command](args)
+        from cityops.cluster import dask_scheduler
+
+        with dask_scheduler(getattr(args, "scheduler", None)):
+            status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not as a message at interpreter exit
         return status
     except BrokenPipeError:

@@ -32,3 +32,20 @@ def test_unreachable_scheduler_is_one_clear_error():
 def test_bad_local_worker_count():
     with pytest.raises(InputError, match="local:N"), dask_scheduler("local:x"):
         pass
+
+
+def test_cli_assess_on_a_local_cluster_writes_the_same_table(tmp_path):
+    import subprocess
+    import sys
+
+    fc = write_scenario("quiet-day", tmp_path / "fc.nc")
+    outs = {}
+    for name, extra in (("threads", []), ("cluster", ["--scheduler", "local:2"])):
+        done = subprocess.run(
+            [sys.executable, "-m", "cityops.cli", "-q", "assess", str(fc),
+             "--out", str(tmp_path / name), *extra],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outs[name] = (tmp_path / name / "town_hazards.csv").read_bytes()
+    assert outs["threads"] == outs["cluster"]
