@@ -7,6 +7,8 @@ units of ``cityops/data/variables.yaml`` and rule thresholds (quantity strings s
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pint
 import xarray as xr
@@ -14,7 +16,7 @@ from metpy.units import units as ureg
 
 from cityops.errors import InputError
 
-__all__ = ["convert_dataarray", "parse_quantity", "ureg"]
+__all__ = ["convert_dataarray", "linear_conversion", "parse_quantity", "ureg"]
 
 # Water amounts: 1 kg m-2 of liquid water is 1 mm deep (density 1000 kg m-3). Declared
 # explicitly rather than hidden in a context, so a "kg m-2" precipitation converts to mm.
@@ -62,7 +64,43 @@ def convert_quantity(quantity: pint.Quantity, target: str) -> float:
     return float(_to_units(quantity, target).magnitude)
 
 
-def convert_dataarray(da: xr.DataArray, target: str, *, source: str = "") -> xr.DataArray:
+def linear_conversion(da: xr.DataArray, target: str, *, source: str = "") -> tuple[float, float]:
+    """``(scale, offset)`` taking ``da``'s units to ``target``: ``value * scale + offset``;
+    ``(1.0, 0.0)`` when the units already agree. Raises :class:`InputError` as
+    :func:`convert_dataarray` does."""
+    name = da.name or "variable"
+    units = da.attrs.get("units")
+    if units is None:
+        raise InputError(f"{source}: variable {name!r} has no 'units' attribute; expected {target}")
+    try:
+        return _linear(str(units), target)
+    except (pint.errors.PintError, ValueError, TypeError, AssertionError) as err:
+        if isinstance(err, pint.errors.DimensionalityError):
+            raise InputError(
+                f"{source}: variable {name!r} has units {units!r}, not convertible to {target}"
+            ) from None
+        raise InputError(
+            f"{source}: variable {name!r} has units {units!r} that cannot be read; "
+            f"expected {target}"
+        ) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _linear(units: str, target: str) -> tuple[float, float]:
+    """Scale and offset from ``units`` to ``target`` (cached: pint parsing is slow)."""
+    src = ureg.Unit(_cf_units(units))
+    one = _to_units(ureg.Quantity(1.0, src), target)
+    zero = _to_units(ureg.Quantity(0.0, src), target)
+    scale = float(one.magnitude - zero.magnitude)
+    offset = float(zero.magnitude)
+    if np.isclose(scale, 1.0) and np.isclose(offset, 0.0):
+        return 1.0, 0.0
+    return scale, offset
+
+
+def convert_dataarray(
+    da: xr.DataArray, target: str, *, source: str = "", copy: bool = True
+) -> xr.DataArray:
     """Convert a DataArray to ``target`` units, lazily (dask stays dask).
 
     Parameters
@@ -74,35 +112,19 @@ def convert_dataarray(da: xr.DataArray, target: str, *, source: str = "") -> xr.
         Units wanted.
     source : str, optional
         File name for error messages.
+    copy : bool, default True
+        When the units already agree: a deep copy (True) or a new DataArray sharing the
+        data (False, for read-only use such as the rule engine).
 
     Returns
     -------
     xarray.DataArray
         Same data in ``target`` units; ``units`` attribute updated.
     """
-    name = da.name or "variable"
-    units = da.attrs.get("units")
-    if units is None:
-        raise InputError(f"{source}: variable {name!r} has no 'units' attribute; expected {target}")
-    try:
-        src = ureg.Unit(_cf_units(units))
-    except (pint.errors.PintError, ValueError, TypeError, AssertionError):
-        raise InputError(
-            f"{source}: variable {name!r} has units {units!r} that cannot be read; "
-            f"expected {target}"
-        ) from None
-    try:
-        one = _to_units(ureg.Quantity(1.0, src), target)
-        zero = _to_units(ureg.Quantity(0.0, src), target)
-    except pint.errors.DimensionalityError:
-        raise InputError(
-            f"{source}: variable {name!r} has units {units!r}, not convertible to {target}"
-        ) from None
-    scale = float(one.magnitude - zero.magnitude)
-    offset = float(zero.magnitude)
+    scale, offset = linear_conversion(da, target, source=source)
     attrs = dict(da.attrs)
-    if np.isclose(scale, 1.0) and np.isclose(offset, 0.0):
-        out = da.copy()
+    if scale == 1.0 and offset == 0.0:
+        out = da.copy(deep=copy)
     else:
         out = da * scale + offset
     attrs["units"] = target

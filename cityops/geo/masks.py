@@ -24,7 +24,14 @@ import xarray as xr
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, equal_area_km2
 
-__all__ = ["cell_area_km2", "cell_edges", "overlap_weights", "touching"]
+__all__ = [
+    "SparseWeights",
+    "cell_area_km2",
+    "cell_edges",
+    "overlap_weights",
+    "sparse_overlap_weights",
+    "touching",
+]
 
 _LAT_ATTRS = {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}
 _LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"}
@@ -268,13 +275,139 @@ def overlap_weights(
     >>> float(w.sel(unit="150627100").sum().round(9))
     1.0
     """
+    return sparse_overlap_weights(
+        jurisdiction, lat, lon, allow_partial=allow_partial
+    ).to_dataarray()
+
+
+class SparseWeights:
+    """Overlap weights as a sparse ``(unit, cell)`` matrix: what :func:`overlap_weights`
+    returns densely, without storing the zeros (a county's towns or a province's 1,000
+    units on a large grid). Built by :func:`sparse_overlap_weights` or
+    :meth:`from_dataarray`; :func:`cityops.geo.risk.town_hazards` aggregates with it in a
+    few sparse passes whatever the number of units.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        ``(n_units, n_cells)`` weights, cells flattened in C order over ``dims``.
+    units, names_zh : tuple of str
+        Unit codes and names, in jurisdiction order.
+    has_geometry : numpy.ndarray of bool
+    dims : (str, str)
+        Grid dimensions (``("lat", "lon")`` or a curvilinear grid's own).
+    shape : (int, int)
+    coords : dict
+        Grid coordinates, as ``overlap_weights`` attaches them.
+    """
+
+    def __init__(self, matrix, units, names_zh, has_geometry, dims, shape, coords, attrs, grid):
+        self.matrix = matrix.tocsr()
+        self.units = tuple(units)
+        self.names_zh = tuple(names_zh)
+        self.has_geometry = np.asarray(has_geometry, dtype=bool)
+        self.dims = tuple(dims)
+        self.shape = tuple(shape)
+        self.coords = coords
+        self.attrs = attrs
+        self._grid = grid
+        self._cell_km2: np.ndarray | None = None
+
+    @classmethod
+    def from_dataarray(cls, weights: xr.DataArray) -> SparseWeights:
+        """From the dense result of :func:`overlap_weights` (or a selection of its units)."""
+        from scipy import sparse
+
+        spatial = tuple(d for d in weights.dims if d != "unit")
+        w = weights.transpose("unit", *spatial)
+        shape = tuple(w.sizes[d] for d in spatial)
+        matrix = sparse.csr_matrix(np.asarray(w.values, dtype=float).reshape(w.sizes["unit"], -1))
+        coords = {}
+        for name in ("lat", "lon", *spatial):
+            if name in w.coords and name not in coords:
+                c = w.coords[name]
+                coords[name] = (c.dims, np.asarray(c.values), dict(c.attrs))
+        codes = [str(c) for c in w["unit"].values]
+        names = list(w["name_zh"].values) if "name_zh" in w.coords else codes
+        geom = (
+            np.asarray(w["has_geometry"].values, dtype=bool)
+            if "has_geometry" in w.coords
+            else np.ones(len(codes), bool)
+        )
+        return cls(matrix, codes, names, geom, spatial, shape, coords, dict(w.attrs), None)
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.shape))
+
+    def cell_km2(self) -> np.ndarray:
+        """Equal-area km² of each cell (flattened; computed for cells with a weight only,
+        0 elsewhere), as :func:`cell_area_km2` gives them."""
+        if self._cell_km2 is None:
+            grid = self._grid
+            if grid is None:
+                lat = xr.DataArray(self.coords["lat"][1], dims=self.coords["lat"][0])
+                lon = xr.DataArray(self.coords["lon"][1], dims=self.coords["lon"][0])
+                grid = _Grid(
+                    lat.values if lat.ndim == 1 else lat, lon.values if lon.ndim == 1 else lon
+                )
+            used = np.unique(self.matrix.indices)
+            lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
+            centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
+            areas = np.zeros(self.n_cells)
+            if used.size:
+                areas[used] = np.atleast_1d(equal_area_km2(grid.cells[used], centre))
+            self._cell_km2 = areas
+        return self._cell_km2
+
+    def select(self, keep: np.ndarray) -> SparseWeights:
+        """The units where ``keep`` (bool per unit) is True."""
+        keep = np.asarray(keep, dtype=bool)
+        out = SparseWeights(
+            self.matrix[np.flatnonzero(keep)],
+            [u for u, k in zip(self.units, keep, strict=True) if k],
+            [n for n, k in zip(self.names_zh, keep, strict=True) if k],
+            self.has_geometry[keep],
+            self.dims, self.shape, self.coords, self.attrs, self._grid,
+        )  # fmt: skip
+        out._cell_km2 = self._cell_km2
+        return out
+
+    def to_dataarray(self) -> xr.DataArray:
+        """The dense ``overlap_weight`` DataArray of :func:`overlap_weights`."""
+        return xr.DataArray(
+            self.matrix.toarray().reshape(len(self.units), *self.shape),
+            dims=("unit", *self.dims),
+            coords={
+                "unit": ("unit", list(self.units), {"long_name": "unit code"}),
+                "name_zh": ("unit", list(self.names_zh), {"long_name": "unit name"}),
+                "has_geometry": ("unit", list(self.has_geometry)),
+                **self.coords,
+            },
+            name="overlap_weight",
+            attrs=dict(self.attrs),
+        )
+
+
+def sparse_overlap_weights(
+    jurisdiction: Jurisdiction,
+    lat: Any,
+    lon: Any,
+    *,
+    allow_partial: bool = False,
+) -> SparseWeights:
+    """:func:`overlap_weights` as a :class:`SparseWeights` matrix (same values, same
+    checks), for many units or large grids: memory and time grow with the cells the units
+    cover, not with units x grid cells."""
+    from scipy import sparse
+
     grid = _Grid(lat, lon)
     boxes = grid.cells
     tree = shapely.STRtree(boxes)
     extent = grid.extent
     centre = jurisdiction.centre
 
-    weights = np.zeros((len(jurisdiction.units), boxes.size))
+    rows, cols, vals = [], [], []
     for k, unit in enumerate(jurisdiction.units):
         if not unit.has_geometry:
             continue
@@ -294,38 +427,47 @@ def overlap_weights(
                 f"{100 * (1 - area_out / total):.1f} % of unit {unit}; "
                 f"the grid must cover the jurisdiction's bounds {jurisdiction.bounds}"
             )
-        weights[k, cand] = areas / total
+        rows.append(np.full(cand.size, k))
+        cols.append(cand)
+        vals.append(areas / total)
 
     units = jurisdiction.units
+    n = len(units)
+    if rows:
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    else:
+        r = c = np.zeros(0, dtype=np.int64)
+        v = np.zeros(0)
+    matrix = sparse.csr_matrix((v, (r, c)), shape=(n, boxes.size))
+    matrix.eliminate_zeros()  # cells touching a unit only along an edge: weight 0
     curvilinear = (
         "; curvilinear grid: cell corners are the means of the 4 neighbouring centres"
         if grid.curvilinear
         else ""
     )
-    result = xr.DataArray(
-        weights.reshape(len(units), *grid.shape),
-        dims=("unit", *grid.dims),
-        coords={
-            "unit": ("unit", [u.code for u in units], {"long_name": "unit code"}),
-            "name_zh": ("unit", [u.name_zh for u in units], {"long_name": "unit name"}),
-            "has_geometry": ("unit", [u.has_geometry for u in units]),
-            **grid.coords,
-        },
-        name="overlap_weight",
-        attrs={
-            "long_name": "fraction of the unit's area in the grid cell",
-            "units": "1",
-            "description": (
-                "area(cell ∩ unit) / area(unit) on a Lambert azimuthal equal-area projection "
-                f"centred at lon {centre[0]}, lat {centre[1]}; cells are bounded by the "
-                "midpoints between grid coordinates (edge cells extend half a spacing"
-                f"{curvilinear}); the weights of a unit with geometry sum to 1, a unit without "
-                "geometry is all 0"
-            ),
-            "jurisdiction": jurisdiction.name,
-        },
+    attrs = {
+        "long_name": "fraction of the unit's area in the grid cell",
+        "units": "1",
+        "description": (
+            "area(cell ∩ unit) / area(unit) on a Lambert azimuthal equal-area projection "
+            f"centred at lon {centre[0]}, lat {centre[1]}; cells are bounded by the "
+            "midpoints between grid coordinates (edge cells extend half a spacing"
+            f"{curvilinear}); the weights of a unit with geometry sum to 1, a unit without "
+            "geometry is all 0"
+        ),
+        "jurisdiction": jurisdiction.name,
+    }
+    return SparseWeights(
+        matrix,
+        [u.code for u in units],
+        [u.name_zh for u in units],
+        [u.has_geometry for u in units],
+        grid.dims,
+        grid.shape,
+        grid.coords,
+        attrs,
+        grid,
     )
-    return result
 
 
 def touching(weights: xr.DataArray) -> xr.DataArray:

@@ -6,6 +6,7 @@ part of a town warns the town); ``area_fraction`` says how much of the unit is a
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from cityops.geo.jurisdiction import Jurisdiction
-from cityops.geo.masks import cell_area_km2, overlap_weights
+from cityops.geo.masks import SparseWeights, cell_area_km2, sparse_overlap_weights
 from cityops.resources import load_yaml, package_data
 from cityops.rules.engine import ConditionResult, HazardResult, LevelResult
 from cityops.rules.table import level_names
@@ -104,7 +105,9 @@ def counting_cells(
     return (share_of_cell >= min_cell_overlap) | largest
 
 
+@functools.cache
 def _tiers() -> list[dict]:
+    """The plan's tiers (levels.yaml), read once: ``tier_for_lead`` runs for every row."""
     return load_yaml(package_data("data", "levels.yaml"))["tiers"]
 
 
@@ -119,120 +122,148 @@ def tier_for_lead(lead_hours: float) -> str:
     return _tiers()[-1]["tier"]
 
 
-def _reduce_cells(field: xr.DataArray, touch: xr.DataArray, how: str) -> xr.DataArray:
-    """Max or min of ``field`` over the cells that count for each unit (NaN where none)."""
-    fill = -np.inf if how == "max" else np.inf
-    spatial = _spatial_dims(touch)
-    masked = field.astype("float32").where(touch, fill)
-    out = masked.max(spatial) if how == "max" else masked.min(spatial)
-    return out.where(np.isfinite(out))
+class _UnitCells:
+    """The cells that count for each unit (:func:`counting_cells`) as sparse rows, and
+    reductions of gridded fields over them: one gather and one segmented reduction per
+    field for all units at once, however many units there are."""
+
+    def __init__(self, weights: SparseWeights, unit_km2: np.ndarray, min_cell_overlap: float):
+        from scipy import sparse
+
+        w = weights.matrix.tocsr()
+        w.sort_indices()
+        self.weights = w
+        self.spatial = weights.dims
+        self.n_units = w.shape[0]
+        rows = np.repeat(np.arange(self.n_units), np.diff(w.indptr))
+        cell_km2 = weights.cell_km2()[w.indices]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share_of_cell = w.data * unit_km2[rows] / cell_km2
+        top = np.zeros(self.n_units)
+        filled = np.diff(w.indptr) > 0
+        if w.nnz:
+            top[filled] = np.maximum.reduceat(w.data, w.indptr[:-1][filled])
+        largest = (w.data == top[rows]) & (w.data > 0)
+        count = (share_of_cell >= min_cell_overlap) | largest
+        self.touch = sparse.csr_matrix(
+            (np.ones(int(count.sum())), w.indices[count], np.r_[0, np.cumsum(
+                np.bincount(rows[count], minlength=self.n_units))]),
+            shape=w.shape,
+        )  # fmt: skip
+        self.filled = np.diff(self.touch.indptr) > 0
+
+    def reduce(self, field: xr.DataArray, how: str) -> tuple[np.ndarray, list[str]]:
+        """Max or min of ``field`` over each unit's cells: ``(unit, *other dims)`` float32,
+        NaN where a unit has no cell or only missing values (as ``_reduce_cells``)."""
+        other = [d for d in field.dims if d not in self.spatial]
+        arr = np.asarray(field.transpose(*other, *self.spatial).values)
+        extra = arr.shape[: len(other)]
+        arr = arr.reshape(int(np.prod(extra, dtype=np.int64)), -1)
+        t = self.touch
+        out = np.full((arr.shape[0], self.n_units), np.nan, dtype=np.float32)
+        f = np.fmax if how == "max" else np.fmin
+        starts = t.indptr[:-1][self.filled]
+        if t.nnz:
+            step = max(1, (1 << 24) // t.nnz)  # bound the gathered block
+            for a in range(0, arr.shape[0], step):
+                block = arr[a : a + step][:, t.indices].astype(np.float32, copy=False)
+                out[a : a + step, self.filled] = f.reduceat(block, starts, axis=1)
+        out[~np.isfinite(out)] = np.nan
+        return out.T.reshape(self.n_units, *extra), other
+
+    def any(self, mask: xr.DataArray) -> np.ndarray:
+        """Units with a counting cell where ``mask`` holds at some time (or member)."""
+        other = [d for d in mask.dims if d not in self.spatial]
+        cells = np.asarray(mask.any(other).transpose(*self.spatial).values).ravel() if other else (
+            np.asarray(mask.transpose(*self.spatial).values).ravel())  # fmt: skip
+        return (self.touch @ cells.astype(np.float64)) > 0
 
 
-def _first_time(mask: xr.DataArray) -> pd.Timestamp | None:
-    """First time where ``mask`` (dim time) is True."""
-    values = np.asarray(mask.values, dtype=bool)
-    if not values.any():
-        return None
-    return pd.Timestamp(mask["time"].values[int(np.argmax(values))])
+def _member_time(values: np.ndarray, dims: list[str]) -> np.ndarray:
+    """``(unit, member, time)`` from a reduction's ``(unit, *dims)`` (member of size 1 when
+    the field has none)."""
+    if "member" not in dims:
+        values = values[:, np.newaxis]
+        dims = ["member", *dims]
+    order = [0, 1 + dims.index("member"), 1 + dims.index("time")]
+    return values.transpose(order)
 
 
-def _key_condition(res: HazardResult, level: int, touch: xr.DataArray) -> ConditionResult | None:
-    """The condition that explains a unit's level: the first one of that level that holds
-    in the unit; for level 0 the first evaluated condition of the lowest level."""
-    if level > 0:
-        candidates = res.conditions.get(level, [])
-        for crs in candidates:
-            if crs.evaluated and bool(crs.holds.where(touch, False).any()):
-                return crs
-        return next((c for c in candidates if c.evaluated), None)
-    for lv in sorted(res.conditions):
-        crs = next((c for c in res.conditions[lv] if c.evaluated), None)
-        if crs is not None:
-            return crs
-    return None
+def _last_true(mask: np.ndarray) -> np.ndarray:
+    """Index of the last True along the last axis (-1 when none)."""
+    n = mask.shape[-1]
+    last = n - 1 - np.argmax(mask[..., ::-1], axis=-1)
+    return np.where(mask.any(axis=-1), last, -1)
 
 
 def _unit_rows(
     res: HazardResult,
-    weights: xr.DataArray,
-    _area,
+    cells: _UnitCells,
+    codes: list[str],
     extreme_res: HazardResult | None,
     extreme_info: dict,
     opts: RiskOptions,
     now: pd.Timestamp,
 ) -> list[dict]:
-    """Rows of one evaluated hazard for every unit with geometry."""
+    """Rows of one evaluated hazard for every unit with geometry (``codes``, the rows of
+    ``cells``), computed for all units at once."""
     names = level_names()
-    rows = []
-    areas = {str(c): _area(c) for c in weights["unit"].values}
-    touch_all = counting_cells(weights, areas, min_cell_overlap=opts.min_cell_overlap)
-    # Unit x time (x member) level series: the max over the cells touching each unit.
-    town_level = _reduce_cells(res.level, touch_all, "max").compute()
-    cell_max = res.level.max("time")
-    extreme_series = None
-    if extreme_res is not None and extreme_res.evaluated:
-        extreme_series = _reduce_cells(extreme_res.level, touch_all, "max").compute()
-    has_members = "member" in res.level.dims
     p = opts.report_probability
-    for code in weights["unit"].values:
-        w = weights.sel(unit=code)
-        touch = touch_all.sel(unit=code)
-        series = town_level.sel(unit=code)  # (time[, member])
-        probability = np.nan
-        max_member_level = np.nan
-        if has_members:
-            reached = series.max("time")
-            shares = {lv: float((reached >= lv).mean("member")) for lv in range(1, 5)}
-            level = max([lv for lv in range(1, 5) if shares[lv] >= p], default=0)
-            probability = shares[level] if level else shares[1]
-            max_member_level = int(reached.max())
-            # Onset: first time by which the share of members at >= level reaches p.
-            onset_mask = ((series >= level).cumsum("time") > 0).mean("member") >= p
-            cell_hit = ((cell_max >= level).mean("member") >= p) if level else None
-        else:
-            level = int(series.max())
-            onset_mask = series >= level
-            cell_hit = (cell_max >= level) if level else None
-        onset = _first_time(onset_mask) if level else None
-        end = None
-        if level:
-            after = np.asarray(
-                (series >= level).values
-                if not has_members
-                else ((series >= level).mean("member") >= p).values
-            )
-            idx = np.flatnonzero(after)
-            end = pd.Timestamp(series["time"].values[idx[-1]]) if idx.size else None
-        rule = res.rules.level_rule(level) if level else None
+    has_members = "member" in res.level.dims
+    # Unit x member x time level series: the max over the cells that count for each unit.
+    raw, dims = cells.reduce(res.level, "max")
+    series = _member_time(raw, dims)
+    times = res.level["time"].values
+    reached = np.fmax.reduce(series, axis=2)  # (unit, member)
+    probability = np.full(len(codes), np.nan)
+    max_member_level = np.full(len(codes), np.nan)
+    if has_members:
+        shares = np.stack([(reached >= lv).mean(axis=1) for lv in range(1, 5)], axis=1)
+        level = np.zeros(len(codes), dtype=int)
+        for lv in range(1, 5):
+            level[shares[:, lv - 1] >= p] = lv
+        probability = np.where(level > 0, shares[np.arange(len(codes)), np.maximum(level, 1) - 1],
+                               shares[:, 0])  # fmt: skip
+        max_member_level = np.fmax.reduce(reached, axis=1)
+        at_level = series >= level[:, None, None]
+        onset_mask = np.logical_or.accumulate(at_level, axis=2).mean(axis=1) >= p
+        after = at_level.mean(axis=1) >= p
+    else:
+        level = np.nan_to_num(reached[:, 0], nan=0).astype(int)
+        onset_mask = series[:, 0] >= level[:, None]
+        after = onset_mask
+    onset_idx = np.where(onset_mask.any(axis=1), np.argmax(onset_mask, axis=1), -1)
+    end_idx = _last_true(after)
+    # Share of each unit's area reaching its level at any time: weights of the cells hit.
+    cell_max = res.level.max("time")
+    other = [d for d in cell_max.dims if d not in cells.spatial]
+    cm = np.asarray(cell_max.transpose(*other, *cells.spatial).values).reshape(
+        -1, cells.weights.shape[1]
+    )
+    hit = np.stack(
+        [((cm >= lv).mean(axis=0) >= p) if has_members else (cm[0] >= lv) for lv in range(1, 5)],
+        axis=1,
+    ).astype(np.float64)
+    area = cells.weights @ hit  # (unit, 4)
+    keys = _key_conditions(res, level, cells)
+    peaks = _peaks(res, level, keys, cells, opts, has_members)
+    extreme = np.zeros(len(codes), dtype=bool)
+    if extreme_res is not None and extreme_res.evaluated:
+        raw, dims = cells.reduce(extreme_res.level, "max")
+        ext = np.fmax.reduce(_member_time(raw, dims), axis=2) >= 1
+        extreme = ext.mean(axis=1) >= p if has_members else ext[:, 0]
+    rows = []
+    for u, code in enumerate(codes):
+        lv = int(level[u])
+        onset = pd.Timestamp(times[onset_idx[u]]) if lv and onset_idx[u] >= 0 else None
+        end = pd.Timestamp(times[end_idx[u]]) if lv and end_idx[u] >= 0 else None
+        rule = res.rules.level_rule(lv) if lv else None
         issue_by = onset - rule.lead if (onset is not None and rule is not None) else None
-        area_fraction = float(w.where(cell_hit, 0).sum()) if level else 0.0
-        # Peak of the quantity that set the level.
-        crs = _key_condition(res, level, touch)
-        peak_time = peak_value = None
-        units = ""
-        if crs is not None:
-            how = "max" if crs.condition.op in (">=", ">") else "min"
-            vseries = _reduce_cells(crs.value, touch, how)
-            if has_members:
-                # The value reached by at least a share p of members.
-                q = 1 - p if how == "max" else p
-                vseries = vseries.quantile(q, dim="member").drop_vars("quantile")
-            vseries = vseries.compute()
-            if bool(vseries.notnull().any()):
-                idx = int(vseries.argmax("time") if how == "max" else vseries.argmin("time"))
-                peak_time = pd.Timestamp(vseries["time"].values[idx])
-                peak_value = round(float(vseries.values[idx]), 2)
-            units = crs.condition.units
+        crs = keys[u]
+        peak_time, peak_value = peaks[u]
         lead_hours = (onset - now) / pd.Timedelta("1h") if onset is not None else np.nan
-        extreme = False
-        if extreme_series is not None:
-            ext = extreme_series.sel(unit=code)
-            if has_members:
-                extreme = bool(float((ext.max("time") >= 1).mean("member")) >= p)
-            else:
-                extreme = bool(int(ext.max()) >= 1)
         notes = list(res.notes)
-        if extreme and extreme_info.get("national_equivalent"):
+        if extreme[u] and extreme_info.get("national_equivalent"):
             notes.append(
                 f"Annex 3 criterion met (national {extreme_info['national_equivalent']} "
                 f"numbers; the plan's main text names {extreme_info.get('main_text_colour')})"
@@ -241,33 +272,99 @@ def _unit_rows(
             {
                 "town_code": str(code),
                 "hazard": res.hazard,
-                "level": level,
-                "level_name": names[level]["name"],
+                "level": lv,
+                "level_name": names[lv]["name"],
                 "onset_utc": iso_utc(onset),
                 "issue_by_utc": iso_utc(issue_by),
                 "peak_time_utc": iso_utc(peak_time),
                 "peak_value": peak_value,
-                "units": units,
+                "units": crs.condition.units if crs is not None else "",
                 "lead_hours": None if np.isnan(lead_hours) else round(float(lead_hours), 2),
                 # An onset taken from observations is under way, whatever the lead says.
                 "tier": (
                     "ongoing"
-                    if level and res.observed_until is not None and onset <= res.observed_until
-                    else (tier_for_lead(lead_hours) if level else "")
+                    if lv and res.observed_until is not None and onset <= res.observed_until
+                    else (tier_for_lead(lead_hours) if lv else "")
                 ),
-                "extreme": extreme,
-                "area_fraction": round(area_fraction, 4),
-                "probability": None if np.isnan(probability) else round(probability, 3),
+                "extreme": bool(extreme[u]),
+                "area_fraction": round(float(area[u, lv - 1]), 4) if lv else 0.0,
+                "probability": None
+                if np.isnan(probability[u])
+                else round(float(probability[u]), 3),
                 "evaluated": True,
                 "note": "; ".join(notes),
                 "end_utc": iso_utc(end),
                 "overdue": bool(issue_by is not None and issue_by < now),
-                "max_member_level": None if np.isnan(max_member_level) else max_member_level,
+                "max_member_level": (
+                    None if np.isnan(max_member_level[u]) else int(max_member_level[u])
+                ),
                 "criterion": crs.condition.describe() if crs is not None else "",
                 "source": rule.source if rule is not None else "",
             }
         )
     return rows
+
+
+def _key_conditions(
+    res: HazardResult, level: np.ndarray, cells: _UnitCells
+) -> list[ConditionResult | None]:
+    """Per unit, the condition that explains its level: the first one of that level that
+    holds in the unit; for level 0 the first evaluated condition of the lowest level."""
+    keys: list[ConditionResult | None] = [None] * len(level)
+    lowest = None
+    for lv in sorted(res.conditions):
+        lowest = next((c for c in res.conditions[lv] if c.evaluated), None)
+        if lowest is not None:
+            break
+    for u in np.flatnonzero(level == 0):
+        keys[u] = lowest
+    for lv in sorted(set(level[level > 0].tolist())):
+        units = np.flatnonzero(level == lv)
+        candidates = [c for c in res.conditions.get(lv, []) if c.evaluated]
+        open_ = np.ones(len(units), dtype=bool)
+        for crs in candidates:
+            if not open_.any():
+                break
+            holds_in = cells.any(crs.holds)[units]
+            for i in np.flatnonzero(open_ & holds_in):
+                keys[units[i]] = crs
+            open_ &= ~holds_in
+        fallback = candidates[0] if candidates else None
+        for i in np.flatnonzero(open_):
+            keys[units[i]] = fallback
+    return keys
+
+
+def _peaks(res, level, keys, cells: _UnitCells, opts: RiskOptions, has_members: bool):
+    """Per unit ``(peak_time, peak_value)`` of its key condition's aggregated value."""
+    p = opts.report_probability
+    out: list[tuple] = [(None, None)] * len(level)
+    groups: dict[int, list[int]] = {}
+    for u, crs in enumerate(keys):
+        if crs is not None:
+            groups.setdefault(id(crs), []).append(u)
+    for members in groups.values():
+        crs = keys[members[0]]
+        how = "max" if crs.condition.op in (">=", ">") else "min"
+        raw, dims = cells.reduce(crs.value, how)
+        units = np.asarray(members)
+        vtimes = crs.value["time"].values
+        if has_members and "member" in dims:
+            # The value reached by at least a share p of members.
+            q = 1 - p if how == "max" else p
+            da = xr.DataArray(raw[units], dims=["unit", *dims]).quantile(q, dim="member")
+            vs = np.asarray(da.drop_vars("quantile").transpose("unit", "time").values)
+        else:
+            vs = _member_time(raw[units], dims)[:, 0]
+        for i, u in enumerate(units):
+            v = vs[i]
+            ok = ~np.isnan(v)
+            if not ok.any():
+                continue
+            w = np.where(ok, v, -np.inf if how == "max" else np.inf)
+            idx = int(np.argmax(w) if how == "max" else np.argmin(w))
+            out[u] = (pd.Timestamp(vtimes[idx]), round(float(v[idx]), 2))
+    return out
 
 
 def town_hazards(
@@ -289,8 +386,9 @@ def town_hazards(
         Units to aggregate to.
     extreme : LevelResult, optional
         Levels from the Ejin Horo Annex 3 table; sets the ``extreme`` column.
-    weights : xarray.DataArray, optional
-        Precomputed :func:`cityops.geo.overlap_weights` for the grid.
+    weights : xarray.DataArray or SparseWeights, optional
+        Precomputed :func:`cityops.geo.overlap_weights` for the grid, or its sparse form
+        :func:`cityops.geo.masks.sparse_overlap_weights` (many units, large grids).
     now : time, optional
         Reference time (default: the forecast's ``issued``).
     report_probability : float, optional
@@ -311,25 +409,26 @@ def town_hazards(
     first = next((r.level for r in result if r.evaluated), None)
     if weights is None and first is not None:
         if first["lat"].ndim == 2:  # curvilinear: keep the grid's dim names
-            weights = overlap_weights(jurisdiction, first["lat"], first["lon"])
+            weights = sparse_overlap_weights(jurisdiction, first["lat"], first["lon"])
         else:
-            weights = overlap_weights(jurisdiction, first["lat"].values, first["lon"].values)
+            weights = sparse_overlap_weights(jurisdiction, first["lat"].values, first["lon"].values)
+    if isinstance(weights, xr.DataArray):
+        weights = SparseWeights.from_dataarray(weights)
     units = {u.code: u for u in jurisdiction.units}
+    unit_km2 = dict(zip(jurisdiction.codes, jurisdiction._unit_areas, strict=True))
+    cells = codes = None
+    if weights is not None and first is not None:
+        keep = np.array([units[str(c)].has_geometry for c in weights.units], dtype=bool)
+        with_geom = weights.select(keep)
+        codes = list(with_geom.units)
+        areas = np.array([unit_km2[c] for c in codes], dtype=float)
+        cells = _UnitCells(with_geom, areas, opts.min_cell_overlap)
     rows: list[dict] = []
     for res in result:
         ext_res = extreme.hazards.get(res.hazard) if extreme is not None else None
         ext_info = dict(ext_res.rules.extra) if ext_res is not None else {}
-        if res.evaluated and weights is not None:
-            with_geom = [c for c in weights["unit"].values if units[str(c)].has_geometry]
-            hazard_rows = _unit_rows(
-                res,
-                weights.sel(unit=with_geom),
-                jurisdiction.area_km2,
-                ext_res,
-                ext_info,
-                opts,
-                now_ts,
-            )
+        if res.evaluated and cells is not None:
+            hazard_rows = _unit_rows(res, cells, codes, ext_res, ext_info, opts, now_ts)
         else:
             hazard_rows = []
         done = {r["town_code"] for r in hazard_rows}
@@ -370,15 +469,18 @@ def town_hazards(
     ).reset_index(drop=True)
     # Grid coarser than a unit: say so.
     if weights is not None:
-        if weights["lat"].ndim == 1:
-            lat_values = weights["lat"].values
-            dlat = float(abs(np.diff(lat_values).mean())) if lat_values.size > 1 else 0
+        lat_dims, lat_values, _ = weights.coords["lat"]
+        if np.ndim(lat_values) == 1:
+            dlat = float(abs(np.diff(lat_values).mean())) if np.size(lat_values) > 1 else 0
             cell_km = dlat * 111.2
         else:
-            cell_km = float(np.sqrt(cell_area_km2(weights["lat"], weights["lon"]).mean()))
-        for code in weights["unit"].values:
+            lon_dims, lon_values, _ = weights.coords["lon"]
+            lat2 = xr.DataArray(lat_values, dims=lat_dims)
+            lon2 = xr.DataArray(lon_values, dims=lon_dims)
+            cell_km = float(np.sqrt(cell_area_km2(lat2, lon2).mean()))
+        for code in weights.units:
             unit = units[str(code)]
-            if unit.has_geometry and cell_km**2 > jurisdiction.area_km2(unit):
+            if unit.has_geometry and cell_km**2 > unit_km2[unit.code]:
                 mask = frame["town_code"] == unit.code
                 frame.loc[mask, "note"] = (
                     frame.loc[mask, "note"]

@@ -7,8 +7,10 @@ dask alike; nothing is computed until the caller asks.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,10 +18,12 @@ import pandas as pd
 import xarray as xr
 
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
+from cityops.rules import fused
+from cityops.rules.fused import HazardProgram, Leaf, run_program
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
-from cityops.rules.windows import UNALIGNED, window_reduce, window_status
+from cityops.rules.windows import UNALIGNED, window_index, window_reduce_many, window_status
 from cityops.timeutil import parse_utc
-from cityops.units import convert_dataarray
+from cityops.units import convert_dataarray, linear_conversion
 
 __all__ = [
     "ConditionResult",
@@ -38,19 +42,64 @@ OBSERVED_WINDOW = pd.Timedelta("24h")
 _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
-@dataclass
 class ConditionResult:
-    """One evaluated condition: the aggregated value and where the comparison holds."""
+    """One evaluated condition: the aggregated value and where the comparison holds.
 
-    condition: Condition
-    variable: str | None
-    value: xr.DataArray | None
-    holds: xr.DataArray | None
-    note: str = ""
+    ``value`` and ``holds`` are computed when first read (numpy input) or built as a lazy
+    dask graph then (dask input): :func:`evaluate` computes the level fields in one fused
+    pass (:mod:`cityops.rules.fused`) and leaves the per-condition fields to whoever needs
+    them (:meth:`LevelResult.load` computes them all together).
+    """
+
+    def __init__(
+        self,
+        condition: Condition,
+        variable: str | None,
+        value: xr.DataArray | None = None,
+        holds: xr.DataArray | None = None,
+        note: str = "",
+        *,
+        lazy: Callable[[], tuple[xr.DataArray, xr.DataArray]] | None = None,
+    ) -> None:
+        self.condition = condition
+        self.variable = variable
+        self.note = note
+        self._value = value
+        self._holds = holds
+        self._lazy = lazy
+
+    def _materialize(self) -> None:
+        if self._lazy is not None:
+            lazy, self._lazy = self._lazy, None
+            self._value, self._holds = lazy()
+
+    @property
+    def value(self) -> xr.DataArray | None:
+        self._materialize()
+        return self._value
+
+    @value.setter
+    def value(self, data: xr.DataArray | None) -> None:
+        self._materialize()
+        self._value = data
+
+    @property
+    def holds(self) -> xr.DataArray | None:
+        self._materialize()
+        return self._holds
+
+    @holds.setter
+    def holds(self, data: xr.DataArray | None) -> None:
+        self._materialize()
+        self._holds = data
 
     @property
     def evaluated(self) -> bool:
-        return self.holds is not None
+        return self._lazy is not None or self._holds is not None
+
+    def __repr__(self) -> str:
+        state = "evaluated" if self.evaluated else f"not evaluated: {self.note}"
+        return f"ConditionResult({self.condition.describe()}, {self.variable}, {state})"
 
 
 @dataclass
@@ -219,6 +268,169 @@ def _unusable(ds: xr.Dataset) -> dict[str, str]:
     return out
 
 
+@dataclass(eq=False)
+class _Spec:
+    """What a condition needs on this dataset, known before any data is read: the variable,
+    whether it can be evaluated (and the note), the window and day bookkeeping."""
+
+    condition: Condition
+    var: str | None
+    note: str = ""
+    ok: bool = False
+    units: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    status: np.ndarray | None = None  # window status per valid time
+    lo: np.ndarray | None = None  # first step of each window
+    day: xr.DataArray | None = None  # local day of each valid time
+    day_index: np.ndarray | None = None
+    day_starts: np.ndarray | None = None
+    complete: np.ndarray | None = None  # complete local days (daily_drop)
+
+
+def _condition_spec(
+    ds: xr.Dataset,
+    condition: Condition,
+    *,
+    timezone: str,
+    first_step: pd.Timedelta | None,
+) -> _Spec:
+    var = next((v for v in condition.variables if v in ds.data_vars), None)
+    if var is None:
+        note = f"missing variable {'/'.join(condition.variables)}"
+        unusable = _unusable(ds)
+        why = [unusable[v] for v in condition.variables if v in unusable]
+        if why:
+            note = f"{'/'.join(condition.variables)} unusable ({'; '.join(why)})"
+        return _Spec(condition, None, note=note)
+    da = ds[var]
+    scale, offset = linear_conversion(da, condition.units, source=ds.encoding.get("source", ""))
+    spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset)
+    if condition.reduce == "point":
+        return spec
+    if condition.reduce in ("sum", "max", "min"):
+        status = window_status(da["time"], condition.window, first_step=first_step)
+        evaluable = status != UNALIGNED
+        if not evaluable.any():
+            hours = condition.window / pd.Timedelta("1h")
+            spec.ok = False
+            spec.note = f"{var}: steps too coarse for a {hours:g} h window"
+            return spec
+        if not evaluable.all():
+            spec.note = f"{var}: {int((~evaluable).sum())} valid times too coarse for the window"
+        spec.status = status
+        spec.lo = window_index(da["time"], condition.window, first_step=first_step)
+        return spec
+    spec.day = _local_day(da["time"], timezone)
+    days, day_index = np.unique(spec.day.values, return_inverse=True)
+    spec.day_index = day_index.astype(np.int64)
+    spec.day_starts = np.searchsorted(spec.day_index, np.arange(len(days)), side="left")
+    if condition.reduce == "daily_drop":
+        times = pd.DatetimeIndex(da["time"].values)
+        start0 = times[0] - (first_step if first_step is not None else (
+            times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")))  # fmt: skip
+        spec.complete = _complete_days(pd.DatetimeIndex(days), times, start0, timezone)
+        if spec.complete.sum() < 2:
+            spec.ok = False
+            spec.note = (
+                f"{var}: cold-wave drop needs 2 complete local days "
+                "(the day before the fall from the forecast or observations)"
+            )
+        return spec
+    if condition.consecutive_days > 1:
+        gap = np.diff(days).astype("timedelta64[D]") != np.timedelta64(1, "D")
+        if gap.any():
+            spec.ok = False
+            spec.note = f"{var}: local days are not consecutive: cannot count consecutive days"
+    return spec
+
+
+class _Fields:
+    """Reduced fields of one :func:`evaluate` call, each computed once: unit-converted
+    variables, window reductions by (variable, reduce) with every window length the table
+    asks for in one pass, daily extremes."""
+
+    def __init__(self, ds: xr.Dataset, *, timezone: str, first_step: pd.Timedelta | None):
+        self.ds = ds
+        self.timezone = timezone
+        self.first_step = first_step
+        self.windows: dict[tuple, set] = {}
+        self._cache: dict[tuple, xr.DataArray] = {}
+
+    def want(self, spec: _Spec) -> None:
+        """Register a window, so the first window of a variable computes them all."""
+        c = spec.condition
+        if spec.ok and c.reduce in ("sum", "max", "min"):
+            self.windows.setdefault((spec.var, spec.units, c.reduce), set()).add(c.window)
+
+    def variable(self, var: str, units: str) -> xr.DataArray:
+        key = ("var", var, units)
+        if key not in self._cache:
+            source = self.ds.encoding.get("source", "")
+            self._cache[key] = convert_dataarray(self.ds[var], units, source=source, copy=False)
+        return self._cache[key]
+
+    def window(self, var: str, units: str, how: str, window: pd.Timedelta) -> xr.DataArray:
+        key = ("win", var, units, how, window)
+        if key not in self._cache:
+            wanted = sorted(self.windows.get((var, units, how), set()) | {window})
+            da = self.variable(var, units)
+            reduced = window_reduce_many(da, wanted, how, first_step=self.first_step)
+            for w, r in zip(wanted, reduced, strict=True):
+                self._cache[("win", var, units, how, w)] = r
+        return self._cache[key]
+
+    def daily(self, var: str, units: str, how: str, day: xr.DataArray) -> xr.DataArray:
+        key = ("daily", var, units, how)
+        if key not in self._cache:
+            grouped = self.variable(var, units).assign_coords(day=day).groupby("day")
+            self._cache[key] = grouped.max() if how == "max" else grouped.min()
+        return self._cache[key]
+
+
+def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.DataArray]:
+    """``(value, holds)`` of an evaluable condition, lazily with dask."""
+    condition, var = spec.condition, spec.var
+    compare = _COMPARE[condition.op]
+    da = fields.variable(var, spec.units)
+    if condition.reduce == "point":
+        return da, compare(da, condition.threshold)
+    if condition.reduce in ("sum", "max", "min"):
+        value = fields.window(var, spec.units, condition.reduce, condition.window)
+        evaluable = xr.DataArray(spec.status != UNALIGNED, dims="time", coords={"time": da["time"]})
+        return value, compare(value, condition.threshold) & evaluable
+    day = spec.day
+    if condition.reduce == "daily_drop":
+        daily = fields.daily(var, spec.units, "min", day)
+        daily = daily.where(xr.DataArray(spec.complete, dims="day", coords={"day": daily["day"]}))
+        # A fall "within 48 h" is the largest fall from any of the previous n days (a warm day
+        # ahead of the front counts), not only from the day n days before.
+        drop = daily.shift(day=1) - daily
+        for k in range(2, condition.consecutive_days + 1):
+            drop = np.fmax(drop, daily.shift(day=k) - daily)
+        drop = drop.assign_attrs(units="delta_degC")
+        value = drop.sel(day=day).drop_vars("day")
+        holds = compare(value, condition.threshold).fillna(False).astype(bool)
+        return value, holds
+    # daily_max / daily_min by local calendar day
+    daily = fields.daily(var, spec.units, "max" if condition.reduce == "daily_max" else "min", day)
+    qualifying = _consecutive(compare(daily, condition.threshold), condition.consecutive_days)
+    value = daily.sel(day=day).drop_vars("day")
+    in_run = qualifying.sel(day=day).drop_vars("day")
+    # With onset: step, the run starts at the first step whose own value meets the
+    # threshold; otherwise the whole qualifying day holds.
+    holds = in_run & compare(da, condition.threshold) if condition.at_step else in_run
+    return value, holds
+
+
+def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
+    if not spec.ok:
+        return ConditionResult(spec.condition, spec.var, None, None, note=spec.note)
+    return ConditionResult(
+        spec.condition, spec.var, note=spec.note, lazy=lambda: _condition_fields(spec, fields)
+    )
+
+
 def evaluate_condition(
     ds: xr.Dataset,
     condition: Condition,
@@ -245,57 +457,11 @@ def evaluate_condition(
         ``holds`` is None (with a note) when no variable is present or no window can be
         evaluated at this step length.
     """
-    var = next((v for v in condition.variables if v in ds.data_vars), None)
-    if var is None:
-        note = f"missing variable {'/'.join(condition.variables)}"
-        unusable = _unusable(ds)
-        why = [unusable[v] for v in condition.variables if v in unusable]
-        if why:
-            note = f"{'/'.join(condition.variables)} unusable ({'; '.join(why)})"
-        return ConditionResult(condition, None, None, None, note=note)
-    da = convert_dataarray(ds[var], condition.units, source=ds.encoding.get("source", ""))
-    compare = _COMPARE[condition.op]
-    evaluable = None
-    note = ""
-    if condition.reduce == "point":
-        value = da
-    elif condition.reduce in ("sum", "max", "min"):
-        status = window_status(da["time"], condition.window, first_step=first_step)
-        value = window_reduce(da, condition.window, condition.reduce, first_step=first_step)
-        evaluable = xr.DataArray(status != UNALIGNED, dims="time", coords={"time": da["time"]})
-        if not bool(evaluable.any()):
-            hours = condition.window / pd.Timedelta("1h")
-            return ConditionResult(
-                condition,
-                var,
-                None,
-                None,
-                note=f"{var}: steps too coarse for a {hours:g} h window",
-            )
-        if not bool(evaluable.all()):
-            note = f"{var}: {int((~evaluable).sum())} valid times too coarse for the window"
-    elif condition.reduce == "daily_drop":
-        return _daily_drop(da, condition, var, timezone=timezone, first_step=first_step)
-    else:  # daily_max / daily_min by local calendar day
-        day = _local_day(da["time"], timezone)
-        grouped = da.assign_coords(day=day).groupby("day")
-        daily = grouped.max() if condition.reduce == "daily_max" else grouped.min()
-        try:
-            qualifying = _consecutive(
-                compare(daily, condition.threshold), condition.consecutive_days
-            )
-        except ValueError as err:
-            return ConditionResult(condition, var, None, None, note=f"{var}: {err}")
-        value = daily.sel(day=day).drop_vars("day")
-        in_run = qualifying.sel(day=day).drop_vars("day")
-        # With onset: step, the run starts at the first step whose own value meets the
-        # threshold; otherwise the whole qualifying day holds.
-        holds = in_run & compare(da, condition.threshold) if condition.at_step else in_run
-        return ConditionResult(condition, var, value, holds, note)
-    holds = compare(value, condition.threshold)
-    if evaluable is not None:
-        holds = holds & evaluable
-    return ConditionResult(condition, var, value, holds, note)
+    spec = _condition_spec(ds, condition, timezone=timezone, first_step=first_step)
+    if not spec.ok:
+        return ConditionResult(condition, spec.var, None, None, note=spec.note)
+    value, holds = _condition_fields(spec, _Fields(ds, timezone=timezone, first_step=first_step))
+    return ConditionResult(condition, spec.var, value, holds, spec.note)
 
 
 def _complete_days(
@@ -306,41 +472,6 @@ def _complete_days(
     begin = days.tz_localize(timezone).tz_convert("UTC").tz_localize(None)
     end = (days + pd.Timedelta("1D")).tz_localize(timezone).tz_convert("UTC").tz_localize(None)
     return np.asarray((begin >= start0) & (end <= times[-1]))
-
-
-def _daily_drop(
-    da: xr.DataArray,
-    condition: Condition,
-    var: str,
-    *,
-    timezone: str,
-    first_step: pd.Timedelta | None,
-) -> ConditionResult:
-    """Fall of the daily minimum over ``consecutive_days`` days (cold wave), on complete
-    local days only; the value at each step is that of its day."""
-    times = pd.DatetimeIndex(da["time"].values)
-    start0 = times[0] - (first_step if first_step is not None else (
-        times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")))  # fmt: skip
-    day = _local_day(da["time"], timezone)
-    daily = da.assign_coords(day=day).groupby("day").min()
-    complete = _complete_days(pd.DatetimeIndex(daily["day"].values), times, start0, timezone)
-    n = condition.consecutive_days
-    if complete.sum() < 2:
-        return ConditionResult(
-            condition, var, None, None,
-            note=f"{var}: cold-wave drop needs 2 complete local days "
-            "(the day before the fall from the forecast or observations)",
-        )  # fmt: skip
-    daily = daily.where(xr.DataArray(complete, dims="day", coords={"day": daily["day"]}))
-    # A fall "within 48 h" is the largest fall from any of the previous n days (a warm day
-    # ahead of the front counts), not only from the day n days before.
-    drop = daily.shift(day=1) - daily
-    for k in range(2, n + 1):
-        drop = np.fmax(drop, daily.shift(day=k) - daily)
-    drop = drop.assign_attrs(units="delta_degC")
-    value = drop.sel(day=day).drop_vars("day")
-    holds = _COMPARE[condition.op](value, condition.threshold).fillna(False).astype(bool)
-    return ConditionResult(condition, var, value, holds, "")
 
 
 def _eval_group(group: Group, results: dict[Condition, ConditionResult]) -> xr.DataArray | None:
@@ -373,9 +504,214 @@ def _combine(rule: LevelRule, results: list[ConditionResult]) -> xr.DataArray | 
     return holds
 
 
+def _plan_group(group: Group, leaves: dict[Condition, Leaf | None]):
+    """:func:`_eval_group` on the kernel's terms: an expression, or None (same rules)."""
+    parts = []
+    for item in group.items:
+        if isinstance(item, Group):
+            node, required = _plan_group(item, leaves), True
+        else:
+            node, required = leaves[item], item.required
+        if node is None:
+            if group.mode == "all" and required:
+                return None
+            continue
+        parts.append(node)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else (group.mode, parts)
+
+
 def _uses_proxy(rule: LevelRule, results: list[ConditionResult]) -> bool:
     by_condition = {r.condition: r for r in results}
     return rule.proxy is not None and _eval_group(rule.criteria, by_condition) is None
+
+
+class _Plan:
+    """One :func:`evaluate` call: condition specs, the fields cache and the fused programs."""
+
+    def __init__(self, ds: xr.Dataset, *, timezone: str, first_step: pd.Timedelta | None):
+        self.ds = ds
+        self.timezone = timezone
+        self.first_step = first_step
+        self.fields = _Fields(ds, timezone=timezone, first_step=first_step)
+        self.specs: dict[Condition, _Spec] = {}
+        self.inputs: dict[tuple[str, str], int] = {}
+        self.leaves: dict[tuple, Leaf] = {}
+        self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
+
+    def spec(self, condition: Condition) -> _Spec:
+        if condition not in self.specs:
+            spec = _condition_spec(
+                self.ds, condition, timezone=self.timezone, first_step=self.first_step
+            )
+            self.fields.want(spec)
+            self.specs[condition] = spec
+        return self.specs[condition]
+
+    def leaf(self, spec: _Spec) -> Leaf | None:
+        if not spec.ok:
+            return None
+        c = spec.condition
+        key = (spec.var, spec.units, c.reduce, c.window, c.op, c.threshold,
+               c.consecutive_days, c.at_step)  # fmt: skip
+        if key not in self.leaves:
+            index = self.inputs.setdefault((spec.var, spec.units), len(self.inputs))
+            evaluable = None
+            if spec.status is not None and (spec.status == UNALIGNED).any():
+                evaluable = spec.status != UNALIGNED
+            self.leaves[key] = Leaf(
+                key=key, input=index, reduce=c.reduce, op=c.op, threshold=c.threshold,
+                lo=spec.lo, window_key=c.window, evaluable=evaluable,
+                day_index=spec.day_index, day_starts=spec.day_starts, complete=spec.complete,
+                days=c.consecutive_days, at_step=c.at_step,
+            )  # fmt: skip
+        return self.leaves[key]
+
+    def hazard(self, rules: HazardRules) -> HazardResult:
+        """The hazard's conditions (lazy) and notes; its level program is queued for
+        :meth:`run`."""
+        ds = self.ds
+        result = HazardResult(rules=rules, level=None)
+        missing_inputs = [r for r in rules.requires if r not in ds.attrs and r not in ds.data_vars]
+        if missing_inputs:
+            note = rules.extra.get("requires_note") or f"needs {', '.join(missing_inputs)}"
+            result.notes = [f"not evaluated: {note}"]
+            return result
+        program = HazardProgram(rules.hazard)
+        for rule in rules.levels:
+            specs = [self.spec(c) for c in rule.conditions]
+            cond_results = [_condition_result(s, self.fields) for s in specs]
+            result.conditions[rule.level] = cond_results
+            leaves = {s.condition: self.leaf(s) for s in specs}
+            expr = _plan_group(rule.criteria, leaves)
+            by_proxy = expr is None and rule.proxy is not None
+            if by_proxy:
+                expr = _plan_group(rule.proxy, leaves)
+            missing = [r.note for r in cond_results if r.note]
+            if expr is None:
+                result.notes.append(
+                    f"level {rule.level} not evaluated ({'; '.join(missing) or 'no input'})"
+                )
+                continue
+            if by_proxy:
+                result.notes.append(f"level {rule.level} by proxy: {rule.proxy_note}")
+            elif missing:
+                result.notes.append(f"level {rule.level}: {'; '.join(missing)}")
+            program.levels.append((rule.level, expr))
+        evaluated = bool(program.levels)
+        if evaluated and rules.season_months:
+            local = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
+            months = local.tz_convert(self.timezone).month
+            in_season = np.isin(months, rules.season_months)
+            program.season = None if in_season.all() else in_season
+            if not in_season.any():
+                result.notes.append(
+                    f"outside its season (months {', '.join(map(str, rules.season_months))})"
+                )
+        if evaluated and rules.extra.get("note"):
+            result.notes.append(str(rules.extra["note"]))
+        if evaluated:
+            # Missing values (NaN) in an input: windows over them count as nothing (ingest note).
+            for var in sorted(rules.variables):
+                if var in ds.data_vars and ds[var].attrs.get(MISSING_ATTR):
+                    result.notes.append(f"{var}: {ds[var].attrs[MISSING_ATTR]}")
+        if evaluated:
+            # The same note can come from several levels: keep one of each.
+            result.notes = list(dict.fromkeys(result.notes))
+            inputs = {leaf.input for _, node in program.levels for leaf in _leaves(node)}
+            names = [var for (var, _), i in self.inputs.items() if i in inputs]
+            dims: list[str] = []
+            for var in names:
+                dims += [d for d in ds[var].dims if d not in dims]
+            self.programs.append((result, program, tuple(dims)))
+        else:
+            missing = dict.fromkeys(
+                r.note for rs in result.conditions.values() for r in rs if r.note
+            )
+            result.notes = [f"not evaluated: {'; '.join(missing) or 'no input'}"]
+        return result
+
+    def run(self) -> None:
+        """Level fields of the queued hazards: one fused kernel per set of dimensions
+        (eager on numpy, one dask task per chunk otherwise)."""
+        groups: dict[tuple[str, ...], list] = {}
+        for item in self.programs:
+            groups.setdefault(item[2], []).append(item)
+        for dims, items in groups.items():
+            used = sorted({leaf.input for _, prog, _ in items for _, node in prog.levels
+                           for leaf in _leaves(node)})  # fmt: skip
+            keys = {i: k for k, i in self.inputs.items()}
+            remap = {old: new for new, old in enumerate(used)}
+            programs = [_remap(prog, remap) for _, prog, _ in items]
+            arrays, conversions = [], []
+            for i in used:
+                var, units = keys[i]
+                da = self.ds[var]
+                if da.chunks is not None and len(da.chunksizes.get("time", ())) > 1:
+                    da = da.chunk({"time": -1})
+                arrays.append(da)
+                spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
+                conversions.append((spec.scale, spec.offset))
+
+            lazy = any(a.chunks is not None for a in arrays)
+            threads = 1 if lazy else fused.THREADS
+
+            def kernel(*values, _programs=programs, _conversions=conversions, _threads=threads):
+                data = [np.moveaxis(v, -1, 0) for v in values]
+                outs = run_program(data, _conversions, _programs, threads=_threads)
+                outs = tuple(np.moveaxis(o, 0, -1) for o in outs)
+                return outs if len(outs) > 1 else outs[0]
+
+            levels = xr.apply_ufunc(
+                kernel,
+                *arrays,
+                input_core_dims=[["time"]] * len(arrays),
+                output_core_dims=[["time"]] * len(programs),
+                dask="parallelized",
+                output_dtypes=[np.int8] * len(programs),
+            )
+            if len(programs) == 1:
+                levels = (levels,)
+            for (result, _, _), level in zip(items, levels, strict=True):
+                result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
+        self.programs = []
+
+
+def _leaves(node):
+    if isinstance(node, Leaf):
+        yield node
+        return
+    for item in node[1]:
+        yield from _leaves(item)
+
+
+def _remap(program: HazardProgram, remap: dict[int, int]) -> HazardProgram:
+    """The program with input indices renumbered for one kernel call."""
+    memo: dict[int, Leaf] = {}
+
+    def node(n):
+        if isinstance(n, Leaf):
+            if id(n) not in memo:
+                memo[id(n)] = dataclasses.replace(n, input=remap[n.input])
+            return memo[id(n)]
+        return (n[0], [node(i) for i in n[1]])
+
+    return HazardProgram(program.hazard, [(k, node(n)) for k, n in program.levels], program.season)
+
+
+def _first_step(ds: xr.Dataset, issued_ts: pd.Timestamp | None) -> pd.Timedelta | None:
+    first_step = None
+    times = pd.DatetimeIndex(ds["time"].values)
+    if "step_start" in ds.coords and len(times):
+        # Ingest records where each step starts (a single 9-12 h interval file, say).
+        first_step = times[0] - pd.Timestamp(ds["step_start"].values[0])
+    elif issued_ts is not None and len(times) and times[0] > issued_ts:
+        # The first step runs from the issue time (the usual case for accumulations).
+        first_step = times[0] - issued_ts
+    if first_step is not None and first_step <= pd.Timedelta(0):
+        first_step = None
+    return first_step
 
 
 def evaluate_hazard(
@@ -386,54 +722,9 @@ def evaluate_hazard(
     first_step: pd.Timedelta | None = None,
 ) -> HazardResult:
     """Level field of one hazard: the highest level whose criterion holds."""
-    result = HazardResult(rules=rules, level=None)
-    missing_inputs = [r for r in rules.requires if r not in ds.attrs and r not in ds.data_vars]
-    if missing_inputs:
-        note = rules.extra.get("requires_note") or f"needs {', '.join(missing_inputs)}"
-        result.notes = [f"not evaluated: {note}"]
-        return result
-    level = None
-    for rule in rules.levels:
-        cond_results = [
-            evaluate_condition(ds, c, timezone=timezone, first_step=first_step)
-            for c in rule.conditions
-        ]
-        result.conditions[rule.level] = cond_results
-        holds = _combine(rule, cond_results)
-        missing = [r.note for r in cond_results if r.note]
-        if holds is None:
-            result.notes.append(
-                f"level {rule.level} not evaluated ({'; '.join(missing) or 'no input'})"
-            )
-            continue
-        if _uses_proxy(rule, cond_results):
-            result.notes.append(f"level {rule.level} by proxy: {rule.proxy_note}")
-        elif missing:
-            result.notes.append(f"level {rule.level}: {'; '.join(missing)}")
-        contrib = xr.where(holds, np.int8(rule.level), np.int8(0))
-        level = contrib if level is None else np.maximum(level, contrib)
-    if level is not None and rules.season_months:
-        months = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert(timezone).month
-        in_season = np.isin(months, rules.season_months)
-        level = level.where(xr.DataArray(in_season, dims="time", coords={"time": ds["time"]}), 0)
-        if not in_season.any():
-            result.notes.append(
-                f"outside its season (months {', '.join(map(str, rules.season_months))})"
-            )
-    if level is not None and rules.extra.get("note"):
-        result.notes.append(str(rules.extra["note"]))
-    if level is not None:
-        # Missing values (NaN) in an input: windows over them count as nothing (ingest note).
-        for var in sorted(rules.variables):
-            if var in ds.data_vars and ds[var].attrs.get(MISSING_ATTR):
-                result.notes.append(f"{var}: {ds[var].attrs[MISSING_ATTR]}")
-    if level is not None:
-        result.level = level.astype("int8").rename(f"{rules.hazard}_level")
-        # The same note can come from several levels: keep one of each.
-        result.notes = list(dict.fromkeys(result.notes))
-    else:
-        missing = dict.fromkeys(r.note for rs in result.conditions.values() for r in rs if r.note)
-        result.notes = [f"not evaluated: {'; '.join(missing) or 'no input'}"]
+    plan = _Plan(ds, timezone=timezone, first_step=first_step)
+    result = plan.hazard(rules)
+    plan.run()
     return result
 
 
@@ -445,6 +736,11 @@ def evaluate(
     hazards: list[str] | None = None,
 ) -> LevelResult:
     """Evaluate every hazard of a rule table on a canonical forecast.
+
+    The level fields of all hazards are computed in one fused pass over the inputs
+    (:mod:`cityops.rules.fused`): eagerly for numpy input, as one dask task per chunk for
+    dask input (space chunks; time is made one chunk). Each condition's aggregated ``value``
+    and ``holds`` are computed when first read, sharing the window sums of a variable.
 
     Parameters
     ----------
@@ -472,23 +768,16 @@ def evaluate(
     """
     issued = ds.attrs.get("issued")
     issued_ts = parse_utc(issued, what="attribute 'issued'") if issued else None
-    first_step = None
-    times = pd.DatetimeIndex(ds["time"].values)
-    if "step_start" in ds.coords and len(times):
-        # Ingest records where each step starts (a single 9-12 h interval file, say).
-        first_step = times[0] - pd.Timestamp(ds["step_start"].values[0])
-    elif issued_ts is not None and len(times) and times[0] > issued_ts:
-        # The first step runs from the issue time (the usual case for accumulations).
-        first_step = times[0] - issued_ts
-    if first_step is not None and first_step <= pd.Timedelta(0):
-        first_step = None
+    plan = _Plan(ds, timezone=timezone, first_step=_first_step(ds, issued_ts))
     out: dict[str, HazardResult] = {}
     for rules in table:
         if hazards is not None and rules.hazard not in hazards:
             continue
-        out[rules.hazard] = evaluate_hazard(ds, rules, timezone=timezone, first_step=first_step)
-        for note in out[rules.hazard].notes:
-            log.info("%s %s: %s", table.ruleset, rules.hazard, note)
+        out[rules.hazard] = plan.hazard(rules)
+    plan.run()
+    for hazard, res in out.items():
+        for note in res.notes:
+            log.info("%s %s: %s", table.ruleset, hazard, note)
     return LevelResult(table=table, hazards=out, issued=issued_ts)
 
 

@@ -1,0 +1,440 @@
+"""Fused level kernel: every hazard's level field in one pass over the inputs.
+
+The engine (:mod:`cityops.rules.engine`) compiles the evaluable part of a rule table into a
+small program (:class:`Leaf` comparisons combined by ``any``/``all`` groups, one expression
+per level) and runs it here on plain numpy arrays ``(time, ...)``. The grid is walked in
+tiles of a few hundred thousand values (all times of a few thousand cells), so each tile's
+inputs, window sums, daily extremes and comparisons stay in the processor's cache: the inputs
+are read from memory once, the level fields written once, instead of one full-grid pass per
+condition. Within a tile, reduced fields (one running sum per variable for all its windows,
+daily extremes) and comparisons shared by several hazards or levels are computed once.
+
+The numerics are those of the per-condition xarray path of the engine (same window kernels of
+:mod:`cityops.rules.windows`, same float32/float64 comparisons with Python-float thresholds,
+NaN compares False): ``tests/test_fused.py`` checks the levels against the conditions' own
+``holds``. Cells are independent, so a dask space chunk gives the values of the whole grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cityops.rules.windows import DIRECT_STEPS, reduce_windows
+
+__all__ = ["THREADS", "TILE_VALUES", "HazardProgram", "Leaf", "run_program"]
+
+#: Values per variable in one tile (time x cells). Chosen by measurement on 72 x 500 x 500
+#: float32 grids (benchmarks/RESULTS.md): small enough for the tile's working set to stay in
+#: a 1-2 MiB L2 cache, large enough that numpy's per-call overhead stays small.
+TILE_VALUES = 1 << 18
+
+#: Threads of the fused kernel on in-memory (numpy) input; inside dask tasks it runs in one
+#: thread (dask runs the chunks in parallel).
+THREADS = os.cpu_count() or 1
+
+_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
+
+
+@dataclass(eq=False)
+class Leaf:
+    """One evaluable condition, in the terms of the kernel."""
+
+    key: tuple
+    input: int
+    reduce: str
+    op: str
+    threshold: float
+    #: window conditions: first step of each window (``windows.window_index``) and the valid
+    #: times where the window is evaluable (None: all)
+    lo: np.ndarray | None = None
+    window_key: Any = None
+    evaluable: np.ndarray | None = None
+    #: daily conditions: local day of each step, start of each day, complete days
+    day_index: np.ndarray | None = None
+    day_starts: np.ndarray | None = None
+    complete: np.ndarray | None = None
+    days: int = 1
+    at_step: bool = False
+
+
+@dataclass(eq=False)
+class HazardProgram:
+    """Levels of one hazard: ``(level, expression)`` with expressions of :class:`Leaf`,
+    ``("any", [...])`` or ``("all", [...])``; ``season`` masks the valid times (None: all)."""
+
+    hazard: str
+    levels: list[tuple[int, Any]] = field(default_factory=list)
+    season: np.ndarray | None = None
+
+
+def _tiles(shape: tuple[int, ...], cells: int):
+    """Index tuples covering ``shape`` in blocks of about ``cells`` cells (C order)."""
+    if not shape:
+        yield ()
+        return
+    inner = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    if inner <= cells:
+        step = max(1, cells // max(inner, 1))
+        for i in range(0, shape[0], step):
+            yield (slice(i, min(i + step, shape[0])),) + (slice(None),) * (len(shape) - 1)
+        return
+    for i in range(shape[0]):
+        for rest in _tiles(shape[1:], cells):
+            yield (i, *rest)
+
+
+class _Compiler:
+    """Turns hazard programs into a flat list of numpy steps over numbered slots.
+
+    Each step reads slots and writes one (or, for windows, several). Slots of the tile's
+    shape live in a few reused buffers (a slot's buffer is free again after its last read),
+    so a tile allocates nothing but its few small daily arrays and window sums, and its
+    working set stays in cache. A condition shared by several levels or hazards is computed
+    once per tile.
+    """
+
+    def __init__(self, dtypes: list[np.dtype]) -> None:
+        self.dtypes = dtypes
+        self.steps: list[tuple] = []
+        self.kinds: list[Any] = []  # per slot: a dtype (pooled, tile-shaped) or None
+        self.memo: dict[Any, int] = {}
+
+    def slot(self, kind) -> int:
+        self.kinds.append(kind)
+        return len(self.kinds) - 1
+
+    def load(self, i: int) -> int:
+        key = ("load", i)
+        if key not in self.memo:
+            out = self.slot(self.dtypes[i])
+            self.steps.append(("load", out, i))
+            self.memo[key] = out
+        return self.memo[key]
+
+    def windows(self, leaf: Leaf, wanted: list) -> int:
+        key = ("win", leaf.input, leaf.reduce, leaf.window_key)
+        if key not in self.memo:
+            src = self.load(leaf.input)
+            longest = max(int((np.arange(lo.size) - lo).max(initial=0)) for _, lo in wanted)
+            pooled = leaf.reduce == "sum" and longest <= DIRECT_STEPS
+            kind = self.dtypes[leaf.input] if pooled else None
+            outs = [self.slot(kind) for _ in wanted]
+            self.steps.append(("windows", tuple(outs), src, leaf.reduce, [lo for _, lo in wanted]))
+            for (wkey, _), o in zip(wanted, outs, strict=True):
+                self.memo[("win", leaf.input, leaf.reduce, wkey)] = o
+        return self.memo[key]
+
+    def daily(self, leaf: Leaf, how: str) -> int:
+        key = ("daily", leaf.input, how)
+        if key not in self.memo:
+            src = self.load(leaf.input)
+            out = self.slot(None)
+            bounds = [*leaf.day_starts.tolist(), len(leaf.day_index)]
+            self.steps.append(("daily", out, src, how, bounds))
+            self.memo[key] = out
+        return self.memo[key]
+
+    def holds(self, leaf: Leaf, windows: dict) -> int:
+        key = ("holds", leaf.key)
+        if key in self.memo:
+            return self.memo[key]
+        out = self.slot(np.dtype(bool))
+        if leaf.reduce == "point":
+            self.steps.append(("cmp", out, self.load(leaf.input), leaf.op, leaf.threshold))
+        elif leaf.reduce in ("sum", "max", "min"):
+            src = self.windows(leaf, windows[(leaf.input, leaf.reduce)])
+            self.steps.append(("cmp", out, src, leaf.op, leaf.threshold))
+            if leaf.evaluable is not None:
+                self.steps.append(("mask", out, leaf.evaluable))
+        elif leaf.reduce == "daily_drop":
+            daily = self.daily(leaf, "min")
+            self.steps.append(
+                ("drop", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.complete,
+                 leaf.day_index)
+            )  # fmt: skip
+        else:
+            daily = self.daily(leaf, "max" if leaf.reduce == "daily_max" else "min")
+            self.steps.append(
+                ("days", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.day_index)
+            )
+            if leaf.at_step:
+                tmp = self.slot(np.dtype(bool))
+                self.steps.append(("cmp", tmp, self.load(leaf.input), leaf.op, leaf.threshold))
+                self.steps.append(("and", out, out, tmp))
+        self.memo[key] = out
+        return out
+
+    def expr(self, node, windows: dict) -> int:
+        if isinstance(node, Leaf):
+            return self.holds(node, windows)
+        mode, items = node
+        parts = [self.expr(item, windows) for item in items]
+        if len(parts) == 1:
+            return parts[0]
+        op = "or" if mode == "any" else "and"
+        out = self.slot(np.dtype(bool))
+        self.steps.append((op, out, parts[0], parts[1]))
+        for p in parts[2:]:
+            self.steps.append((op, out, out, p))
+        return out
+
+    def hazard(self, prog: HazardProgram, index: int, windows: dict) -> None:
+        level = None
+        for k, node in prog.levels:
+            h = self.expr(node, windows)
+            if level is None:
+                level = self.slot(np.dtype(np.int8))
+                self.steps.append(("level", level, h, k))
+            else:
+                tmp = self.slot(np.dtype(np.int8))
+                self.steps.append(("level", tmp, h, k))
+                self.steps.append(("max", level, level, tmp))
+        if prog.season is not None and not prog.season.all():
+            self.steps.append(("season", level, prog.season))
+        self.steps.append(("store", None, level, index))
+
+    def allocate(self) -> tuple[list[tuple[Any, int] | None], dict[Any, int]]:
+        """Buffer of each pooled slot (``(dtype, number)``), reusing freed buffers; and the
+        number of buffers per dtype."""
+        last: dict[int, int] = {}
+        for n, step in enumerate(self.steps):
+            for s in _reads(step):
+                last[s] = n
+        free: dict[Any, list[int]] = {}
+        count: dict[Any, int] = {}
+        where: list[tuple[Any, int] | None] = [None] * len(self.kinds)
+        for n, step in enumerate(self.steps):
+            outs = step[1] if isinstance(step[1], tuple) else (step[1],)
+            for o in outs:
+                if o is None or where[o] is not None or self.kinds[o] is None:
+                    continue
+                kind = self.kinds[o]
+                if free.get(kind):
+                    where[o] = (kind, free[kind].pop())
+                else:
+                    where[o] = (kind, count.get(kind, 0))
+                    count[kind] = count.get(kind, 0) + 1
+            for s in set(_reads(step)) | {o for o in outs if o is not None}:
+                if last.get(s, -1) <= n and where[s] is not None:
+                    kind, num = where[s]
+                    if num not in free.setdefault(kind, []):
+                        free[kind].append(num)
+        return where, count
+
+
+def _reads(step: tuple) -> list[int]:
+    """Slots a step reads."""
+    kind = step[0]
+    if kind in ("cmp", "windows", "daily", "drop", "days", "level", "store"):
+        return [step[2]]
+    if kind in ("and", "or", "max"):
+        return [step[2], step[3]]
+    if kind in ("mask", "season"):
+        return [step[1]]
+    return []
+
+
+_UFUNC = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def _along_time(mask: np.ndarray, ndim: int) -> np.ndarray:
+    return mask.reshape((-1,) + (1,) * (ndim - 1))
+
+
+def _consecutive(flags: np.ndarray, n: int) -> np.ndarray:
+    """Days inside a run of at least ``n`` consecutive True days (axis 0)."""
+    if n <= 1:
+        return flags
+    nd = flags.shape[0]
+    ends = np.zeros_like(flags)
+    if nd >= n:
+        run = flags[n - 1 :].copy()
+        for k in range(1, n):
+            run &= flags[n - 1 - k : nd - k]
+        ends[n - 1 :] = run
+    in_run = ends.copy()
+    for k in range(1, n):
+        in_run[:-k] |= ends[k:]
+    return in_run
+
+
+def run_program(
+    arrays: list[np.ndarray],
+    conversions: list[tuple[float, float]],
+    hazards: list[HazardProgram],
+    *,
+    tile_values: int | None = None,
+    threads: int = 1,
+) -> list[np.ndarray]:
+    """Level fields (int8, ``(time, ...)``) of ``hazards`` from ``(time, ...)`` inputs.
+
+    Parameters
+    ----------
+    arrays : list of numpy.ndarray
+        Inputs with time first, broadcastable to one shape.
+    conversions : list of (scale, offset)
+        Unit conversion of each input (``x * scale + offset``, skipped for ``(1, 0)``).
+    hazards : list of HazardProgram
+    tile_values : int, optional
+        Values per input in one tile (default :data:`TILE_VALUES`).
+    threads : int
+        Threads sharing the tiles (numpy releases the GIL in its loops). 1 inside dask
+        tasks, which dask already runs in parallel.
+    """
+    arrays = list(np.broadcast_arrays(*arrays)) if len(arrays) > 1 else list(arrays)
+    shape = arrays[0].shape
+    nt = shape[0]
+    windows: dict[tuple[int, str], list] = {}
+    for prog in hazards:
+        for _, node in prog.levels:
+            for leaf in _leaves(node):
+                if leaf.reduce in ("sum", "max", "min"):
+                    wanted = windows.setdefault((leaf.input, leaf.reduce), [])
+                    if all(k != leaf.window_key for k, _ in wanted):
+                        wanted.append((leaf.window_key, leaf.lo))
+    dtypes = []
+    for a, (scale, offset) in zip(arrays, conversions, strict=True):
+        if scale != 1.0 or offset != 0.0:
+            dtypes.append(np.result_type(a.dtype, np.float32(0) * scale + offset))
+        else:
+            dtypes.append(a.dtype)
+    comp = _Compiler(dtypes)
+    outs = []
+    for prog in hazards:
+        outs.append(np.empty(shape, dtype=np.int8))
+        if prog.season is not None and not prog.season.any():
+            outs[-1][...] = 0  # out of season throughout: level 0
+            continue
+        comp.hazard(prog, len(outs) - 1, windows)
+    where, count = comp.allocate()
+    cells = max(1, (tile_values or TILE_VALUES) // max(nt, 1))
+    size = nt * min(cells, int(np.prod(shape[1:], dtype=np.int64)) or 1)
+    tiles = list(_tiles(shape[1:], cells))
+    threads = max(1, min(threads, len(tiles)))
+
+    def work(part: list) -> None:
+        pool = {kind: [np.empty(size, dtype=kind) for _ in range(n)] for kind, n in count.items()}
+        bound: dict[tuple, list] = {}
+        for index in part:
+            idx = (slice(None), *index)
+            tshape = (nt, *arrays[0][(0, *index)].shape)
+            if tshape not in bound:
+                bound[tshape] = _bind(comp.steps, where, pool, tshape, arrays, conversions, outs)
+            for step in bound[tshape]:
+                step(idx)
+
+    if threads == 1:
+        work(tiles)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunk = -(-len(tiles) // threads)
+        with ThreadPoolExecutor(threads) as ex:
+            list(ex.map(work, [tiles[i : i + chunk] for i in range(0, len(tiles), chunk)]))
+    return outs
+
+
+def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
+    """The steps as callables of the tile index, over buffers viewed in the tile's shape."""
+    n = int(np.prod(tshape, dtype=np.int64))
+    views = {
+        (kind, i): buf[:n].reshape(tshape) for kind, bufs in pool.items()
+        for i, buf in enumerate(bufs)
+    }  # fmt: skip
+    reg: list[Any] = [views[w] if w is not None else None for w in where]
+    return [_step(step, reg, arrays, conversions, outs) for step in steps]
+
+
+def _step(step, reg, arrays, conversions, outs):
+    kind, out = step[0], step[1]
+    if kind == "cmp":
+        f, a, b, o = _UFUNC[step[3]], reg[step[2]], step[4], reg[out]
+        if a is None:  # a window or daily result, made per tile
+            src = step[2]
+            return lambda idx: f(reg[src], b, out=o)
+        return lambda idx: f(a, b, out=o)
+    if kind in ("and", "or", "max"):
+        f = {"and": np.logical_and, "or": np.logical_or, "max": np.maximum}[kind]
+        a, b, o = reg[step[2]], reg[step[3]], reg[out]
+        return lambda idx: f(a, b, out=o)
+    if kind == "level":
+        a, k, o = reg[step[2]].view(np.int8), np.int8(step[3]), reg[out]
+        return lambda idx: np.multiply(a, k, out=o)
+    if kind == "load":
+        src, o = arrays[step[2]], reg[out]
+        scale, offset = conversions[step[2]]
+        if scale != 1.0 or offset != 0.0:
+            return lambda idx: np.copyto(o, src[idx] * scale + offset)
+        return lambda idx: np.copyto(o, src[idx])  # one read; later passes are contiguous
+    if kind == "store":
+        dest, a = outs[step[3]], reg[step[2]]
+        return lambda idx: dest.__setitem__(idx, a)
+    if kind == "mask":
+        o, m = reg[out], _along_time(step[2], reg[out].ndim)
+        return lambda idx: np.logical_and(o, m, out=o)
+    if kind == "season":
+        o, m = reg[out], _along_time(step[2], reg[out].ndim).view(np.int8)
+        return lambda idx: np.multiply(o, m, out=o)
+    if kind == "windows":
+        src, how, lows, targets = reg[step[2]], step[3], step[4], out
+        if all(reg[t] is not None for t in targets):  # short sums into reused buffers
+            bufs = [reg[t] for t in targets]
+            return lambda idx: reduce_windows(src, lows, how, outs=bufs)
+
+        def windows(idx):
+            for t, r in zip(targets, reduce_windows(src, lows, how), strict=True):
+                reg[t] = r
+
+        return windows
+    if kind == "daily":
+        f = np.fmax if step[3] == "max" else np.fmin
+        src, bounds = reg[step[2]], step[4]
+
+        def daily(idx):
+            # fmax over each day's contiguous steps (NaN skipped; reduceat is 30x slower)
+            reg[out] = np.stack([f.reduce(src[a:b], axis=0) for a, b in itertools.pairwise(bounds)])
+
+        return daily
+    if kind == "days":
+        cmp, src, thr, n, day_index, o = (
+            _COMPARE[step[3]],
+            step[2],
+            step[4],
+            step[5],
+            step[6],
+            reg[out],
+        )
+        return lambda idx: np.take(_consecutive(cmp(reg[src], thr), n), day_index, axis=0, out=o)
+    if kind == "drop":
+        cmp, src, thr, n, complete, day_index, o = (
+            _COMPARE[step[3]], step[2], step[4], step[5], step[6], step[7], reg[out])  # fmt: skip
+        return lambda idx: np.take(cmp(_drop(reg[src], n, complete), thr), day_index, axis=0, out=o)
+    raise ValueError(kind)  # pragma: no cover
+
+
+def _drop(daily: np.ndarray, days: int, complete: np.ndarray) -> np.ndarray:
+    """Largest fall of the daily minimum from any of the ``days`` days before (complete
+    days only), as the engine's xarray path computes it."""
+    daily = daily.copy()
+    daily[~complete] = np.nan
+    drop = np.full_like(daily, np.nan)
+    drop[1:] = daily[:-1] - daily[1:]
+    for k in range(2, days + 1):
+        step = np.full_like(daily, np.nan)
+        step[k:] = daily[:-k] - daily[k:]
+        drop = np.fmax(drop, step)
+    return drop
+
+
+def _leaves(node):
+    if isinstance(node, Leaf):
+        yield node
+        return
+    for item in node[1]:
+        yield from _leaves(item)
