@@ -6,20 +6,31 @@ Layout of the output folder (interfaces.md §5)::
     DIR/overview.png  DIR/<code>/briefing.ipynb  DIR/<code>/briefing.html  DIR/<code>/headline.png
 
 The run is built in a hidden folder beside ``DIR`` and renamed into place, so a reader never
-sees a half-written run; a failing unit is reported in the index and ``run.json`` while the
-others finish, and the batch then exits with status 3.
+sees a half-written run; a failing unit (a cell raising, its kernel dying, its files not
+written) is reported in the index and ``run.json`` while the others finish, and the batch then
+exits with status 3.
+
+Faults of the run as a whole leave the previous run in place: a write failing while the run is
+built (disk full) removes the stage and raises :class:`~cityops.errors.CityopsError` (exit
+status 1); SIGTERM (or SIGINT, SIGHUP) stops the batch cleanly (:class:`Terminated`). Leftovers
+of a run killed outright (``.DIR.tmp-*`` stages, ``.DIR.old-*`` earlier runs) are cleaned up by
+the next run, which first puts an earlier run back if ``DIR`` itself is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,12 +41,12 @@ from pathlib import Path
 import pandas as pd
 
 from cityops import __version__
-from cityops.errors import InputError, PartialFailure
+from cityops.errors import CityopsError, InputError, PartialFailure
 from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
 from cityops.timeutil import parse_utc
 
-__all__ = ["BriefOptions", "check_kernel", "run_briefings", "template_path"]
+__all__ = ["BriefOptions", "Terminated", "check_kernel", "run_briefings", "template_path"]
 
 log = logging.getLogger("cityops")
 
@@ -187,42 +198,58 @@ def _run_unit(
         "observed": ",".join(str(Path(o).resolve()) for o in opts.observed.split(",") if o),
         "history": str(Path(opts.history).resolve()) if opts.history else "",
     }
+    error = None
     try:
-        pm.execute_notebook(
-            str(opts.template or template_path()),
-            str(notebook),
-            parameters=params,
-            kernel_name=opts.kernel,
-            progress_bar=False,
-            log_output=False,
-            execution_timeout=opts.timeout,
-            start_timeout=120,
-            # No cwd=: papermill would chdir the whole process, racing the other threads.
-        )
-    except Exception as err:  # the unit fails, the batch goes on
-        evalue = getattr(err, "evalue", None) or str(err).strip().splitlines()[-1:] or [repr(err)]
-        message = evalue if isinstance(evalue, str) else evalue[0]
-        ename = getattr(err, "ename", type(err).__name__)
-        return f"{ename}: {message}"[:500]
-    finally:
+        try:
+            pm.execute_notebook(
+                str(opts.template or template_path()),
+                str(notebook),
+                parameters=params,
+                kernel_name=opts.kernel,
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=opts.timeout,
+                start_timeout=120,
+                # No cwd=: papermill would chdir the whole process, racing the other threads.
+            )
+        except Exception as err:  # a cell raised, the kernel died: the unit fails, the rest go on
+            error = _error_line(err)
         if notebook.exists():
             _strip_execution_metadata(notebook, stage=stage, final=final)
-    _to_html(notebook, folder / "briefing.html", opts.lang)
-    return None
+        if error is None:
+            _to_html(notebook, folder / "briefing.html", opts.lang)
+    except Exception as err:  # its files could not be written (disk full, ...): the unit fails
+        error = error or _error_line(err)
+        with contextlib.suppress(OSError):
+            (folder / "briefing.html").unlink(missing_ok=True)  # no half-written page
+    return error
+
+
+def _error_line(err: BaseException) -> str:
+    """One line for a failed unit: the exception name and its last message line."""
+    evalue = getattr(err, "evalue", None) or str(err).strip().splitlines()[-1:] or [repr(err)]
+    message = evalue if isinstance(evalue, str) else evalue[0]
+    ename = getattr(err, "ename", type(err).__name__)
+    return f"{ename}: {message}"[:500]
 
 
 def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
     """``<code>/tasks.csv``: the unit's task list from the plan (header only when none)."""
     from cityops.response import TASK_COLUMNS
 
+    if assessment.response is None:
+        none, by_unit = pd.DataFrame(columns=TASK_COLUMNS), {}
+    else:
+        # As Response.for_unit (earliest due first), split once: a filter per unit costs
+        # seconds over a thousand units. The multi-column sort is stable, so each unit's
+        # rows come in the same order as from for_unit.
+        ordered = assessment.response.tasks.sort_values(["due_utc", "measure"])
+        none = ordered.iloc[0:0]
+        by_unit = dict(tuple(ordered.groupby("town_code", sort=False)))
     for code in codes:
         folder = stage / code
         folder.mkdir(parents=True, exist_ok=True)
-        if assessment.response is None:
-            tasks = pd.DataFrame(columns=TASK_COLUMNS)
-        else:
-            tasks = assessment.response.for_unit(code)[1]
-        tasks.to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
+        by_unit.get(code, none).to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
     if assessment.response is not None and assessment.response.dissemination is not None:
         # For the release system: who receives each warning, through which channels.
         assessment.response.dissemination.to_csv(
@@ -354,15 +381,123 @@ def _progress(codes: list[str]):
             bar.close()
 
 
+class Terminated(SystemExit):
+    """The batch was told to stop (SIGTERM, SIGHUP): exit status 128 + the signal number.
+
+    Before the new run is in place, its stage is removed and the previous run stays; once it
+    is in place, it is also recorded in the ledger before the batch stops. (SIGINT does the
+    same and raises :class:`KeyboardInterrupt`.)
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(128 + int(signum))
+        self.signum = int(signum)
+
+
+# Stop signals are acted on at once, except while they are held (:func:`_signals_held`): the
+# swap of the run into place and its ledger record are never cut in two.
+_held = {"depth": 0, "signum": None}
+
+
+def _stop(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _on_stop_signal(signum, _frame) -> None:
+    if _held["depth"]:
+        _held["signum"] = _held["signum"] or signum
+        return
+    raise _stop(signum)
+
+
+def _raise_if_stopped() -> None:
+    """Act on a stop signal held so far (called where stopping is still clean)."""
+    signum, _held["signum"] = _held["signum"], None
+    if signum:
+        raise _stop(signum)
+
+
+@contextmanager
+def _signals_held():
+    """Hold stop signals during a short step; a held one stops the batch right after it."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+    if not _held["depth"]:
+        _raise_if_stopped()
+
+
+@contextmanager
+def _stop_signals():
+    """SIGTERM, SIGHUP and SIGINT stop the batch cleanly while it runs.
+
+    Only signals left at their default action are taken over (not one a caller ignores, as
+    ``nohup`` does, or handles itself), and only in the main thread (where Python runs signal
+    handlers); the previous handlers are restored afterwards.
+    """
+    taken = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig, default in (
+            (signal.SIGTERM, signal.SIG_DFL),
+            (signal.SIGHUP, signal.SIG_DFL),
+            (signal.SIGINT, signal.default_int_handler),
+        ):
+            if signal.getsignal(sig) is default:
+                taken[sig] = signal.signal(sig, _on_stop_signal)
+    try:
+        yield
+    finally:
+        for sig, previous in taken.items():
+            signal.signal(sig, previous)
+        _held.update(depth=0, signum=None)
+
+
 def _atomic_replace(stage: Path, out: Path) -> None:
-    """Move the finished run into place, replacing an earlier one."""
+    """Move the finished run into place, replacing an earlier one.
+
+    Two renames: the earlier run aside to ``.NAME.old-PID``, the new one in. A stop signal
+    (held by the caller) that arrived before the new run is in, or a failing rename, puts the
+    earlier run back. A process killed outright between the renames leaves ``NAME`` missing and
+    the earlier run in ``.NAME.old-PID``: the next run puts it back (:func:`_clean_stale`).
+    """
+    _raise_if_stopped()
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(stage, out)
+    try:
+        _raise_if_stopped()
+        os.replace(stage, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _clean_stale(out: Path) -> None:
+    """Clear what a killed run left beside ``out`` (under the run lock: nothing uses them).
+
+    Stages ``.NAME.tmp-*`` and earlier runs moved aside ``.NAME.old-*`` are removed; when
+    ``out`` itself is missing (killed between the two renames of :func:`_atomic_replace`), the
+    most recently moved earlier run is put back first.
+    """
+    prefix = glob.escape(f".{out.name}")
+    olds = sorted(out.parent.glob(f"{prefix}.old-*"), key=lambda p: p.lstat().st_ctime)
+    if olds and not out.exists():
+        back = olds.pop()
+        os.replace(back, out)
+        log.warning("%s was missing after an interrupted run: put back %s", out, back.name)
+    for path in [*olds, *out.parent.glob(f"{prefix}.tmp-*")]:
+        log.warning("removing %s left by an interrupted run", path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def run_briefings(
@@ -406,10 +541,11 @@ def run_briefings(
         out = Path(opts.archive) / assessment.issued.strftime("%Y%m%dT%H%MZ")
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _run_lock(out):
-        index = _build_run(assessment, forecast, out, codes, opts, started, timings)
-    if opts.archive:
-        _point_latest(out)
+    with _stop_signals():
+        with _run_lock(out):
+            index = _build_run(assessment, forecast, out, codes, opts, started, timings)
+        if opts.archive:
+            _point_latest(out)
     return index
 
 
@@ -439,22 +575,30 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
     """Build the run beside ``out`` and move it into place (see :func:`run_briefings`)."""
     from cityops.report.index import write_index
 
+    _clean_stale(out)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    published = False
     try:
         write_assessment(assessment, stage)
         _write_tasks(assessment, stage, codes)
         cap_files = _write_cap(assessment, stage, opts)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool, _progress(codes) as bar:
-            futures = {
-                pool.submit(_run_unit, code, forecast, stage, opts, out): code for code in codes
-            }
-            for i, fut in enumerate(as_completed(futures), 1):
-                code, error = futures[fut], fut.result()
-                if error:
-                    failures[code] = error
-                bar(i, code, error)
+        pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
+        try:
+            with _progress(codes) as bar:
+                futures = {
+                    pool.submit(_run_unit, code, forecast, stage, opts, out): code for code in codes
+                }
+                for i, fut in enumerate(as_completed(futures), 1):
+                    code, error = futures[fut], fut.result()
+                    if error:
+                        failures[code] = error
+                    bar(i, code, error)
+        finally:
+            # Stopped or failed: no further notebook starts; the running ones (at most --jobs)
+            # end before the stage is removed.
+            pool.shutdown(wait=True, cancel_futures=True)
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
         write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
         run = {
@@ -477,13 +621,30 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
         (stage / "run.json").write_text(
             json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        _atomic_replace(stage, out)
-        if opts.ledger != "" and assessment.response is not None:
-            _merge_ledger(assessment, opts.ledger)
-        if opts.ledger != "":
-            _record_cap(assessment, [out / "cap" / p.name for p in cap_files], opts.ledger)
-    except BaseException:
+        # The swap and the ledger record are one step for stop signals: a signal before the
+        # new run is in place keeps the earlier run; after it, the run is recorded first.
+        with _signals_held():
+            _atomic_replace(stage, out)
+            published = True
+            try:
+                if opts.ledger != "" and assessment.response is not None:
+                    _merge_ledger(assessment, opts.ledger)
+                if opts.ledger != "":
+                    _record_cap(assessment, [out / "cap" / p.name for p in cap_files], opts.ledger)
+            except InputError as err:
+                raise InputError(
+                    f"{err} (the run {out} is in place; its tasks and CAP identifiers are not "
+                    "recorded: run the same brief again once the ledger is usable)"
+                ) from None
+    except OSError as err:
         shutil.rmtree(stage, ignore_errors=True)
+        kept = "the run is in place" if published else f"{out} is unchanged"
+        raise CityopsError(f"brief: cannot write the run ({err}); {kept}") from err
+    except BaseException as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(err, Terminated | KeyboardInterrupt):
+            kept = "the new run is in place" if published else "the previous run stays in place"
+            log.error("brief stopped by a signal: %s (%s)", kept, out)
         raise
     index = out / "index.html"
     if failures:
