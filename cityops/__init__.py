@@ -27,6 +27,6 @@ if "pyproj" not in _sys.modules and {"gribapi", "eccodes", "cfgrib"} & set(_sys.
     )
 import pyproj  # noqa: F401
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 __all__ = ["__version__"]
