@@ -209,27 +209,13 @@ def synthetic_jurisdiction(folder, nx=40, ny=25, lon0=109.1, lat0=39.0, step=0.0
 
 @pytest.mark.slow
 def test_a_thousand_units_in_bounded_memory_with_progress(tmp_path):
-    import xarray as xr
-    import yaml
-
-    from cityops.resources import package_data
     from cityops.scenarios import write_scenario
 
     juris = synthetic_jurisdiction(tmp_path / "synthetic-1000")
-    full = write_scenario("july-rainstorm", tmp_path / "full.nc")
-    with xr.open_dataset(full) as ds:
-        ds.isel(time=slice(0, 24)).load().to_netcdf(tmp_path / "rain.nc")
-    # The rainstorm signals only: the aggregation costs about 15 ms per unit and hazard, so
-    # the full national table would spend minutes there (see the report of issue 11).
-    table = yaml.safe_load(package_data("rules", "tables", "national.yaml").read_text("utf-8"))
-    table["hazards"] = {"rainstorm": table["hazards"]["rainstorm"]}
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(table, allow_unicode=True), "utf-8")
+    forecast = write_scenario("july-rainstorm", tmp_path / "rain.nc")
     out, db, report = tmp_path / "run", tmp_path / "ledger.sqlite", tmp_path / "report.json"
     sample = ["150699000", "150699512"]
-    argv = (
-        f"brief {tmp_path / 'rain.nc'} --out {out} --jurisdiction {juris} "
-        f"--rules {tmp_path / 'rules.yaml'} --ledger {db} --jobs 2"
-    ).split()
+    argv = f"brief {forecast} --out {out} --jurisdiction {juris} --ledger {db} --jobs 2".split()
     script = tmp_path / "scale.py"
     script.write_text(SCALE_CHILD, encoding="utf-8")
     cfg = {"argv": argv, "sample": sample, "report": str(report)}
