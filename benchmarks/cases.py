@@ -189,7 +189,6 @@ def case_engine_memory(n: int) -> dict:
     fused.THREADS = 1
     result["floor_1"] = floor_numpy(list(arrays.values()), 1)
     result["engine_1"] = best(lambda: evaluate(ds, table))
-    fused.THREADS = THREADS
     levels = evaluate(ds, table)
     naive = naive_evaluate(ds, table)
     # Sanity: share of level values where the naive implementation agrees with the engine
@@ -197,7 +196,7 @@ def case_engine_memory(n: int) -> dict:
     result["naive_agrees"] = {
         h: float((lev.values == levels[h].level.values).mean()) for h, lev in naive.items()
     }
-    per = {}
+    per = {}  # one thread for the engine and the floor, as the naive path runs
     inputs = hazard_inputs(table, ds)
     for res in levels:
         if not res.evaluated:
@@ -211,6 +210,7 @@ def case_engine_memory(n: int) -> dict:
             "naive": best(lambda h=h: naive_evaluate(ds, table, hazards=[h]), 1),
         }
     result["per_hazard"] = per
+    fused.THREADS = THREADS
     result["naive"] = sum(p["naive"] for p in per.values())
     result["rss_data_gib"] = rss_data
     result["rss_gib"] = rss_gib()
@@ -242,7 +242,7 @@ def case_engine_dask(n: int, members: int = 0, strip_rows: int = 0, strip_file: 
     figure includes making the synthetic data chunk by chunk; ``gen`` is that alone."""
     dask.config.set(scheduler="threads", num_workers=THREADS)
     table = load_rule_table("national")
-    chunks = (250, 250) if not members else (n, n) if n <= 500 else (500, 500)
+    chunks = (250, 250)
     ds = synthetic_forecast(n, n, members=members or None, chunks=chunks)
     result = {"case": "engine-dask", "grid": f"{members or 1} x 72 x {n} x {n}",
               "threads": THREADS, "chunks": f"{'1 x ' if members else ''}72 x {chunks[0]} x {chunks[1]}"}  # fmt: skip

@@ -19,7 +19,7 @@ import xarray as xr
 
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
 from cityops.rules import fused
-from cityops.rules.fused import HazardProgram, Leaf, run_program
+from cityops.rules.fused import HazardProgram, Leaf, leaves, run_program
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_index, window_reduce_many, window_status
 from cityops.timeutil import parse_utc
@@ -583,11 +583,11 @@ class _Plan:
             specs = [self.spec(c) for c in rule.conditions]
             cond_results = [_condition_result(s, self.fields) for s in specs]
             result.conditions[rule.level] = cond_results
-            leaves = {s.condition: self.leaf(s) for s in specs}
-            expr = _plan_group(rule.criteria, leaves)
+            by_condition = {s.condition: self.leaf(s) for s in specs}
+            expr = _plan_group(rule.criteria, by_condition)
             by_proxy = expr is None and rule.proxy is not None
             if by_proxy:
-                expr = _plan_group(rule.proxy, leaves)
+                expr = _plan_group(rule.proxy, by_condition)
             missing = [r.note for r in cond_results if r.note]
             if expr is None:
                 result.notes.append(
@@ -619,7 +619,7 @@ class _Plan:
         if evaluated:
             # The same note can come from several levels: keep one of each.
             result.notes = list(dict.fromkeys(result.notes))
-            inputs = {leaf.input for _, node in program.levels for leaf in _leaves(node)}
+            inputs = {leaf.input for _, node in program.levels for leaf in leaves(node)}
             names = [var for (var, _), i in self.inputs.items() if i in inputs]
             dims: list[str] = []
             for var in names:
@@ -640,7 +640,7 @@ class _Plan:
             groups.setdefault(item[2], []).append(item)
         for dims, items in groups.items():
             used = sorted({leaf.input for _, prog, _ in items for _, node in prog.levels
-                           for leaf in _leaves(node)})  # fmt: skip
+                           for leaf in leaves(node)})  # fmt: skip
             keys = {i: k for k, i in self.inputs.items()}
             remap = {old: new for new, old in enumerate(used)}
             programs = [_remap(prog, remap) for _, prog, _ in items]
@@ -676,14 +676,6 @@ class _Plan:
             for (result, _, _), level in zip(items, levels, strict=True):
                 result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
         self.programs = []
-
-
-def _leaves(node):
-    if isinstance(node, Leaf):
-        yield node
-        return
-    for item in node[1]:
-        yield from _leaves(item)
 
 
 def _remap(program: HazardProgram, remap: dict[int, int]) -> HazardProgram:

@@ -27,16 +27,19 @@ import numpy as np
 
 from cityops.rules.windows import DIRECT_STEPS, reduce_windows
 
-__all__ = ["THREADS", "TILE_VALUES", "HazardProgram", "Leaf", "run_program"]
+__all__ = ["THREADS", "TILE_VALUES", "HazardProgram", "Leaf", "leaves", "run_program"]
 
 #: Values per variable in one tile (time x cells). Chosen by measurement on 72 x 500 x 500
-#: float32 grids (benchmarks/RESULTS.md): small enough for the tile's working set to stay in
-#: a 1-2 MiB L2 cache, large enough that numpy's per-call overhead stays small.
+#: float32 grids (2**16 to 2**20 tried, benchmarks/RESULTS.md): 1 MiB per float32 buffer, so a
+#: tile's buffers stay in the last-level cache while numpy's per-call overhead stays small.
 TILE_VALUES = 1 << 18
 
 #: Threads of the fused kernel on in-memory (numpy) input; inside dask tasks it runs in one
 #: thread (dask runs the chunks in parallel).
 THREADS = os.cpu_count() or 1
+
+#: Copy each input's tile into a contiguous buffer before use (True) or read it in place.
+COPY_INPUTS = True
 
 _COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
@@ -99,8 +102,9 @@ class _Compiler:
     once per tile.
     """
 
-    def __init__(self, dtypes: list[np.dtype]) -> None:
+    def __init__(self, dtypes: list[np.dtype], copy: list[bool]) -> None:
         self.dtypes = dtypes
+        self.copy = copy
         self.steps: list[tuple] = []
         self.kinds: list[Any] = []  # per slot: a dtype (pooled, tile-shaped) or None
         self.memo: dict[Any, int] = {}
@@ -112,7 +116,7 @@ class _Compiler:
     def load(self, i: int) -> int:
         key = ("load", i)
         if key not in self.memo:
-            out = self.slot(self.dtypes[i])
+            out = self.slot(self.dtypes[i] if self.copy[i] else None)
             self.steps.append(("load", out, i))
             self.memo[key] = out
         return self.memo[key]
@@ -293,7 +297,7 @@ def run_program(
     windows: dict[tuple[int, str], list] = {}
     for prog in hazards:
         for _, node in prog.levels:
-            for leaf in _leaves(node):
+            for leaf in leaves(node):
                 if leaf.reduce in ("sum", "max", "min"):
                     wanted = windows.setdefault((leaf.input, leaf.reduce), [])
                     if all(k != leaf.window_key for k, _ in wanted):
@@ -304,7 +308,8 @@ def run_program(
             dtypes.append(np.result_type(a.dtype, np.float32(0) * scale + offset))
         else:
             dtypes.append(a.dtype)
-    comp = _Compiler(dtypes)
+    copy = [COPY_INPUTS or not (scale == 1.0 and offset == 0.0) for scale, offset in conversions]
+    comp = _Compiler(dtypes, copy)
     outs = []
     for prog in hazards:
         outs.append(np.empty(shape, dtype=np.int8))
@@ -369,6 +374,12 @@ def _step(step, reg, arrays, conversions, outs):
     if kind == "load":
         src, o = arrays[step[2]], reg[out]
         scale, offset = conversions[step[2]]
+        if o is None:  # read in place by the steps that use it
+
+            def load(idx):
+                reg[out] = src[idx]
+
+            return load
         if scale != 1.0 or offset != 0.0:
             return lambda idx: np.copyto(o, src[idx] * scale + offset)
         return lambda idx: np.copyto(o, src[idx])  # one read; later passes are contiguous
@@ -382,23 +393,24 @@ def _step(step, reg, arrays, conversions, outs):
         o, m = reg[out], _along_time(step[2], reg[out].ndim).view(np.int8)
         return lambda idx: np.multiply(o, m, out=o)
     if kind == "windows":
-        src, how, lows, targets = reg[step[2]], step[3], step[4], out
+        src, how, lows, targets = step[2], step[3], step[4], out
         if all(reg[t] is not None for t in targets):  # short sums into reused buffers
             bufs = [reg[t] for t in targets]
-            return lambda idx: reduce_windows(src, lows, how, outs=bufs)
+            return lambda idx: reduce_windows(reg[src], lows, how, outs=bufs)
 
         def windows(idx):
-            for t, r in zip(targets, reduce_windows(src, lows, how), strict=True):
+            for t, r in zip(targets, reduce_windows(reg[src], lows, how), strict=True):
                 reg[t] = r
 
         return windows
     if kind == "daily":
         f = np.fmax if step[3] == "max" else np.fmin
-        src, bounds = reg[step[2]], step[4]
+        src, bounds = step[2], step[4]
 
         def daily(idx):
             # fmax over each day's contiguous steps (NaN skipped; reduceat is 30x slower)
-            reg[out] = np.stack([f.reduce(src[a:b], axis=0) for a, b in itertools.pairwise(bounds)])
+            x = reg[src]
+            reg[out] = np.stack([f.reduce(x[a:b], axis=0) for a, b in itertools.pairwise(bounds)])
 
         return daily
     if kind == "days":
@@ -432,9 +444,10 @@ def _drop(daily: np.ndarray, days: int, complete: np.ndarray) -> np.ndarray:
     return drop
 
 
-def _leaves(node):
+def leaves(node):
+    """The :class:`Leaf` objects of an expression, depth first."""
     if isinstance(node, Leaf):
         yield node
         return
     for item in node[1]:
-        yield from _leaves(item)
+        yield from leaves(item)
