@@ -15,7 +15,7 @@ import xarray as xr
 
 from cityops.resources import canonical_variables
 from cityops.rules import evaluate, fused, load_rule_table, window_reduce
-from cityops.rules.windows import step_starts
+from cityops.rules.windows import step_starts, window_reduce_many
 
 TABLES = ("national", "ejin-horo-annex3", "haze-2013")
 
@@ -153,3 +153,25 @@ def test_window_kernels_equal_the_shifted_copy_definition(dtype, seed):
                 np.testing.assert_array_equal(got.values, want.values)
             lazy = window_reduce(da.chunk({"lat": 1}), window, how, first_step=pd.Timedelta("1h"))
             np.testing.assert_array_equal(lazy.values, got.values)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_regular_window_sums_whatever_else_is_computed(dtype):
+    # Hourly steps: float32 sums by doubling (last-bit rounding may differ from step by step),
+    # float64 step by step as before; a window's value never depends on the other windows.
+    rng = np.random.default_rng(7)
+    times = pd.date_range("2026-07-10T01:00", periods=40, freq="h")
+    x = rng.gamma(0.4, 12, size=(40, 5, 4)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    da = xr.DataArray(x, dims=("time", "lat", "lon"), coords={"time": times})
+    windows = [pd.Timedelta(hours=h) for h in (1, 3, 5, 6, 12, 24)]
+    together = window_reduce_many(da, windows, "sum", first_step=pd.Timedelta("1h"))
+    for window, many in zip(windows, together, strict=True):
+        alone = window_reduce(da, window, "sum", first_step=pd.Timedelta("1h"))
+        np.testing.assert_array_equal(many.values, alone.values)
+        want = shifted_copies(da, window, "sum", first_step=pd.Timedelta("1h"))
+        if dtype == "float32":
+            np.testing.assert_allclose(alone.values, want.values, rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(alone.values, want.values)
+        assert np.array_equal(np.isnan(alone.values), np.isnan(x))

@@ -13,11 +13,18 @@ Windows are evaluated on time, not on counts of steps, so hourly-then-3-hourly r
 How (chosen by measurement, ``benchmarks/RESULTS.md``): a window ending at step ``t`` holds
 the steps ``lo[t] .. t`` (:func:`window_index`, from the step starts), so
 
-- a **sum** is a difference of prefix sums, ``C[t + 1] - C[lo[t]]``: one running sum per
-  variable serves every window length. float32 data are summed in float64, where the prefix
-  sums of realistic amounts are exact (24-bit mantissas well inside 53 bits), so the window
-  sum is the correctly rounded float32 of the exact sum. float64 data (and any cell whose
-  series holds ±inf) are summed step by step, ``x[t] + x[t-1] + ...``, as before;
+- a **sum** of float64 data is summed step by step, ``x[t] + x[t-1] + ...``, in the order of
+  the original implementation (bit-identical), all windows of a variable in one accumulation
+  (the 6 h sum goes on from the 3 h one);
+- a **sum** of float32 data over *regular* windows (a fixed number of steps; partial at the
+  start) is built by doubling, ``S(2m) = S(m) + S(m)`` shifted by ``m``: 3, 6 and 12 h in four
+  slab additions instead of eleven. Its float32 rounding may differ from a step-by-step sum in
+  the last bit (each window's decomposition is fixed, so the value never depends on which
+  other windows are computed with it). Irregular windows up to :data:`DIRECT_STEPS` steps are
+  summed step by step; longer irregular ones are differences of float64 prefix sums,
+  ``C[t + 1] - C[lo[t]]``, exact for realistic amounts (24-bit mantissas well inside 53 bits),
+  so the window sum is the correctly rounded float32 of the exact sum (cells whose series
+  holds ±inf are summed step by step);
 - a **maximum/minimum** comes from a sparse table of power-of-two windows (``fmax``/``fmin``,
   so NaN is skipped): ``log2(window steps)`` passes whatever the window.
 
@@ -33,6 +40,7 @@ be one chunk: it is rechunked to one if not).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -271,13 +279,108 @@ def reduce_windows(
         return [r.astype(x.dtype) for r in res]
     if how != "sum":
         return _extreme(x, lows, how)
-    longest = max((int((np.arange(lo.size) - lo).max(initial=0)) for lo in lows), default=0)
-    if x.dtype.itemsize > 4 or longest <= DIRECT_STEPS:
-        # step by step in the data's dtype, the order of the original implementation
+    if x.dtype.itemsize > 4:
+        # float64: step by step, the order of the original implementation
         return _sums_nested(x, lows, x.dtype, outs=outs)
-    # long windows of float32 data: float64 prefix sums, exact for realistic amounts
-    prefix = _Prefix(x)
-    return [prefix.window(lo) for lo in lows]
+    # float32: each window by the way its own steps allow (never by what else is asked,
+    # so a window's sum is the same whichever windows are computed with it)
+    results: list[np.ndarray | None] = [None] * len(lows)
+    kinds: dict[str, list[int]] = {"regular": [], "nested": [], "prefix": []}
+    for i, lo in enumerate(lows):
+        back = np.arange(lo.size) - lo
+        k = int(back.max(initial=0)) + 1
+        if np.array_equal(back, np.minimum(np.arange(lo.size), k - 1)):
+            kinds["regular"].append(i)
+        elif k - 1 <= DIRECT_STEPS:
+            kinds["nested"].append(i)
+        else:
+            kinds["prefix"].append(i)
+    pick = (lambda idx: [outs[i] for i in idx]) if outs is not None else (lambda idx: None)
+    if kinds["regular"]:
+        ks = [int((np.arange(lows[i].size) - lows[i]).max(initial=0)) + 1 for i in kinds["regular"]]
+        for i, r in zip(
+            kinds["regular"], _sums_doubling(x, ks, outs=pick(kinds["regular"])), strict=True
+        ):
+            results[i] = r
+    if kinds["nested"]:
+        sub = [lows[i] for i in kinds["nested"]]
+        for i, r in zip(
+            kinds["nested"], _sums_nested(x, sub, x.dtype, outs=pick(kinds["nested"])), strict=True
+        ):
+            results[i] = r
+    if kinds["prefix"]:
+        # long irregular windows: float64 prefix sums, exact for realistic amounts
+        prefix = _Prefix(x)
+        for i in kinds["prefix"]:
+            results[i] = prefix.window(lows[i])
+    return results  # type: ignore[return-value]
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(like: np.ndarray, n: int) -> list[np.ndarray]:
+    """``n`` reusable arrays shaped like ``like`` (per thread: no allocation per tile)."""
+    pool = getattr(_SCRATCH, "pool", None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    key = (like.shape, like.dtype.str)
+    bufs = pool.setdefault(key, [])
+    while len(bufs) < n:
+        bufs.append(np.empty_like(like))
+    if len(pool) > 8:  # tile shapes come and go: keep the latest few
+        for k in list(pool)[:-8]:
+            del pool[k]
+    return bufs[:n]
+
+
+def _sums_doubling(x: np.ndarray, ks: Sequence[int], *, outs=None) -> list[np.ndarray]:
+    """Sums over the last ``k`` steps (fewer at the start: partial windows) of regular
+    windows, by doubling: ``S(2m) = S(m) + S(m) shifted by m``, ``S(m+1) = S(m) + x shifted
+    by m``; 3, 6 and 12 h take four slab additions instead of eleven. The decomposition of
+    each ``k`` is fixed, so its rounding does not depend on the other windows asked for.
+    NaN of earlier steps count as 0; a NaN step gives NaN."""
+    nan = np.isnan(x.max(initial=0))
+    z = np.where(np.isnan(x), 0, x) if nan else x
+    plan: list[int] = []
+
+    def need(k: int) -> None:
+        if k == 1 or k in plan:
+            return
+        need(k // 2 if k % 2 == 0 else k - 1)
+        plan.append(k)
+
+    for k in ks:
+        need(k)
+    wanted = {k: i for i, k in enumerate(ks)}
+    n_temps = sum(1 for k in plan if k not in wanted or outs is None)
+    # reused scratch only for the fused kernel's tiles; whole arrays get temporaries
+    temps = iter(
+        _scratch(x, n_temps) if outs is not None else [np.empty_like(x) for _ in range(n_temps)]
+    )
+    sums: dict[int, np.ndarray] = {1: z}
+    for k in plan:
+        out = outs[wanted[k]] if (outs is not None and k in wanted) else next(temps)
+        half = k // 2 if k % 2 == 0 else k - 1
+        a, b = sums[half], sums[k - half]
+        out[:half] = a[:half]
+        np.add(a[half:], b[:-half], out=out[half:])
+        sums[k] = out
+    res: list[np.ndarray] = []
+    for i, k in enumerate(ks):
+        src = sums[k] if k > 1 else x
+        if outs is not None:
+            target = outs[i]
+            if target is not src:
+                np.copyto(target, src)
+        else:
+            target = src.copy()  # temporaries and x itself are not handed out
+        res.append(target)
+    if nan:
+        for k, target in zip(ks, res, strict=True):
+            if k > 1:
+                np.copyto(target, x, where=np.isnan(x))
+    return res
 
 
 def window_reduce_many(
@@ -288,7 +391,8 @@ def window_reduce_many(
     first_step: pd.Timedelta | None = None,
 ) -> list[xr.DataArray]:
     """:func:`window_reduce` for several window lengths of the same data in one pass (one
-    running sum or one sparse table serves them all)."""
+    accumulation, doubling chain or sparse table serves them all); each result equals
+    :func:`window_reduce` of that window alone."""
     if how not in ("sum", "max", "min"):
         raise ValueError(f"how must be sum, max or min, not {how!r}")
     windows = list(windows)
