@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -352,7 +353,9 @@ def _peaks(res, level, keys, cells: _UnitCells, opts: RiskOptions, has_members: 
         if has_members and "member" in dims:
             # The value reached by at least a share p of members.
             q = 1 - p if how == "max" else p
-            da = xr.DataArray(raw[units], dims=["unit", *dims]).quantile(q, dim="member")
+            with warnings.catch_warnings():  # all members missing at a time: NaN, as meant
+                warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+                da = xr.DataArray(raw[units], dims=["unit", *dims]).quantile(q, dim="member")
             vs = np.asarray(da.drop_vars("quantile").transpose("unit", "time").values)
         else:
             vs = _member_time(raw[units], dims)[:, 0]
