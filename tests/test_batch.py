@@ -99,6 +99,9 @@ def test_progress_is_plain_log_lines_when_not_a_terminal(caplog, monkeypatch):
     from cityops.report.batch import _progress
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
+    # Handlers other tests' in-process CLI runs left on the logger point at closed streams.
+    monkeypatch.setattr(logging.getLogger("cityops"), "handlers", [])
+    monkeypatch.setattr(logging.getLogger("cityops"), "propagate", True)
     with caplog.at_level(logging.INFO, logger="cityops"), _progress(["a", "b"]) as report:
         report(1, "a", None)
         report(2, "b", "cell 3 raised ValueError")
