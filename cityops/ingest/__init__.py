@@ -49,9 +49,11 @@ __all__ = [
 log = logging.getLogger("cityops")
 
 
-def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+def expand_paths(
+    paths: str | Path | Sequence[str | Path], *, allow_dirs: bool = False
+) -> list[Path]:
     """Files named by paths and glob patterns, in order; :class:`InputError` for a missing
-    file, a folder, or a pattern matching nothing."""
+    file, a folder (unless ``allow_dirs``), or a pattern matching nothing."""
     if isinstance(paths, str | Path):
         paths = [paths]
     out: list[Path] = []
@@ -67,7 +69,7 @@ def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     for p in out:
         if not p.exists():
             raise InputError(f"{p}: file not found")
-        if p.is_dir():
+        if p.is_dir() and not allow_dirs:
             raise InputError(f"{p}: is a folder; expected a forecast file")
     return out
 

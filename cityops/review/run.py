@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 
 from cityops.errors import InputError
 from cityops.ingest import expand_paths
+from cityops.review.cases import _atomic_write
 from cityops.review.observations import observed_levels
 from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
 from cityops.review.warnings import load_warnings
@@ -237,18 +237,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
     """Write the review's files into ``out_dir`` (each atomically); their paths.
 
@@ -274,10 +262,10 @@ def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
     written = []
     for name, frame in tables.items():
         path = out / name
-        _write_atomic(path, _csv_frame(frame).to_csv(index=False))
+        _atomic_write(path, _csv_frame(frame).to_csv(index=False))
         written.append(path)
     path = out / "kpis.json"
-    _write_atomic(
+    _atomic_write(
         path, json.dumps(_json_safe(review.kpis), ensure_ascii=False, indent=1, sort_keys=True)
     )
     written.append(path)

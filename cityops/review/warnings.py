@@ -28,7 +28,6 @@ period is empty and it warns no case.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import re
@@ -159,23 +158,10 @@ def _time_or_nat(value, *, what: str) -> pd.Timestamp:
 
 
 def _expand(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Paths and glob patterns → existing paths, in order (folders allowed)."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    out: list[Path] = []
-    for p in paths:
-        text = str(p)
-        if any(ch in text for ch in "*?["):
-            matches = sorted(glob.glob(text))
-            if not matches:
-                raise InputError(f"{text}: no file matches this pattern")
-            out.extend(Path(m) for m in matches)
-        else:
-            out.append(Path(text))
-    for p in out:
-        if not p.exists():
-            raise InputError(f"{p}: file not found")
-    return out
+    """Paths and glob patterns → existing paths, in order (folders allowed: run and CAP folders)."""
+    from cityops.ingest import expand_paths
+
+    return expand_paths(paths if isinstance(paths, str | Path) else list(paths), allow_dirs=True)
 
 
 # --------------------------------------------------------------------------- supersession
