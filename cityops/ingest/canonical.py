@@ -14,8 +14,9 @@ Small single-purpose steps, each recording what it inferred in ``history``:
 
 from __future__ import annotations
 
+import itertools
 import logging
-import warnings
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -26,8 +27,14 @@ import pandas as pd
 import xarray as xr
 
 from cityops.errors import InputError
+from cityops.ingest.plausibility import (
+    ValueSummary,
+    check_bounds,
+    check_period_amounts,
+    summarize,
+)
 from cityops.resources import canonical_variables, load_yaml, package_data
-from cityops.timeutil import iso_utc, parse_utc
+from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 from cityops.units import convert_dataarray, ureg
 
 __all__ = [
@@ -93,17 +100,24 @@ class VariableMapping:
     name : str
         Canonical variable name.
     kind : str or None
-        For amounts: ``interval``, ``running``, ``auto`` or ``rate``.
+        For amounts: ``interval`` (the amount over the step ending at the valid time),
+        ``running`` (since the forecast started), ``bucket`` (since the last multiple of
+        ``period`` after the start, as GFS 6 h buckets), ``rate`` (times its period, or the
+        step) or ``auto`` (decided from the file's metadata, see :func:`accumulation_kind`).
     units : str or None
         Units to assume when the file has none (user mappings only).
     how : str
         How it was recognised (``mapping``, ``standard_name``, ``alias``), for ``history``.
+    period : pandas.Timedelta or None
+        ``bucket``: the bucket length; ``interval``/``rate``: the period each value covers
+        (CMPA: 1 h), so that a skipped time is a gap, not a longer step.
     """
 
     name: str
     kind: str | None = None
     units: str | None = None
     how: str = "alias"
+    period: pd.Timedelta | None = None
 
 
 @cache
@@ -113,14 +127,46 @@ def _aliases() -> dict:
     rank: dict[str, int] = {}
     for canonical, entries in data["variables"].items():
         for i, entry in enumerate(entries):
-            by_name[str(entry["name"])] = VariableMapping(canonical, entry.get("kind"))
+            period = _parse_period(entry.get("period"), f"aliases.yaml: {entry['name']}")
+            by_name[str(entry["name"])] = VariableMapping(
+                canonical, entry.get("kind"), period=period
+            )
             rank[str(entry["name"])] = i
+    conventions = []
+    for i, conv in enumerate(data.get("conventions", [])):
+        where = f"aliases.yaml: conventions[{i}]"
+        if conv.get("kind") not in ("interval", "running", "bucket") or not conv.get("source"):
+            raise InputError(f"{where}: needs kind interval/running/bucket and a source")
+        if conv["kind"] == "bucket" and conv.get("period") is None:
+            raise InputError(f"{where}: kind bucket needs a period")
+        conventions.append({**conv, "period": _parse_period(conv.get("period"), where)})
     return {
         "names": by_name,
         "rank": rank,
         "components": [(str(c["u"]), str(c["v"])) for c in data.get("components", [])],
         "never": {str(n) for n in data.get("never", [])},
+        "conventions": conventions,
     }
+
+
+_KINDS = ("interval", "running", "bucket", "auto", "rate")
+
+
+def _parse_period(value, where: str) -> pd.Timedelta | None:
+    """``"6 h"``, ``6`` (hours) or None; :class:`InputError` for anything else."""
+    if value is None:
+        return None
+    try:
+        period = (
+            pd.Timedelta(hours=float(value))
+            if isinstance(value, int | float)
+            else pd.Timedelta(str(value).replace(" ", ""))
+        )
+    except (ValueError, TypeError):
+        period = None
+    if period is None or period <= pd.Timedelta(0):
+        raise InputError(f"{where}: period {value!r} is not a duration; expected e.g. '6 h'")
+    return period
 
 
 def load_mapping(path: str | Path | None) -> dict[str, VariableMapping]:
@@ -130,7 +176,12 @@ def load_mapping(path: str | Path | None) -> dict[str, VariableMapping]:
 
         variables:
           my_rain: {name: precip, units: mm, kind: interval}
+          gfs_tp: {name: precip, kind: bucket, period: 6 h}
           temp2m: {name: t2m, units: K}
+
+    ``kind`` says how an amount is stored: ``interval`` (over the step ending at the valid
+    time), ``running`` (since the forecast started), ``bucket`` with a ``period`` (since the
+    last multiple of the period, GFS), ``rate`` (times the step, or ``period``).
 
     Raises
     ------
@@ -153,11 +204,16 @@ def load_mapping(path: str | Path | None) -> dict[str, VariableMapping]:
                 f"{path}: variables.{source}: 'name' must be one of {', '.join(registry)}"
             )
         kind = spec.get("kind")
-        if kind not in (None, "interval", "running", "auto", "rate"):
+        if kind not in (None, *_KINDS):
+            raise InputError(f"{path}: variables.{source}: kind {kind!r} is not {'/'.join(_KINDS)}")
+        period = _parse_period(spec.get("period"), f"{path}: variables.{source}")
+        if kind == "bucket" and period is None:
             raise InputError(
-                f"{path}: variables.{source}: kind {kind!r} is not interval/running/auto/rate"
+                f"{path}: variables.{source}: kind bucket needs 'period' (e.g. period: 6 h)"
             )
-        out[str(source)] = VariableMapping(spec["name"], kind, spec.get("units"), how="mapping")
+        out[str(source)] = VariableMapping(
+            spec["name"], kind, spec.get("units"), how="mapping", period=period
+        )
     return out
 
 
@@ -318,6 +374,7 @@ def normalize_time(ds: xr.Dataset, *, source: str) -> xr.Dataset:
         reference = attr_ref
     if reference is None:
         reference = _infer_reference(ds, times)
+        ds.attrs[REFERENCE_INFERRED_ATTR] = 1
         history_lines.append(
             f"{source}: no forecast reference time; issued taken as the start of the first "
             f"step ({iso_utc(reference)})"
@@ -344,6 +401,18 @@ def _first_step_from_attrs(ds: xr.Dataset) -> pd.Timedelta | None:
     return None
 
 
+def _first_step_from_period(
+    ds: xr.Dataset, times: pd.DatetimeIndex, reference: pd.Timestamp
+) -> pd.Timedelta | None:
+    """The first step of a file whose amounts state their own period (MICAPS "24小时降水" at
+    lead 48 h covers 24-48 h, not 0-48 h)."""
+    for var in ds.data_vars:
+        hours = ds[var].attrs.get("accumulation_hours")
+        if hours is not None and times[0] - reference > pd.Timedelta(hours=float(hours)):
+            return pd.Timedelta(hours=float(hours))
+    return None
+
+
 def _first_grib_start(ds: xr.Dataset) -> pd.Timedelta | None:
     """Start of the first step from a GRIB accumulation's step range (a +120 h file holding
     the 114-120 h amount starts at +114 h)."""
@@ -361,6 +430,8 @@ def _step_starts(ds: xr.Dataset, times: pd.DatetimeIndex, reference: pd.Timestam
     """Start of each step: the previous valid time; the first step starts at the reference
     time, or as the file says (a 9-12 h interval file starts at +9 h)."""
     first = _first_step_from_attrs(ds)
+    if first is None:
+        first = _first_step_from_period(ds, times, reference)
     grib_start = _first_grib_start(ds)
     if first is not None:
         start0 = times[0] - first
@@ -505,12 +576,23 @@ def _accumulation_starts(da: xr.DataArray, times: pd.DatetimeIndex, issued: pd.T
     return issued + pd.to_timedelta(starts.astype(float), unit="h")
 
 
+def _bucket_starts(times: pd.DatetimeIndex, issued: pd.Timestamp, period: pd.Timedelta):
+    """Start of the bucket each valid time belongs to: the last multiple of ``period`` after
+    ``issued`` before it (GFS 6 h: 0-3, 0-6, 6-9, 6-12 h ...); the reference time itself
+    holds an empty accumulation."""
+    lead = (times - issued) / period
+    n = np.ceil(np.asarray(lead, dtype=float)) - 1
+    n = np.where(np.asarray(lead) <= 0, 0, np.maximum(n, 0))
+    return pd.DatetimeIndex(issued + period * n)
+
+
 def deaccumulate(
     da: xr.DataArray,
     *,
     kind: str,
     issued: pd.Timestamp,
     source: str = "",
+    period: pd.Timedelta | None = None,
 ) -> tuple[xr.DataArray | None, str]:
     """Amounts over each step from whatever the file stores.
 
@@ -518,12 +600,15 @@ def deaccumulate(
     ----------
     da : xarray.DataArray
         Amounts on the ``time`` dimension (valid times), canonical units.
-    kind : {"interval", "running", "auto"}
+    kind : {"interval", "running", "bucket", "auto"}
         ``interval`` leaves values alone; ``running`` differences totals since ``issued``;
-        ``auto`` uses GRIB accumulation starts when present (buckets that reset, e.g. GFS
-        6 h), otherwise the data: totals that never decrease are running totals.
+        ``bucket`` differences within buckets of ``period`` since ``issued``; ``auto`` uses the
+        accumulation starts the reader kept (GRIB step ranges, CF time bounds) and raises
+        :class:`InputError` without them: the kind is never guessed from the values.
     issued : pandas.Timestamp
         Forecast reference time.
+    period : pandas.Timedelta, optional
+        The bucket length (``bucket``).
 
     Returns
     -------
@@ -537,66 +622,256 @@ def deaccumulate(
     starts = _accumulation_starts(da, times, issued)
     if kind == "interval":
         return da, "interval (left alone)"
-    if starts is not None:
-        valid = ~pd.isna(starts)
-        prev_start = None
-        same = np.zeros(len(times), bool)
-        for i in np.flatnonzero(valid):
-            if prev_start is not None and starts[i] == prev_start:
-                same[i] = True  # the same accumulation continues: difference it
-            elif i > 0 and starts[i] != times[i - 1]:
-                # A new accumulation must start where the previous step ended.
-                return None, (
-                    f"accumulation {iso_utc(starts[i])}..{iso_utc(times[i])} does not start at "
-                    f"the previous step ({iso_utc(times[i - 1])}): not usable as step amounts, "
-                    "dropped"
-                )
-            prev_start = starts[i]
-        if not same.any():
-            return da.where(xr.DataArray(valid, dims="time", coords={"time": da["time"]})), (
-                "interval (from GRIB step ranges)"
+    if kind == "bucket":
+        if period is None:
+            raise InputError(f"{source}: kind bucket needs a period (e.g. period: 6 h)")
+        starts = _bucket_starts(times, issued, period)
+    elif kind == "running":
+        starts = pd.DatetimeIndex([issued] * len(times))
+    elif starts is None:
+        raise InputError(
+            f"{source}: variable {da.name!r}: no accumulation starts to decide how the amounts "
+            "are stored; expected GRIB step ranges or CF time bounds, or a kind in --mapping"
+        )
+    valid = ~pd.isna(starts)
+    step_start = pd.DatetimeIndex(da["step_start"].values) if "step_start" in da.coords else None
+    prev_start = None
+    same = np.zeros(len(times), bool)
+    for i in np.flatnonzero(valid):
+        if prev_start is not None and starts[i] == prev_start:
+            same[i] = True  # the same accumulation continues: difference it
+            continue
+        prev_start = starts[i]
+        expected = step_start[i] if step_start is not None else (times[i - 1] if i else None)
+        if expected is not None and starts[i] != expected and starts[i] != times[i]:
+            # A new accumulation must start where the step starts (an empty accumulation at
+            # the reference time aside).
+            return None, (
+                f"accumulation {iso_utc(starts[i])}..{iso_utc(times[i])} does not start at "
+                f"the previous step (its step starts {iso_utc(expected)}): not usable as step "
+                "amounts, dropped"
             )
-        label = "bucket" if len(set(starts[valid])) > 1 else "running"
-        keep = xr.DataArray(same, dims="time", coords={"time": da["time"]})
-        # The previous step holding data for this variable (steps without a message skipped).
-        prev_idx = np.zeros(len(times), int)
-        last = 0
-        for i in range(len(times)):
-            prev_idx[i] = last
-            if valid[i]:
-                last = i
-        previous = da.isel(time=prev_idx).assign_coords(time=da["time"])
-    elif kind == "running" or (kind == "auto" and _looks_running(da)):
-        label = "running"
-        keep = xr.DataArray(np.r_[False, np.ones(len(times) - 1, bool)], dims="time",
-                            coords={"time": da["time"]})  # fmt: skip
-        previous = da.shift(time=1)
-    else:
-        return da, "interval (values not cumulative)"
+    how = {"auto": "from accumulation starts", "bucket": f"{_hours_text(period)} buckets"}
+    if not same.any():
+        return da.where(xr.DataArray(valid, dims="time", coords={"time": da["time"]})), (
+            f"interval ({how.get(kind, kind)})"
+        )
+    label = "bucket" if len(set(starts[valid])) > 1 else "running"
+    keep = xr.DataArray(same, dims="time", coords={"time": da["time"]})
+    # The previous step holding data for this variable (steps without a message skipped).
+    prev_idx = np.zeros(len(times), int)
+    last = 0
+    for i in range(len(times)):
+        prev_idx[i] = last
+        if valid[i]:
+            last = i
+    previous = da.isel(time=prev_idx).assign_coords(time=da["time"])
     diff = xr.where(keep, da - previous, da)
     negative = int((diff < 0).sum())
     if negative:
         log.info("%s: %d negative amounts after differencing set to 0", source, negative)
     out = diff.clip(min=0).assign_attrs(da.attrs)
     suffix = f" ({negative} negatives set to 0)" if negative else ""
-    return out, f"{label} totals differenced{suffix}"
+    return out, f"{label} totals differenced ({how.get(kind, kind)}){suffix}"
 
 
-def _looks_running(da: xr.DataArray) -> bool:
-    """Totals since the start never decrease (within packing noise) and do grow."""
-    if da.sizes["time"] < 3:
-        return False
-    diffs = da.diff("time")
-    scale = float(np.nanmax(np.abs(da.values))) if da.size else 0.0
-    if scale == 0:
-        return False
-    tolerance = 1e-6 * scale + 1e-6
-    return bool((diffs >= -tolerance).all()) and bool((diffs > tolerance).any())
+def _hours_text(period: pd.Timedelta | None) -> str:
+    return "" if period is None else f"{period / pd.Timedelta('1h'):g} h"
 
 
 def _step_hours(ds: xr.Dataset) -> xr.DataArray:
     seconds = (ds["time"] - ds["step_start"]) / np.timedelta64(1, "s")
     return seconds / 3600.0
+
+
+@dataclass(frozen=True)
+class Accumulation:
+    """How an amount is stored over time (:func:`accumulation_kind`)."""
+
+    kind: str  # interval, running, bucket, rate, auto (the reader's accumulation starts)
+    period: pd.Timedelta | None
+    why: str
+
+
+_INTERVAL = re.compile(r"interval:\s*([0-9.]+)\s*(hours?|hr|h|minutes?|min|days?|d)\b")
+
+
+def _stated_period(da: xr.DataArray) -> pd.Timedelta | None:
+    """The period each value covers as the file states it: ``accumulation_hours`` (MICAPS)
+    or a CF ``cell_methods`` interval (``time: sum (interval: 24 hours)``)."""
+    hours = da.attrs.get("accumulation_hours")
+    if hours is not None:
+        return pd.Timedelta(hours=float(hours))
+    m = _INTERVAL.search(str(da.attrs.get("cell_methods", "")))
+    if m is None:
+        return None
+    unit = m.group(2)[0]
+    return pd.Timedelta(float(m.group(1)), unit={"h": "h", "m": "min", "d": "D"}[unit])
+
+
+def _time_bounds(ds: xr.Dataset) -> np.ndarray | None:
+    """Starts of the CF time bounds of ``time`` (``time: bounds = "time_bnds"``), if any."""
+    name = ds["time"].attrs.get("bounds") or ds["time"].encoding.get("bounds")
+    if not name or name not in ds.variables:
+        return None
+    values = ds[name].values
+    if values.ndim != 2 or values.shape != (ds.sizes["time"], 2):
+        return None
+    if not np.issubdtype(values.dtype, np.datetime64):
+        return None
+    return values[:, 0]
+
+
+def _attr_text(ds: xr.Dataset, da: xr.DataArray) -> str:
+    return " | ".join(str(v) for v in (*ds.attrs.values(), *da.attrs.values()))
+
+
+def _convention(ds: xr.Dataset, src: str) -> dict | None:
+    """The product convention of ``aliases.yaml`` matching this variable, if any."""
+    da = ds[src]
+    centre = str(da.attrs.get("GRIB_centre", ds.attrs.get("GRIB_centre", ""))).lower()
+    institution = str(ds.attrs.get("institution", ""))
+    text = _attr_text(ds, da)
+    has_reference = not ds.attrs.get(REFERENCE_INFERRED_ATTR)
+    for conv in _aliases()["conventions"]:
+        if src not in conv.get("names", ()):
+            continue
+        by_centre = centre in [str(c).lower() for c in conv.get("centre", ())]
+        by_institution = any(str(w) in institution for w in conv.get("institution", ()))
+        if not (by_centre or by_institution):
+            continue
+        if conv.get("markers") and not any(str(m) in text for m in conv["markers"]):
+            continue
+        if "reference_time" in conv and bool(conv["reference_time"]) != has_reference:
+            continue
+        return conv
+    return None
+
+
+def accumulation_kind(
+    ds: xr.Dataset,
+    src: str,
+    match: VariableMapping,
+    *,
+    issued: pd.Timestamp,
+    source: str,
+) -> Accumulation:
+    """How the amounts of ``src`` are stored, from metadata, never from the values.
+
+    In order: the user's ``--mapping`` ``kind`` (and the alias table's, e.g. the canonical
+    ``precip`` is per step), a rate's units, the reader's accumulation starts (GRIB step
+    ranges), CF time bounds, CF ``cell_methods`` ``time: sum``, ``StartForecastHour``/
+    ``EndForecastHour`` (CMA NMC files), the product conventions of ``aliases.yaml`` (IFS
+    running totals, ERA5 hourly amounts, GFS 6 h buckets).
+
+    Raises
+    ------
+    InputError
+        Nothing decides: the message names ``--mapping`` and its ``kind`` key. Differencing
+        a rising hourly series as running totals turns a red rainstorm into none; taking GFS
+        buckets as intervals doubles the rain: a guess is never made.
+    """
+    da = ds[src]
+    stated = _stated_period(da)
+    where = "the user mapping" if match.how == "mapping" else "aliases.yaml"
+    if match.kind == "rate" or _is_rate(da):
+        why = f"rate: kind in {where}" if match.kind == "rate" else "rate: units per time"
+        return Accumulation("rate", match.period or stated, why)
+    if match.kind not in (None, "auto"):
+        period = match.period or (stated if match.kind == "interval" else None)
+        return Accumulation(match.kind, period, f"kind {match.kind} in {where}")
+    times = pd.DatetimeIndex(ds["time"].values)
+    if _accumulation_starts(da, times, issued) is not None:
+        return Accumulation("auto", None, "GRIB step ranges")
+    bounds = _time_bounds(ds)
+    if bounds is not None:
+        ds[src].attrs["accumulation_start"] = bounds
+        return Accumulation("auto", None, "CF time bounds")
+    if "time: sum" in str(da.attrs.get("cell_methods", "")):
+        return Accumulation("interval", stated, "CF cell_methods 'time: sum'")
+    if _first_step_from_attrs(ds) is not None and ds.sizes["time"] == 1:
+        return Accumulation("interval", None, "StartForecastHour/EndForecastHour")
+    conv = _convention(ds, src)
+    if conv is not None:
+        return Accumulation(
+            conv["kind"], conv["period"], f"{conv['product']} convention: {conv['source']}"
+        )
+    raise InputError(
+        f"{source}: variable {src!r} ({match.name}): cannot tell whether its amounts are per "
+        "step, running totals since the start or buckets (no GRIB step range, no CF "
+        "cell_methods 'time: sum' or time bounds, no known product); expected metadata saying "
+        f"so: give it with --mapping FILE ({src}: {{name: {match.name}, kind: interval, "
+        "running or bucket, period: 6 h for buckets})"
+    )
+
+
+def _covered_hours(da: xr.DataArray, acc: Accumulation, issued: pd.Timestamp) -> np.ndarray:
+    """Hours the value at each valid time covers, for the per-period bounds."""
+    times = pd.DatetimeIndex(da["time"].values)
+    hour = pd.Timedelta("1h")
+    if acc.kind in ("interval", "rate") and acc.period is not None:
+        return np.full(len(times), acc.period / hour)
+    if acc.kind == "running":
+        return np.asarray((times - issued) / hour, dtype=float)
+    if acc.kind == "bucket" and acc.period is not None:
+        return np.asarray((times - _bucket_starts(times, issued, acc.period)) / hour, float)
+    if acc.kind == "auto":
+        starts = _accumulation_starts(da, times, issued)
+        if starts is not None:
+            return np.asarray((times - starts) / hour, dtype=float)
+    if "step_start" in da.coords:
+        return np.asarray((times - pd.DatetimeIndex(da["step_start"].values)) / hour, float)
+    return np.full(len(times), np.nan)
+
+
+def _insert_missing_steps(
+    ds: xr.Dataset, storage: Mapping[str, Accumulation], *, source: str
+) -> tuple[xr.Dataset, list[str]]:
+    """Valid times a product skipped, inserted as missing (NaN) steps.
+
+    A product whose values each cover a known period (CMPA hourly, MICAPS "12小时降水",
+    ERA5 hourly) and has a longer step skipped times: 02 -> 09 UTC in an hourly analysis is
+    six hours without data, not a 7 h step (taking the hourly rate for 7 h is 7 times too
+    much rain). MICAPS files come one per lead time: a step of two or more times the usual
+    one is a missing lead file.
+    """
+    times = pd.DatetimeIndex(ds["time"].values)
+    if len(times) < 2:
+        return ds, []
+    periods = [a.period for a in storage.values() if a.period is not None]
+    new: list[pd.Timestamp] = []
+    why = ""
+    if periods:
+        period = min(periods)
+        for begin, end in itertools.pairwise(times):
+            k = (end - begin) / period
+            if k > 1 and float(k).is_integer():
+                new.extend(begin + period * j for j in range(1, int(k)))
+        why = f"the product's values each cover {period / pd.Timedelta('1h'):g} h"
+    elif ds.attrs.get("cityops_reader") == "micaps4" and len(times) >= 3:
+        steps = pd.Series(np.diff(times.values)).value_counts()
+        usual = pd.Timedelta(steps.index[0])
+        if steps.iloc[0] >= 2:
+            for begin, end in itertools.pairwise(times):
+                k = (end - begin) / usual
+                if k > 1 and float(k).is_integer():
+                    new.extend(begin + usual * j for j in range(1, int(k)))
+        why = f"the lead files come every {usual / pd.Timedelta('1h'):g} h: lead files missing"
+    if not new:
+        return ds, []
+    first_start = ds["step_start"].values[0]
+    full = times.union(pd.DatetimeIndex(new))
+    out = ds.reindex(time=full)
+    starts = np.concatenate([[first_start], full.values[:-1]])
+    out = out.assign_coords(step_start=("time", starts))
+    out["step_start"].attrs = ds["step_start"].attrs
+    shown = ", ".join(iso_utc(t) for t in new[:6]) + (" ..." if len(new) > 6 else "")
+    note = (
+        f"{len(new)} valid time{'s' * (len(new) != 1)} skipped by the file ({shown}): "
+        f"{why}; inserted as missing steps, not one longer step"
+    )
+    log.warning("%s: %s", source, note)
+    return out, [note]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,24 +893,38 @@ def to_canonical(
     history: list[str] = []
     dropped: list[str] = []
     unusable_vars: dict[str, str] = {}
+    # How each amount is stored, from metadata only (refused when nothing says), then the
+    # valid times a product with a known period skipped, as missing steps.
+    storage = {
+        src: accumulation_kind(ds, src, match, issued=issued, source=source)
+        for src, match in found.items()
+        if match.name in _AMOUNTS
+    }
+    ds, gap_notes = _insert_missing_steps(ds, storage, source=source)
+    history.extend(gap_notes)
     for src, match in found.items():
         spec = registry[match.name]
         da = ds[src]
         if "units" not in da.attrs and match.units:
             da = da.assign_attrs(units=match.units)
             history.append(f"{src}: units {match.units} from the user mapping")
-        kind = match.kind or ("auto" if match.name in _AMOUNTS else None)
-        if match.name in _AMOUNTS and (kind == "rate" or _is_rate(da)):
-            da = _rate_to_amount(da, ds, source)
-            history.append(f"{src}: rate {ds[src].attrs.get('units')} times step length")
-            kind = "interval"
+        acc = storage.get(src)
+        if acc is not None:
+            history.append(f"{src}: stored as {acc.kind} amounts ({acc.why})")
+        if acc is not None and acc.kind == "rate":
+            da, hours = _rate_to_amount(da, ds, source, acc.period)
+            history.append(f"{src}: rate {ds[src].attrs.get('units')} times {hours}")
         try:
             conv = convert_dataarray(da.rename(src), spec["units"], source=source)
         except InputError:
             raise
         if da.attrs.get("units") != spec["units"]:
             history.append(f"{src}: converted from {da.attrs.get('units')} to {spec['units']}")
-        unusable, missing = inspect_values(conv, match.name, source=source, label=src)
+        periods = None if acc is None else _covered_hours(conv, acc, issued)
+        unusable, missing = inspect_values(
+            conv, match.name, source=source, label=src, raw=ds[src], period_hours=periods,
+            issued=issued,
+        )  # fmt: skip
         if unusable:
             history.append(f"{src}: {unusable}; ignored")
             dropped.append(f"{src}: {unusable}")
@@ -643,8 +932,11 @@ def to_canonical(
             continue
         if missing:
             history.append(f"{src}: {missing}")
-        if match.name in _AMOUNTS:
-            conv, applied = deaccumulate(conv, kind=kind or "auto", issued=issued, source=source)
+        if acc is not None:
+            kind = "interval" if acc.kind == "rate" else acc.kind
+            conv, applied = deaccumulate(
+                conv, kind=kind, issued=issued, source=source, period=acc.period
+            )
             history.append(f"{src}: {applied}")
             if conv is None:
                 dropped.append(f"{src}: {applied}")
@@ -692,54 +984,52 @@ def to_canonical(
     return out
 
 
-#: Variable attribute: the share of values missing (NaN), for the rules' notes.
+#: Variable attribute: which valid times have no data and the share of values missing (NaN),
+#: for the rules' notes (read by cityops.rules.engine into every hazard using the variable).
 MISSING_ATTR = "cityops_missing"
+#: Dataset attribute: the reference time was not in the file (inferred from the first step).
+REFERENCE_INFERRED_ATTR = "cityops_reference_inferred"
 #: Dataset attribute: canonical variables found in the file but unusable (every value NaN),
 #: ``"name: why | name: why"``, so that a rule needing one says why it is not evaluated.
 UNUSABLE_ATTR = "cityops_unusable"
 
 
 def inspect_values(
-    da: xr.DataArray, name: str, *, source: str, label: str | None = None
+    da: xr.DataArray,
+    name: str,
+    *,
+    source: str,
+    label: str | None = None,
+    raw: xr.DataArray | None = None,
+    period_hours: np.ndarray | None = None,
+    issued: pd.Timestamp | None = None,
 ) -> tuple[str | None, str | None]:
     """Read a canonical variable's values once and judge them (interfaces.md §1: ingest never
     guesses silently).
 
     * Values that cannot be read (a corrupt GRIB data section, a damaged NetCDF chunk) raise
       :class:`InputError` naming the file and the variable.
-    * Values outside the physical bounds of ``cityops/data/variables.yaml`` (``valid_min``,
-      ``valid_max``, give or take ``valid_tolerance`` for packing noise), such as negative
-      precipitation or a 500 m/s wind, raise :class:`InputError` with the bad range: they mean
-      a broken file or wrong units, and no level computed from them can be trusted.
-      Extreme but possible values (300 mm in an hour, -50 degC) pass.
+    * Values outside the physical bounds of ``cityops/data/variables.yaml`` raise
+      :class:`InputError` with the bad range (:mod:`cityops.ingest.plausibility`: the same
+      checks as station observations): negative precipitation, a 500 m/s wind, an amount
+      larger than possible over the period it covers (``period_hours``, one per valid time),
+      visibility in km labelled m, humidity as a fraction labelled percent, undeclared
+      missing codes (looked for in ``raw``, the values in the file's units). Extreme but
+      possible values (300 mm in an hour, -50 degC) pass.
 
     Returns
     -------
     (unusable, missing) : (str or None, str or None)
         ``unusable``: why the variable cannot be used at all (every value missing).
-        ``missing``: a warning when some values are missing (NaN) after the first valid time
-        with data; whole leading steps without data (GFS ``tp`` at step 0) are normal.
+        ``missing``: a note naming the valid times (UTC and Beijing time) with no data and
+        the share of missing values at the others; empty steps at the reference time itself
+        (GFS ``tp`` at step 0, an accumulation of nothing) are left out.
     """
-    spec = canonical_variables()[name]
     label = label or str(da.name or name)
-    units = "" if spec["units"] == "1" else f" {spec['units']}"
-    others = [d for d in da.dims if d != "time"]
     if da.size == 0:
         return "no values on the grid", None
-    tolerance = float(spec.get("valid_tolerance", 0.0))
-    checks = {
-        "min": da.min(),
-        "max": da.max(),
-        "nan": da.isnull().sum(others) if others else da.isnull(),
-    }
-    if "valid_min" in spec:
-        checks["valid_min"] = (da < float(spec["valid_min"]) - tolerance).sum()
-    if "valid_max" in spec:
-        checks["valid_max"] = (da > float(spec["valid_max"]) + tolerance).sum()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-            stats = xr.Dataset(checks).compute()  # one read of the data
+        summary = summarize(da, name, raw=raw)
     except MemoryError:
         raise
     except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError, OSError...
@@ -748,32 +1038,84 @@ def inspect_values(
             f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
             "expected intact data: the file is truncated or corrupt"
         ) from None
-    nan = np.atleast_1d(np.asarray(stats["nan"].values, dtype=float))
-    per_step = da.size / max(nan.size, 1)
-    if nan.sum() == da.size:
+    if summary.all_missing:
         return "every value is missing (NaN)", None
-    vmin, vmax = float(stats["min"]), float(stats["max"])
-    for bound, word in (("valid_min", "below"), ("valid_max", "above")):
-        count = int(stats[bound]) if bound in stats else 0
-        if count:
-            limit = float(spec[bound])
-            what = f"{label!r}" if label == name else f"{label!r} ({name})"
-            raise InputError(
-                f"{source}: variable {what} has {count} value{'s' * (count != 1)} {word} "
-                f"{limit:g}{units} (range {vmin:g} to {vmax:g}{units}); expected "
-                f"{name} {'>=' if word == 'below' else '<='} {limit:g}{units}: physically "
-                f"impossible, the file or its units are wrong ({bound} in "
-                "cityops/data/variables.yaml)"
-            )
-    first = int(np.argmax(nan < per_step)) if nan.size > 1 else 0
-    missing = float(nan[first:].sum())
-    if missing == 0:
-        return None, None
-    share = 100.0 * missing / (per_step * (nan.size - first))
-    where = ""
-    if "time" in da.dims and first:
-        where = f" from {iso_utc(pd.Timestamp(da['time'].values[first]))} on"
-    return None, (f"{share:.3g} % of the values missing (NaN){where}: levels there may be too low")
+    raw_units = None if raw is None else raw.attrs.get("units")
+    check_bounds(summary, name, source=source, label=label, raw_units=raw_units)
+    times = da["time"].values if "time" in da.dims else None
+    if period_hours is not None and times is not None:
+        check_period_amounts(
+            summary.step_max, period_hours, name, source=source, label=label, times=times,
+            raw_units=raw_units,
+        )  # fmt: skip
+    return None, describe_missing(summary, times, issued)
+
+
+def describe_missing(
+    summary: ValueSummary, times: np.ndarray | None, issued: pd.Timestamp | None
+) -> str | None:
+    """The note on missing values: which valid times have none (UTC and Beijing time), and
+    the share missing elsewhere; None when nothing is missing."""
+    nan = summary.nan_per_step
+    per_step = summary.per_step
+    report = np.ones(nan.size, bool)
+    if times is not None and issued is not None:
+        report = pd.DatetimeIndex(times) > issued  # the analysis step holds no amount
+    empty = (nan >= per_step) & report
+    partial = (nan > 0) & (nan < per_step) & report
+    parts = []
+    if times is not None and empty.any():
+        runs = _runs(np.flatnonzero(empty))
+        shown = [_time_range(pd.DatetimeIndex(times), a, b) for a, b in runs[:4]]
+        more = f" and {len(runs) - 4} more gaps" if len(runs) > 4 else ""
+        n = int(empty.sum())
+        parts.append(
+            f"no data at {n} valid time{'s' * (n != 1)} ({'; '.join(shown)}{more}): windows "
+            "over them count them as nothing, so a level there may be too low and level 0 "
+            "means no data, not no hazard"
+        )
+    elif times is None and empty.any():
+        parts.append("no data at all")
+    if partial.any():
+        share = 100.0 * float(nan[partial].sum()) / (per_step * int(partial.sum()))
+        n = int(partial.sum())
+        parts.append(
+            f"{share:.3g} % of the values missing (NaN) at {n} other valid time"
+            f"{'s' * (n != 1)}: levels there may be too low"
+        )
+    return "; ".join(parts) or None
+
+
+def _runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive runs ``(first, last)`` of sorted indices."""
+    runs: list[tuple[int, int]] = []
+    for i in index.tolist():
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def _time_range(times: pd.DatetimeIndex, a: int, b: int) -> str:
+    """``2026-07-10 01:00–09:00 UTC (09:00–17:00 Beijing time)``."""
+    utc_a, utc_b = times[a], times[b]
+    bj_a, bj_b = (_local(t) for t in (utc_a, utc_b))
+
+    def fmt(t: pd.Timestamp, ref: pd.Timestamp | None) -> str:
+        return f"{t:%H:%M}" if ref is not None and t.date() == ref.date() else f"{t:%Y-%m-%d %H:%M}"
+
+    if a == b:
+        return f"{fmt(utc_a, None)} UTC ({fmt(bj_a, None)} Beijing time)"
+    return (
+        f"{fmt(utc_a, None)}–{fmt(utc_b, utc_a)} UTC "
+        f"({fmt(bj_a, None)}–{fmt(bj_b, bj_a)} Beijing time)"
+    )
+
+
+def _local(t: pd.Timestamp) -> pd.Timestamp:
+    """Naive report time (Beijing, :data:`cityops.timeutil.REPORT_TZ`) of a naive UTC time."""
+    return t.tz_localize("UTC").tz_convert(REPORT_TZ).tz_localize(None)
 
 
 def _is_rate(da: xr.DataArray) -> bool:
@@ -787,9 +1129,12 @@ def _is_rate(da: xr.DataArray) -> bool:
     return dim in (ureg.Unit("mm/h").dimensionality, ureg.Unit("kg m-2 s-1").dimensionality)
 
 
-def _rate_to_amount(da: xr.DataArray, ds: xr.Dataset, source: str) -> xr.DataArray:
-    """A rate times its averaging period: the GRIB step range when the reader kept it (a
-    114-120 h average rate is 6 h of rain), otherwise the step length."""
+def _rate_to_amount(
+    da: xr.DataArray, ds: xr.Dataset, source: str, period: pd.Timedelta | None = None
+) -> tuple[xr.DataArray, str]:
+    """A rate times its averaging period: the product's own period (CMPA: 1 h), the GRIB
+    step range when the reader kept it (a 114-120 h average rate is 6 h of rain), otherwise
+    the step length; also what was used, for ``history``."""
     units = str(da.attrs.get("units"))
     q = ureg.Quantity(1.0, units)
     if q.dimensionality == ureg.Unit("kg m-2 s-1").dimensionality:
@@ -800,13 +1145,18 @@ def _rate_to_amount(da: xr.DataArray, ds: xr.Dataset, source: str) -> xr.DataArr
         amount_units = "mm"
     start, end = da.attrs.get("GRIB_startStep"), da.attrs.get("GRIB_endStep")
     hours = _step_hours(ds)
-    if start is not None and end is not None:
-        period = np.atleast_1d(np.asarray(end, float) - np.asarray(start, float))
-        if period.size == ds.sizes["time"]:
-            hours = xr.DataArray(period, dims="time", coords={"time": ds["time"]})
+    used = "the step length"
+    if period is not None:
+        hours = period / pd.Timedelta("1h")
+        used = f"its period of {hours:g} h"
+    elif start is not None and end is not None:
+        span = np.atleast_1d(np.asarray(end, float) - np.asarray(start, float))
+        if span.size == ds.sizes["time"]:
+            hours = xr.DataArray(span, dims="time", coords={"time": ds["time"]})
+            used = "its GRIB step range"
     out = da * per_hour * hours
     out.attrs = {**da.attrs, "units": amount_units}
-    return out
+    return out, used
 
 
 def _cf_attrs(da: xr.DataArray, name: str, spec: dict) -> xr.DataArray:

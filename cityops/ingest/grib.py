@@ -128,11 +128,13 @@ def check_structure(path: str | Path) -> int:
     ecCodes trusts a message's section lengths: a corrupt one makes it read past the message
     (and, seen with ecCodes 2.50, corrupt the heap and abort the process at exit). So every
     GRIB2 message is checked first: its declared length fits in the file, its sections chain
-    exactly to the closing ``7777``, and a simple-packed data section (template 5.0) holds at
-    least the bytes its section 5 declares (fewer, and ecCodes decodes whatever follows the
-    message: garbage values or a crash). GRIB1 messages are checked for the ``7777`` at their
-    declared end (large GRIB1 messages with a coded length are left to ecCodes). Bytes between
-    messages are skipped as ecCodes does.
+    exactly to the closing ``7777``, and a simple-packed data section (template 5.0) holds
+    exactly the bytes its section 5 declares (fewer, and ecCodes decodes whatever follows the
+    message: garbage values or a crash; more or fewer, and a damaged bits per value decodes
+    to garbage). GRIB1 messages: sections 1-4 add up to the message length, the bits per value
+    are in 0..32 and a simple-packed grid-point data section holds the bits its points need
+    (large GRIB1 messages with a coded length are left to ecCodes). Bytes between messages are
+    skipped as ecCodes does.
 
     Raises
     ------
@@ -171,6 +173,8 @@ def check_structure(path: str | Path) -> int:
                 )
             if edition == 2:
                 _check_sections(fh, start, total, where)
+            else:
+                _check_grib1_sections(fh, start, total, where)
             fh.seek(start + total - 4)
             if fh.read(4) != b"7777":
                 raise InputError(
@@ -226,8 +230,9 @@ def _check_sections(fh, start: int, total: int, where: str) -> None:
             values, bits = int.from_bytes(head[5:9], "big"), head[19]
             packed_bytes = (values * bits + 7) // 8
         elif number == 7 and packed_bytes is not None:
-            if length - 5 < packed_bytes:
-                # ecCodes would decode bytes beyond the message (garbage, or a crash).
+            if length - 5 != packed_bytes:
+                # Fewer: ecCodes would decode bytes beyond the message (garbage, or a crash);
+                # more: the bits per value were damaged (values decode to garbage).
                 raise InputError(
                     f"{where}: data section holds {length - 5} bytes; expected {packed_bytes} "
                     "for the values its section 5 declares: the message is corrupt"
@@ -239,6 +244,93 @@ def _check_sections(fh, start: int, total: int, where: str) -> None:
         raise InputError(
             f"{where}: its sections end at byte {pos}, not at '7777' (byte {end}); expected "
             "sections 1-7 filling the message: the message is corrupt"
+        )
+
+
+#: Bits per packed value a GRIB1 field can have (0: a constant field). Octet 11 of section 4
+#: is one byte, but GRIB1 packs at most 32 bits per value (the reference value and scale are
+#: 32-bit; ecCodes refuses to encode more): a larger value means a damaged byte.
+MAX_BITS_PER_VALUE = 32
+
+
+def _uint(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+def _check_grib1_sections(fh, start: int, total: int, where: str) -> None:
+    """GRIB1 sections 1-4 (PDS, optional GDS and BMS, BDS) must fill the message exactly, and
+    a simple-packed grid-point BDS must hold exactly the bits its points need.
+
+    ecCodes checks only the closing ``7777``: one damaged byte in the bits per value decodes
+    to plausible-looking garbage (158 mm in 3 h where the intact file has none).
+    """
+    fh.seek(start + 8)
+    pds = fh.read(28)
+    if len(pds) < 8:
+        raise InputError(f"{where}: section 1 is cut short; expected a complete GRIB1 message")
+    pos = start + 8
+    end = start + total - 4
+    lengths: list[str] = []
+    len1 = _uint(pds[:3])
+    flags = pds[7]
+    has_gds, has_bms = bool(flags & 0x80), bool(flags & 0x40)
+    lengths.append(f"section 1 {len1}")
+    pos += len1
+    points = None
+    if has_gds:
+        fh.seek(pos)
+        gds = fh.read(10)
+        len2 = _uint(gds[:3])
+        lengths.append(f"section 2 {len2}")
+        if len(gds) == 10 and gds[5] in (0, 4, 10, 14, 20, 24, 30, 34):
+            ni, nj = _uint(gds[6:8]), _uint(gds[8:10])
+            if ni != 0xFFFF and nj != 0xFFFF:  # quasi-regular (thinned) grids: no count here
+                points = ni * nj
+        pos += len2
+    if has_bms:
+        fh.seek(pos)
+        bms_head = fh.read(6)
+        len3 = _uint(bms_head[:3])
+        lengths.append(f"section 3 {len3}")
+        if len(bms_head) == 6 and _uint(bms_head[4:6]) == 0 and len3 > 6 and pos + len3 <= end:
+            fh.seek(pos + 6)
+            bitmap = np.frombuffer(fh.read(len3 - 6), dtype=np.uint8)
+            bits = np.unpackbits(bitmap)[: len(bitmap) * 8 - bms_head[3]]
+            points = int(bits.sum())
+        else:
+            points = None
+        pos += len3
+    fh.seek(pos)
+    bds = fh.read(11)
+    if len(bds) < 11 or pos + 11 > end:
+        raise InputError(
+            f"{where}: section lengths ({', '.join(lengths)}) run past the message's end "
+            f"(byte {end + 4}); expected sections 1-4 ending at '7777': the message is corrupt"
+        )
+    len4 = _uint(bds[:3])
+    lengths.append(f"section 4 {len4}")
+    if pos + len4 != end:
+        raise InputError(
+            f"{where}: sections 0-5 add up to {pos + len4 + 4 - start} bytes ({', '.join(lengths)}"
+            f"), the message declares {total}; expected them to add up to the message length: "
+            "the message is corrupt"
+        )
+    bds_flags, unused, bits_per_value = bds[3] >> 4, bds[3] & 0x0F, bds[10]
+    simple_grid = bds_flags & 0b1100 == 0  # grid-point data, simple packing
+    if simple_grid and points is not None and bits_per_value:
+        available = (len4 - 11) * 8 - unused
+        needed = points * bits_per_value
+        # Encoders pad the section to an even length: at most one byte beyond the unused bits.
+        if not 0 <= available - needed < 16:
+            raise InputError(
+                f"{where}: data section holds {available} bits; expected {needed} for "
+                f"{points} values of {bits_per_value} bits: the message is corrupt (damaged "
+                "bits per value or section length)"
+            )
+    if bits_per_value > MAX_BITS_PER_VALUE:
+        raise InputError(
+            f"{where}: bits per value {bits_per_value}; expected 0..{MAX_BITS_PER_VALUE}: "
+            "the message is corrupt"
         )
 
 
