@@ -1046,7 +1046,7 @@ def inspect_values(
     if period_hours is not None and times is not None:
         check_period_amounts(
             summary.step_max, period_hours, name, source=source, label=label, times=times,
-            raw_units=raw_units,
+            raw_units=raw_units, summary=summary,
         )  # fmt: skip
     return None, describe_missing(summary, times, issued)
 
@@ -1079,9 +1079,9 @@ def describe_missing(
     if partial.any():
         share = 100.0 * float(nan[partial].sum()) / (per_step * int(partial.sum()))
         n = int(partial.sum())
+        where = "" if n == int(report.sum()) else f" (at {n} valid time{'s' * (n != 1)})"
         parts.append(
-            f"{share:.3g} % of the values missing (NaN) at {n} other valid time"
-            f"{'s' * (n != 1)}: levels there may be too low"
+            f"{share:.3g} % of the values missing (NaN){where}: levels there may be too low"
         )
     return "; ".join(parts) or None
 

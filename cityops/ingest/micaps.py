@@ -5,8 +5,9 @@ with ``diamond N`` followed by a free-text description (GBK Chinese). cityops re
 
 **diamond 4** (gridded field) — :func:`read_micaps4`
 
-* line 1: ``diamond 4 <description>``; the description is GBK (read as its superset GB 18030),
-  falling back to UTF-8, and never fails (undecodable bytes become U+FFFD).
+* line 1: ``diamond 4 <description>``; the description is read as UTF-8 when it is strictly
+  valid UTF-8, else as GBK (its superset GB 18030); neither is refused (GBK alone would turn
+  a UTF-8 header into mojibake without an error).
 * then whitespace-separated numbers, read as one token stream whatever the line breaks:
 
   ====  ==================  =====================================================
@@ -221,23 +222,29 @@ def _read_file(path: Path, kind: int) -> tuple[bytes, bytes, int]:
     return header, body, first_body_line
 
 
-def _decode_description(raw: bytes) -> str:
-    """GBK (GB 18030), else UTF-8, else GBK with U+FFFD for undecodable bytes.
+def _decode_description(raw: bytes, path: Path) -> str:
+    """The description: UTF-8 when it decodes strictly as UTF-8, else GBK (GB 18030), else
+    :class:`InputError` (never mojibake without a word).
 
-    A description holding U+FFFD sequences went through a lossy UTF-8 round trip (GBK bytes
-    read as UTF-8 and written back): it is valid UTF-8, but its surviving bytes are GBK, so it
-    is read as GBK (the lost bytes show as the familiar "锟斤拷").
+    UTF-8 is tried first because GBK decodes almost any byte string without error: a UTF-8
+    header read as GBK gives mojibake ("2绫虫俯搴?") silently, and the element is not found or
+    is the wrong one. A description holding U+FFFD sequences went through a lossy UTF-8 round
+    trip (GBK bytes read as UTF-8 and written back): it is valid UTF-8, but its surviving bytes
+    are GBK, so it is read as GBK (the lost bytes show as the familiar "锟斤拷").
     """
     if raw.startswith(_BOM):
-        return raw[len(_BOM) :].decode("utf-8", errors="replace")
-    if _REPLACEMENT in raw:
+        raw = raw[len(_BOM) :]
+    elif _REPLACEMENT in raw:
         return raw.decode("gb18030", errors="replace")
-    for encoding in ("gb18030", "utf-8"):
+    for encoding in ("utf-8", "gb18030"):
         try:
             return raw.decode(encoding)
         except UnicodeDecodeError:
             pass
-    return raw.decode("gb18030", errors="replace")
+    raise InputError(
+        f"{path}: the description on line 1 is neither UTF-8 nor GBK text "
+        f"(bytes {raw[:16]!r}...); expected the MICAPS header in GBK (or UTF-8)"
+    )
 
 
 def _line_of_token(body: bytes, index: int, first_line: int) -> int:
@@ -581,7 +588,7 @@ def read_micaps4(
     """
     path = Path(path)
     desc_raw, body, first_line = _read_file(path, 4)
-    description = _decode_description(desc_raw)
+    description = _decode_description(desc_raw, path)
     history = _History(path)
     tokens = body.split()
     if len(tokens) < len(MICAPS4_HEADER):
@@ -801,7 +808,7 @@ def read_micaps1(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     desc_raw, body, first_line = _read_file(path, 1)
-    description = _decode_description(desc_raw)
+    description = _decode_description(desc_raw, path)
     history = _History(path)
     lines = body.split(b"\n")
 

@@ -32,7 +32,14 @@ import xarray as xr
 from cityops.errors import InputError
 from cityops.resources import canonical_variables, load_yaml, package_data
 
-__all__ = ["ValueSummary", "check_bounds", "max_for_period", "missing_codes", "summarize"]
+__all__ = [
+    "ValueSummary",
+    "check_bounds",
+    "check_period_amounts",
+    "max_for_period",
+    "missing_codes",
+    "summarize",
+]
 
 
 @cache
@@ -190,9 +197,11 @@ def check_period_amounts(
     label: str,
     times: np.ndarray | None = None,
     raw_units: str | None = None,
+    summary: ValueSummary | None = None,
 ) -> None:
     """Refuse amounts larger than possible over the period each covers
-    (``valid_max_by_period``); ``step_max``: the largest amount at each time."""
+    (``valid_max_by_period``); ``step_max``: the largest amount at each time; ``summary``
+    names undeclared missing codes in the message."""
     spec = canonical_variables()[name]
     hours = np.broadcast_to(np.asarray(hours, dtype=float), step_max.shape)
     for i, (value, h) in enumerate(zip(step_max, hours, strict=True)):
@@ -205,4 +214,5 @@ def check_period_amounts(
             f"{h:g} h{at}; expected at most {limit:.0f} {spec['units']} in {h:g} h (world "
             "records, valid_max_by_period in cityops/data/variables.yaml): physically "
             f"impossible, the file or its units are wrong{_units_hint(raw_units, spec['units'])}"
+            + (_codes_hint(summary) if summary is not None else "")
         )

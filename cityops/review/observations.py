@@ -49,7 +49,6 @@ it: it is the observed exceedance at that valid time.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -64,13 +63,17 @@ from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, Unit, load_jurisdiction
 from cityops.geo.masks import cell_area_km2, overlap_weights
 from cityops.geo.risk import counting_cells
-from cityops.ingest import expand_paths, open_forecast, sniff_format
-from cityops.ingest.micaps import read_micaps1
+from cityops.ingest import expand_paths, open_forecast
+from cityops.ingest.stations import (
+    STATION_COLUMNS,
+    observation_kind,
+    read_station_csv,
+)
+from cityops.ingest.stations import read_micaps1_stations as _read_micaps1
 from cityops.resources import canonical_variables, load_yaml, package_data
 from cityops.review.windows import ReviewWindow, parse_window, review_windows
 from cityops.rules import HazardResult, RuleTable, evaluate, load_rule_table
 from cityops.timeutil import iso_utc
-from cityops.units import convert_dataarray
 
 __all__ = ["OBSERVED_COLUMNS", "observation_kind", "observed_levels", "read_station_csv"]
 
@@ -93,13 +96,8 @@ OBSERVED_COLUMNS = [
     "note",
 ]
 
-#: Columns of the station table (:func:`read_station_csv`) besides the variables.
-STATION_COLUMNS = ["station_id", "lon", "lat", "time_utc", "period_h", "source"]
-
 #: Length of a degree of latitude, for the grid-spacing note (as cityops.geo.risk).
 _KM_PER_DEG_LAT = 111.2
-
-_HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:[\[(]\s*([^\])]*?)\s*[\])])?\s*$")
 
 
 @cache
@@ -114,218 +112,6 @@ def _amount_variables() -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------
 # Recognising and reading the inputs
 # --------------------------------------------------------------------------------------------
-
-
-def _is_station_csv(path: Path) -> bool:
-    """Whether the file's first line is a station-CSV header."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").strip()
-    fields = [f.strip().strip('"').strip() for f in first.split(",")]
-    names = []
-    for f in fields:
-        m = _HEADER.match(f)
-        names.append(m.group(1).lower() if m else f.lower())
-    # One required column is enough to be a station CSV: the reader then names what is missing.
-    required = _config()["csv"]["required"]
-    return len(fields) > 1 and any(r in names for r in required)
-
-
-def observation_kind(path: str | Path) -> str:
-    """What an observed file is, from its content: ``grid``, ``station_csv`` or ``micaps1``.
-
-    Parameters
-    ----------
-    path : str or path
-        An observed file.
-
-    Returns
-    -------
-    str
-        ``grid`` (NetCDF, GRIB, MICAPS diamond 4: read by :func:`cityops.ingest.open_forecast`),
-        ``station_csv`` (a CSV whose header names ``station_id``, ``lon``, ``lat`` or
-        ``time_utc``; the reader checks it has all of them) or
-        ``micaps1`` (MICAPS diamond 1 surface observations).
-
-    Raises
-    ------
-    InputError
-        The file is missing or in none of these formats.
-    """
-    path = expand_paths(path)[0]
-    try:
-        kind = sniff_format(path)
-    except InputError:
-        if _is_station_csv(path):
-            return "station_csv"
-        required = ", ".join(_config()["csv"]["required"])
-        raise InputError(
-            f"{path}: unknown observation format; expected a gridded analysis (NetCDF, GRIB, "
-            f"MICAPS diamond 4), MICAPS diamond 1 or a station CSV with columns {required}, "
-            "<variables>"
-        ) from None
-    return "micaps1" if kind == "micaps1" else "grid"
-
-
-def _line(mask: np.ndarray) -> int:
-    """File line number (header = 1) of the first row where ``mask`` holds."""
-    return int(np.flatnonzero(mask)[0]) + 2
-
-
-def read_station_csv(path: str | Path) -> pd.DataFrame:
-    """Read a station-observation CSV into the station table, canonical names and units.
-
-    Parameters
-    ----------
-    path : str or path
-        UTF-8 CSV with a header row: ``station_id, lon, lat, time_utc`` then observed
-        variables by canonical name (``precip, t2m, wind, gust, vis, …``; ``dew_point`` too).
-        A header may state units, ``t2m[K]`` or ``vis (km)``; without, the canonical units of
-        ``cityops/data/variables.yaml`` are assumed. An optional ``precip_period_h`` column
-        gives the hours an amount covers (default: the hour ending at ``time_utc``).
-        Other columns are ignored (logged).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per report: ``station_id`` (str), ``lon``, ``lat``, ``time_utc`` (naive UTC),
-        ``period_h`` (hours the amounts cover), ``source`` (file name), then the variables in
-        canonical units (NaN where empty).
-
-    Raises
-    ------
-    InputError
-        Missing columns, no variable column, an unreadable number, time or unit, coordinates
-        out of range, a negative amount or a non-positive period; the message names the file,
-        the column, the line and what was expected.
-    """
-    path = Path(path)
-    cfg = _config()["csv"]
-    try:
-        raw = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"{path}: cannot be read as a station CSV ({err})") from None
-    columns: dict[str, tuple[str, str | None]] = {}
-    for col in raw.columns:
-        m = _HEADER.match(str(col))
-        if m is None:
-            log.info("%s: column %r ignored", path, col)
-            continue
-        name = m.group(1).lower()
-        if name in columns:
-            raise InputError(f"{path}: column {name!r} appears twice; expected one column each")
-        columns[name] = (col, m.group(2) or None)
-    missing = [c for c in cfg["required"] if c not in columns]
-    if missing:
-        raise InputError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected "
-            f"{', '.join(cfg['required'])}, <variables> (interfaces.md §6)"
-        )
-    registry = canonical_variables()
-    extra = dict(cfg.get("extra_variables", {}))
-    variables = [n for n in columns if n in registry or n in extra]
-    ignored = [n for n in columns if n not in variables and n not in cfg["required"]]
-    ignored = [n for n in ignored if n != cfg["period_column"]]
-    if ignored:
-        log.info("%s: columns not used: %s", path, ", ".join(ignored))
-    if not variables:
-        raise InputError(
-            f"{path}: no observed variable column; expected canonical names such as precip, "
-            "t2m, wind, gust, vis (interfaces.md §1)"
-        )
-    if raw.empty:
-        raise InputError(f"{path}: no station reports after the header")
-
-    def numbers(name: str) -> np.ndarray:
-        col = raw[columns[name][0]].str.strip()
-        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-        bad = np.isnan(values) & (col != "").to_numpy() & ~col.str.lower().isin(["nan", "na"])
-        if bad.any():
-            line = _line(bad)
-            raise InputError(
-                f"{path}: line {line}: column {name!r} is {col[bad].iloc[0]!r}, not a number"
-            )
-        return values
-
-    ids = raw[columns["station_id"][0]].str.strip()
-    if (ids == "").any():
-        raise InputError(
-            f"{path}: line {_line((ids == '').to_numpy())}: empty station_id; "
-            "expected a station identifier"
-        )
-    lon, lat = numbers("lon"), numbers("lat")
-    bad = ~np.isfinite(lon) | ~np.isfinite(lat) | (np.abs(lat) > 90) | (lon < -180) | (lon > 360)
-    if bad.any():
-        raise InputError(
-            f"{path}: line {_line(bad)}: lon/lat {lon[bad][0]}, {lat[bad][0]} "
-            "out of range; expected degrees (lon -180..360, lat -90..90)"
-        )
-    lon = np.where(lon > 180, lon - 360, lon)
-    text = raw[columns["time_utc"][0]].str.strip()
-    times = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    if times.isna().any():
-        bad = times.isna().to_numpy()
-        raise InputError(
-            f"{path}: line {_line(bad)}: column 'time_utc' is {text[bad].iloc[0]!r}; "
-            "expected an ISO 8601 time (UTC unless an offset is given)"
-        )
-    times = pd.DatetimeIndex(times).tz_convert("UTC").tz_localize(None).as_unit("ns")
-    period = np.full(len(raw), float(cfg["default_period_h"]))
-    if cfg["period_column"] in columns:
-        given = numbers(cfg["period_column"])
-        period = np.where(np.isnan(given), period, given)
-        if (period <= 0).any():
-            bad = period <= 0
-            raise InputError(
-                f"{path}: line {_line(bad)}: {cfg['period_column']} is "
-                f"{period[bad][0]:g}; expected the hours the amounts cover (> 0)"
-            )
-    out = pd.DataFrame(
-        {
-            "station_id": ids.to_numpy(),
-            "lon": lon,
-            "lat": lat,
-            "time_utc": times,
-            "period_h": period,
-            "source": path.name,
-        }
-    )
-    for name in variables:
-        values = numbers(name)
-        target = registry[name]["units"] if name in registry else extra[name]
-        units = columns[name][1]
-        if units is not None:
-            da = xr.DataArray(values, dims="report", name=name, attrs={"units": units})
-            values = convert_dataarray(da, target, source=str(path)).to_numpy()
-        if name in _amount_variables() and (values < 0).any():
-            bad = values < 0
-            raise InputError(
-                f"{path}: line {_line(bad)}: {name} is {values[bad][0]:g}; "
-                f"expected an amount >= 0 {target} (write a trace as 0)"
-            )
-        out[name] = values
-    return out
-
-
-def _read_micaps1(path: Path) -> pd.DataFrame:
-    """A MICAPS diamond 1 file as the station table (6 h precipitation)."""
-    df = read_micaps1(path)
-    registry = canonical_variables()
-    extra = _config()["csv"].get("extra_variables", {})
-    keep = [c for c in df.columns if c in registry or c in extra]
-    out = pd.DataFrame(
-        {
-            "station_id": df["station_id"].astype(str).to_numpy(),
-            "lon": df["lon"].to_numpy(dtype=float),
-            "lat": df["lat"].to_numpy(dtype=float),
-            "time_utc": pd.DatetimeIndex(df["time_utc"]).as_unit("ns"),
-            "period_h": float(df.attrs.get("precip_hours", 6)),
-            "source": path.name,
-        }
-    )
-    for name in keep:
-        out[name] = df[name].to_numpy(dtype=float)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
