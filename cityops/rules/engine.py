@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import xarray as xr
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
 from cityops.rules import fused
 from cityops.rules.fused import HazardProgram, Leaf, leaves, run_program
+from cityops.rules.resolution import at_resolution, compare, resolution
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_index, window_reduce_many, window_status
 from cityops.timeutil import parse_utc
@@ -31,16 +31,12 @@ __all__ = [
     "LevelResult",
     "apply_observed",
     "evaluate",
-    "evaluate_condition",
 ]
 
 log = logging.getLogger("cityops")
 
 #: How far back an observation may lie before the reference time to count.
 OBSERVED_WINDOW = pd.Timedelta("24h")
-
-_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-
 
 class ConditionResult:
     """One evaluated condition: the aggregated value and where the comparison holds.
@@ -258,6 +254,17 @@ def _consecutive(flags: xr.DataArray, n: int) -> xr.DataArray:
     return in_run
 
 
+def _span(daily: xr.DataArray, span: int, how: str) -> xr.DataArray:
+    """:func:`cityops.rules.fused.span_days` on a ``day`` dimension."""
+    if span <= 1:
+        return daily
+    f = np.fmax if how == "max" else np.fmin
+    out = daily
+    for k in range(1, span):
+        out = f(out, daily.shift(day=k))
+    return out
+
+
 def _unusable(ds: xr.Dataset) -> dict[str, str]:
     """Variables ingest found but could not use, and why (``UNUSABLE_ATTR``)."""
     out = {}
@@ -286,6 +293,8 @@ class _Spec:
     day_index: np.ndarray | None = None
     day_starts: np.ndarray | None = None
     complete: np.ndarray | None = None  # complete local days (daily_drop)
+    resolution: float | None = None  # recording resolution of the variable
+    span_days: int = 1  # daily extremes over this many days ending on each day (a process)
 
 
 def _condition_spec(
@@ -305,7 +314,8 @@ def _condition_spec(
         return _Spec(condition, None, note=note)
     da = ds[var]
     scale, offset = linear_conversion(da, condition.units, source=ds.encoding.get("source", ""))
-    spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset)
+    spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset,
+                 resolution=resolution(var))  # fmt: skip
     if condition.reduce == "point":
         return spec
     if condition.reduce in ("sum", "max", "min"):
@@ -389,16 +399,25 @@ class _Fields:
 
 
 def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.DataArray]:
-    """``(value, holds)`` of an evaluable condition, lazily with dask."""
+    """``(value, holds)`` of an evaluable condition, lazily with dask. ``value`` is the reduced
+    quantity as recorded (at the variable's resolution, :mod:`cityops.rules.resolution`) and
+    ``holds`` its comparison with the threshold."""
     condition, var = spec.condition, spec.var
-    compare = _COMPARE[condition.op]
+    res = spec.resolution
+
+    def judge(x: xr.DataArray) -> xr.DataArray:
+        return compare(x, condition.op, condition.threshold, res)
+
+    def recorded(x: xr.DataArray) -> xr.DataArray:
+        return at_resolution(x, res).assign_attrs(x.attrs) if res is not None else x
+
     da = fields.variable(var, spec.units)
     if condition.reduce == "point":
-        return da, compare(da, condition.threshold)
+        return recorded(da), judge(da)
     if condition.reduce in ("sum", "max", "min"):
         value = fields.window(var, spec.units, condition.reduce, condition.window)
         evaluable = xr.DataArray(spec.status != UNALIGNED, dims="time", coords={"time": da["time"]})
-        return value, compare(value, condition.threshold) & evaluable
+        return recorded(value), judge(value) & evaluable
     day = spec.day
     if condition.reduce == "daily_drop":
         daily = fields.daily(var, spec.units, "min", day)
@@ -410,17 +429,20 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
             drop = np.fmax(drop, daily.shift(day=k) - daily)
         drop = drop.assign_attrs(units="delta_degC")
         value = drop.sel(day=day).drop_vars("day")
-        holds = compare(value, condition.threshold).fillna(False).astype(bool)
-        return value, holds
-    # daily_max / daily_min by local calendar day
-    daily = fields.daily(var, spec.units, "max" if condition.reduce == "daily_max" else "min", day)
-    qualifying = _consecutive(compare(daily, condition.threshold), condition.consecutive_days)
+        holds = judge(value).fillna(False).astype(bool)
+        return recorded(value), holds
+    # daily_max / daily_min by local calendar day (or over the days of a process, ``span``)
+    how = "max" if condition.reduce == "daily_max" else "min"
+    daily = fields.daily(var, spec.units, how, day)
+    if spec.span_days > 1:
+        daily = _span(daily, spec.span_days, how)
+    qualifying = _consecutive(judge(daily), condition.consecutive_days)
     value = daily.sel(day=day).drop_vars("day")
     in_run = qualifying.sel(day=day).drop_vars("day")
     # With onset: step, the run starts at the first step whose own value meets the
     # threshold; otherwise the whole qualifying day holds.
-    holds = in_run & compare(da, condition.threshold) if condition.at_step else in_run
-    return value, holds
+    holds = in_run & judge(da) if condition.at_step else in_run
+    return recorded(value), holds
 
 
 def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
@@ -429,39 +451,6 @@ def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
     return ConditionResult(
         spec.condition, spec.var, note=spec.note, lazy=lambda: _condition_fields(spec, fields)
     )
-
-
-def evaluate_condition(
-    ds: xr.Dataset,
-    condition: Condition,
-    *,
-    timezone: str = "Asia/Shanghai",
-    first_step: pd.Timedelta | None = None,
-) -> ConditionResult:
-    """Evaluate one condition on a canonical dataset.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Canonical forecast (interfaces.md §1).
-    condition : Condition
-        The condition to evaluate.
-    timezone : str, optional
-        Time zone of the local calendar day for daily reductions (default Beijing time).
-    first_step : pandas.Timedelta, optional
-        Length of the first step (default: that of the second step).
-
-    Returns
-    -------
-    ConditionResult
-        ``holds`` is None (with a note) when no variable is present or no window can be
-        evaluated at this step length.
-    """
-    spec = _condition_spec(ds, condition, timezone=timezone, first_step=first_step)
-    if not spec.ok:
-        return ConditionResult(condition, spec.var, None, None, note=spec.note)
-    value, holds = _condition_fields(spec, _Fields(ds, timezone=timezone, first_step=first_step))
-    return ConditionResult(condition, spec.var, value, holds, spec.note)
 
 
 def _complete_days(
@@ -554,7 +543,7 @@ class _Plan:
             return None
         c = spec.condition
         key = (spec.var, spec.units, c.reduce, c.window, c.op, c.threshold,
-               c.consecutive_days, c.at_step)  # fmt: skip
+               c.consecutive_days, c.at_step, spec.resolution, spec.span_days)  # fmt: skip
         if key not in self.leaves:
             index = self.inputs.setdefault((spec.var, spec.units), len(self.inputs))
             evaluable = None
@@ -564,7 +553,8 @@ class _Plan:
                 key=key, input=index, reduce=c.reduce, op=c.op, threshold=c.threshold,
                 lo=spec.lo, window_key=c.window, evaluable=evaluable,
                 day_index=spec.day_index, day_starts=spec.day_starts, complete=spec.complete,
-                days=c.consecutive_days, at_step=c.at_step,
+                days=c.consecutive_days, at_step=c.at_step, resolution=spec.resolution,
+                span=spec.span_days,
             )  # fmt: skip
         return self.leaves[key]
 
@@ -704,20 +694,6 @@ def _first_step(ds: xr.Dataset, issued_ts: pd.Timestamp | None) -> pd.Timedelta 
     if first_step is not None and first_step <= pd.Timedelta(0):
         first_step = None
     return first_step
-
-
-def evaluate_hazard(
-    ds: xr.Dataset,
-    rules: HazardRules,
-    *,
-    timezone: str = "Asia/Shanghai",
-    first_step: pd.Timedelta | None = None,
-) -> HazardResult:
-    """Level field of one hazard: the highest level whose criterion holds."""
-    plan = _Plan(ds, timezone=timezone, first_step=first_step)
-    result = plan.hazard(rules)
-    plan.run()
-    return result
 
 
 def evaluate(
