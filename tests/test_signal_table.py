@@ -386,12 +386,6 @@ def test_cold_wave_blue_fall_within_48_h_after_a_warm_day():
     assert top(ds, "cold_wave") >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shipped cold_wave joins drop, Tmin and wind on the same Beijing calendar day; "
-    "'24小时内…陆地平均风力可达6级以上' is within 24 h: force 6 behind the front on the "
-    "evening before the coldest morning is missed",
-)
 def test_cold_wave_wind_on_the_frontal_evening_before_the_cold_morning():
     # Front passes day 2 at noon: force 6 (12 m/s) 12-24 BJT, 5 m/s otherwise. Daily minima
     # 12, 12, 1 °C: an 11 °C fall to 1 °C by 06 BJT on day 3, 6 hours after the gale.

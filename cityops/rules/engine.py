@@ -8,6 +8,7 @@ dask alike; nothing is computed until the caller asks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cityops.errors import DataFileError
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
+from cityops.resources import load_yaml, package_data
 from cityops.rules import fused
-from cityops.rules.fused import HazardProgram, Leaf, leaves, run_program
+from cityops.rules.fused import HazardProgram, Leaf, daily_drop, leaves, run_program
 from cityops.rules.resolution import at_resolution, compare, resolution
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_index, window_reduce_many, window_status
@@ -294,6 +297,7 @@ class _Spec:
     day_starts: np.ndarray | None = None
     complete: np.ndarray | None = None  # complete local days (daily_drop)
     resolution: float | None = None  # recording resolution of the variable
+    prior: np.ndarray | None = None  # daily minima of the days just before (daily_drop)
     span_days: int = 1  # daily extremes over this many days ending on each day (a process)
 
 
@@ -303,6 +307,8 @@ def _condition_spec(
     *,
     timezone: str,
     first_step: pd.Timedelta | None,
+    span_days: int = 1,
+    prior: pd.Series | None = None,
 ) -> _Spec:
     var = next((v for v in condition.variables if v in ds.data_vars), None)
     if var is None:
@@ -316,6 +322,8 @@ def _condition_spec(
     scale, offset = linear_conversion(da, condition.units, source=ds.encoding.get("source", ""))
     spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset,
                  resolution=resolution(var))  # fmt: skip
+    if condition.reduce in ("daily_max", "daily_min"):
+        spec.span_days = span_days
     if condition.reduce == "point":
         return spec
     if condition.reduce in ("sum", "max", "min"):
@@ -340,11 +348,16 @@ def _condition_spec(
         start0 = times[0] - (first_step if first_step is not None else (
             times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")))  # fmt: skip
         spec.complete = _complete_days(pd.DatetimeIndex(days), times, start0, timezone)
-        if spec.complete.sum() < 2:
+        spec.prior = _prior_days(prior, pd.DatetimeIndex(days), condition.consecutive_days)
+        # The day the minimum falls from must be complete (a partial day's minimum is too
+        # warm: the fall would be overstated), from the forecast, observations joined before
+        # it or the history; the day it falls to may be partial (its minimum can only be too
+        # warm, so the fall found is never more than the true one).
+        if not (len(spec.prior) or spec.complete[:-1].any()):
             spec.ok = False
             spec.note = (
-                f"{var}: cold-wave drop needs 2 complete local days "
-                "(the day before the fall from the forecast or observations)"
+                f"{var}: cold-wave drop needs the minimum of a complete local day before the "
+                "fall (from the forecast, observations or --history)"
             )
         return spec
     if condition.consecutive_days > 1:
@@ -421,12 +434,18 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
     day = spec.day
     if condition.reduce == "daily_drop":
         daily = fields.daily(var, spec.units, "min", day)
-        daily = daily.where(xr.DataArray(spec.complete, dims="day", coords={"day": daily["day"]}))
-        # A fall "within 48 h" is the largest fall from any of the previous n days (a warm day
-        # ahead of the front counts), not only from the day n days before.
-        drop = daily.shift(day=1) - daily
-        for k in range(2, condition.consecutive_days + 1):
-            drop = np.fmax(drop, daily.shift(day=k) - daily)
+        if daily.chunks is not None:
+            daily = daily.chunk({"day": -1})
+        drop = xr.apply_ufunc(
+            _drop_along_last,
+            daily,
+            input_core_dims=[["day"]],
+            output_core_dims=[["day"]],
+            kwargs={"days": condition.consecutive_days, "complete": spec.complete,
+                    "prior": spec.prior},
+            dask="parallelized",
+            output_dtypes=[daily.dtype],
+        ).transpose(*daily.dims)  # fmt: skip
         drop = drop.assign_attrs(units="delta_degC")
         value = drop.sel(day=day).drop_vars("day")
         holds = judge(value).fillna(False).astype(bool)
@@ -451,6 +470,27 @@ def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
     return ConditionResult(
         spec.condition, spec.var, note=spec.note, lazy=lambda: _condition_fields(spec, fields)
     )
+
+
+def _drop_along_last(daily: np.ndarray, *, days: int, complete, prior) -> np.ndarray:
+    """:func:`cityops.rules.fused.daily_drop` with the day axis last (for apply_ufunc)."""
+    return np.moveaxis(daily_drop(np.moveaxis(daily, -1, 0), days, complete, prior), 0, -1)
+
+
+def _prior_days(prior: pd.Series | None, days: pd.DatetimeIndex, n: int) -> np.ndarray:
+    """Daily minima of the ``n`` local days just before ``days[0]`` (oldest first), from
+    ``prior`` (indexed by local date); only the unbroken run ending the day before."""
+    if prior is None or not len(days) or n < 1:
+        return np.empty(0)
+    index = pd.DatetimeIndex(prior.index).normalize()
+    values = pd.Series(np.asarray(prior, dtype=float), index=index)
+    out: list[float] = []
+    for k in range(1, n + 1):
+        day = days[0] - pd.Timedelta(days=k)
+        if day not in values.index or not np.isfinite(values[day]):
+            break
+        out.insert(0, float(values[day]))
+    return np.asarray(out)
 
 
 def _complete_days(
@@ -519,24 +559,38 @@ def _uses_proxy(rule: LevelRule, results: list[ConditionResult]) -> bool:
 class _Plan:
     """One :func:`evaluate` call: condition specs, the fields cache and the fused programs."""
 
-    def __init__(self, ds: xr.Dataset, *, timezone: str, first_step: pd.Timedelta | None):
+    def __init__(
+        self,
+        ds: xr.Dataset,
+        *,
+        timezone: str,
+        first_step: pd.Timedelta | None,
+        prior: pd.Series | None = None,
+    ):
         self.ds = ds
         self.timezone = timezone
         self.first_step = first_step
+        self.prior = prior
         self.fields = _Fields(ds, timezone=timezone, first_step=first_step)
-        self.specs: dict[Condition, _Spec] = {}
+        self.specs: dict[tuple[Condition, int], _Spec] = {}
         self.inputs: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple, Leaf] = {}
         self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
 
-    def spec(self, condition: Condition) -> _Spec:
-        if condition not in self.specs:
+    def spec(self, condition: Condition, hazard: str = "") -> _Spec:
+        process = processes().get(hazard, {})
+        span = 1
+        if set(condition.variables) & set(process.get("variables", ())):
+            span = int(process.get("span_days", 1))
+        key = (condition, span)
+        if key not in self.specs:
             spec = _condition_spec(
-                self.ds, condition, timezone=self.timezone, first_step=self.first_step
-            )
+                self.ds, condition, timezone=self.timezone, first_step=self.first_step,
+                span_days=span, prior=self.prior,
+            )  # fmt: skip
             self.fields.want(spec)
-            self.specs[condition] = spec
-        return self.specs[condition]
+            self.specs[key] = spec
+        return self.specs[key]
 
     def leaf(self, spec: _Spec) -> Leaf | None:
         if not spec.ok:
@@ -553,6 +607,7 @@ class _Plan:
                 key=key, input=index, reduce=c.reduce, op=c.op, threshold=c.threshold,
                 lo=spec.lo, window_key=c.window, evaluable=evaluable,
                 day_index=spec.day_index, day_starts=spec.day_starts, complete=spec.complete,
+                prior=spec.prior,
                 days=c.consecutive_days, at_step=c.at_step, resolution=spec.resolution,
                 span=spec.span_days,
             )  # fmt: skip
@@ -570,7 +625,7 @@ class _Plan:
             return result
         program = HazardProgram(rules.hazard)
         for rule in rules.levels:
-            specs = [self.spec(c) for c in rule.conditions]
+            specs = [self.spec(c, rules.hazard) for c in rule.conditions]
             cond_results = [_condition_result(s, self.fields) for s in specs]
             result.conditions[rule.level] = cond_results
             by_condition = {s.condition: self.leaf(s) for s in specs}
@@ -668,6 +723,23 @@ class _Plan:
         self.programs = []
 
 
+@functools.cache
+def processes() -> dict[str, dict]:
+    """Hazards judged over a weather process longer than a day (``data/processes.yaml``):
+    per hazard the ``variables`` whose daily conditions span ``span_days`` days."""
+    path = package_data("data", "processes.yaml")
+    data = load_yaml(path)
+    out = {}
+    for hazard, spec in (data.get("hazards") or {}).items():
+        span = spec.get("span_days") if isinstance(spec, dict) else None
+        if not isinstance(span, int) or span < 1 or not spec.get("variables"):
+            raise DataFileError(
+                f"{path}: hazard {hazard}: needs 'variables' and an integer 'span_days' >= 1"
+            )
+        out[str(hazard)] = {"variables": tuple(spec["variables"]), "span_days": span}
+    return out
+
+
 def _remap(program: HazardProgram, remap: dict[int, int]) -> HazardProgram:
     """The program with input indices renumbered for one kernel call."""
     memo: dict[int, Leaf] = {}
@@ -702,6 +774,7 @@ def evaluate(
     *,
     timezone: str = "Asia/Shanghai",
     hazards: list[str] | None = None,
+    prior_daily_min: pd.Series | None = None,
 ) -> LevelResult:
     """Evaluate every hazard of a rule table on a canonical forecast.
 
@@ -720,6 +793,10 @@ def evaluate(
         Time zone of the local day for daily criteria (default ``Asia/Shanghai``).
     hazards : list of str, optional
         Restrict to these hazards.
+    prior_daily_min : pandas.Series, optional
+        Daily minimum temperature (canonical units) of local days before the data, indexed
+        by local date (a daily history, :func:`cityops.rules.observed.history_daily_min`): the
+        cold wave's fall from the day before a forecast that starts on a partial day.
 
     Returns
     -------
@@ -736,7 +813,9 @@ def evaluate(
     """
     issued = ds.attrs.get("issued")
     issued_ts = parse_utc(issued, what="attribute 'issued'") if issued else None
-    plan = _Plan(ds, timezone=timezone, first_step=_first_step(ds, issued_ts))
+    plan = _Plan(
+        ds, timezone=timezone, first_step=_first_step(ds, issued_ts), prior=prior_daily_min
+    )
     out: dict[str, HazardResult] = {}
     for rules in table:
         if hazards is not None and rules.hazard not in hazards:

@@ -36,6 +36,7 @@ __all__ = [
     "HazardProgram",
     "Leaf",
     "leaves",
+    "daily_drop",
     "run_program",
     "span_days",
 ]
@@ -69,6 +70,8 @@ class Leaf:
     day_index: np.ndarray | None = None
     day_starts: np.ndarray | None = None
     complete: np.ndarray | None = None
+    #: daily_drop: daily minima of the days just before the data (history), oldest first
+    prior: np.ndarray | None = None
     days: int = 1
     at_step: bool = False
     #: recording resolution of the variable (None: compared unrounded)
@@ -172,7 +175,7 @@ class _Compiler:
             daily = self.daily(leaf, "min")
             self.steps.append(
                 ("drop", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.complete,
-                 leaf.day_index, leaf.resolution)
+                 leaf.day_index, leaf.resolution, leaf.prior)
             )  # fmt: skip
         else:
             how = "max" if leaf.reduce == "daily_max" else "min"
@@ -427,26 +430,37 @@ def _step(step, reg, arrays, conversions, outs):
             _consecutive(compare(reg[src], op, thr, res), n), day_index, axis=0, out=o
         )
     if kind == "drop":
-        op, src, thr, n, complete, day_index, res, o = (
-            step[3], step[2], step[4], step[5], step[6], step[7], step[8], reg[out])  # fmt: skip
+        op, src, thr, n, complete, day_index, res, prior, o = (
+            step[3], step[2], step[4], step[5], step[6], step[7], step[8], step[9], reg[out])  # fmt: skip
         return lambda idx: np.take(
-            compare(_drop(reg[src], n, complete), op, thr, res), day_index, axis=0, out=o
-        )
+            compare(daily_drop(reg[src], n, complete, prior), op, thr, res), day_index, axis=0,
+            out=o,
+        )  # fmt: skip
     raise ValueError(kind)  # pragma: no cover
 
 
-def _drop(daily: np.ndarray, days: int, complete: np.ndarray) -> np.ndarray:
-    """Largest fall of the daily minimum from any of the ``days`` days before (complete
-    days only), as the engine's xarray path computes it."""
-    daily = daily.copy()
-    daily[~complete] = np.nan
-    drop = np.full_like(daily, np.nan)
-    drop[1:] = daily[:-1] - daily[1:]
-    for k in range(2, days + 1):
-        step = np.full_like(daily, np.nan)
-        step[k:] = daily[:-k] - daily[k:]
+def daily_drop(
+    daily: np.ndarray, days: int, complete: np.ndarray, prior: np.ndarray | None = None
+) -> np.ndarray:
+    """Largest fall of the daily minimum (axis 0) from any of the ``days`` days before.
+
+    The day it falls from must be complete (``complete``) or one of the ``prior`` days (daily
+    minima of the days just before the data, oldest first: history or observations); the
+    day it falls to may be partial (a partial day's minimum is never below the true one, so
+    the fall is never overstated). NaN where no such day exists. The one implementation of
+    the cold-wave fall, used by the fused kernel and the engine's xarray path."""
+    prior = np.empty(0) if prior is None else np.asarray(prior, dtype=daily.dtype)
+    p = prior.size
+    full = np.concatenate([np.broadcast_to(prior.reshape((p,) + (1,) * (daily.ndim - 1)),
+                                           (p, *daily.shape[1:])), daily])  # fmt: skip
+    src = full.copy()
+    src[p:][~np.asarray(complete, dtype=bool)] = np.nan
+    drop = np.full_like(full, np.nan)
+    for k in range(1, days + 1):
+        step = np.full_like(full, np.nan)
+        step[k:] = src[:-k] - full[k:]
         drop = np.fmax(drop, step)
-    return drop
+    return drop[p:]
 
 
 def span_days(daily: np.ndarray, span: int, how: str) -> np.ndarray:
