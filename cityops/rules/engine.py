@@ -32,14 +32,11 @@ __all__ = [
     "ConditionResult",
     "HazardResult",
     "LevelResult",
-    "apply_observed",
     "evaluate",
 ]
 
 log = logging.getLogger("cityops")
 
-#: How far back an observation may lie before the reference time to count.
-OBSERVED_WINDOW = pd.Timedelta("24h")
 
 class ConditionResult:
     """One evaluated condition: the aggregated value and where the comparison holds.
@@ -109,7 +106,8 @@ class HazardResult:
     level: xr.DataArray | None
     conditions: dict[int, list[ConditionResult]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: Last valid time taken from observations (see :func:`apply_observed`), if any.
+    #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
+    #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
 
     @property
@@ -826,54 +824,3 @@ def evaluate(
         for note in res.notes:
             log.info("%s %s: %s", table.ruleset, hazard, note)
     return LevelResult(table=table, hazards=out, issued=issued_ts)
-
-
-def apply_observed(
-    forecast: LevelResult,
-    observed: LevelResult,
-    *,
-    now: pd.Timestamp,
-    window: pd.Timedelta = OBSERVED_WINDOW,
-) -> LevelResult:
-    """Levels already reached and persisting: "or already reached and likely to continue".
-
-    For each hazard evaluated on both, the observed level at the latest observation within
-    ``window`` before the reference time ``now`` (its own windows: e.g. the 3 h sum ending
-    then) is put before the forecast's valid times. Observations on another grid are matched to
-    the forecast grid by nearest neighbour. Modifies and returns ``forecast``.
-    """
-    for hazard, res in forecast.hazards.items():
-        obs = observed.hazards.get(hazard)
-        if not res.evaluated or obs is None or not obs.evaluated:
-            continue
-        times = pd.DatetimeIndex(obs.level["time"].values)
-        recent = (times <= now) & (times > now - window)
-        if not recent.any():
-            res.notes.append("observations: none in the last window before the reference time")
-            continue
-        lv = obs.level.isel(time=np.flatnonzero(recent))
-        lv = lv.sel(lat=res.level["lat"], lon=res.level["lon"], method="nearest")
-        lv = lv.assign_coords(lat=res.level["lat"], lon=res.level["lon"])
-        if "member" in lv.dims:
-            lv = lv.max("member")
-        # What persists is the level still reached in the window ending at the latest
-        # observation; it counts at that time ("an observed exceedance in the last window
-        # counts at the reference time"), not the earlier, higher levels.
-        lv = lv.isel(time=[-1]).astype("int8")
-        before = pd.DatetimeIndex(res.level["time"].values)[0]
-        lv = lv.isel(time=np.flatnonzero(pd.DatetimeIndex(lv["time"].values) < before))
-        if lv.sizes["time"] == 0:
-            continue
-        if "member" in res.level.dims:
-            lv = lv.expand_dims(member=res.level["member"]).transpose(*res.level.dims)
-        keep = ["time", "lat", "lon", "member"]
-        lv = lv.drop_vars([c for c in lv.coords if c not in keep])
-        fc = res.level.drop_vars([c for c in res.level.coords if c not in keep])
-        res.level = xr.concat([lv, fc], dim="time").rename(res.level.name)
-        res.observed_until = pd.Timestamp(lv["time"].values[-1])
-        if int(lv.max()) >= 1:
-            res.notes.append(
-                f"observed level {int(lv.max())} at the reference time counts (already reached "
-                "and likely to continue)"
-            )
-    return forecast

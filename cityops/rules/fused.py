@@ -35,8 +35,8 @@ __all__ = [
     "TILE_VALUES",
     "HazardProgram",
     "Leaf",
-    "leaves",
     "daily_drop",
+    "leaves",
     "run_program",
     "span_days",
 ]
@@ -49,7 +49,6 @@ TILE_VALUES = 1 << 18
 #: Threads of the fused kernel on in-memory (numpy) input; inside dask tasks it runs in one
 #: thread (dask runs the chunks in parallel).
 THREADS = os.cpu_count() or 1
-
 
 
 @dataclass(eq=False)
