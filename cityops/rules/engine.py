@@ -3,6 +3,28 @@
 For each hazard of a :class:`~cityops.rules.table.RuleTable` and each grid cell and valid time,
 the level is the highest level whose criterion holds (interfaces.md §2). Works on numpy and
 dask alike; nothing is computed until the caller asks.
+
+One rule semantics:
+
+- **Reference and backend.** Each condition's ``value``/``holds`` (:class:`ConditionResult`)
+  is the reference semantics, computed on xarray; the level fields are computed by the fused
+  kernel (:mod:`cityops.rules.fused`), a backend that must give
+  :meth:`HazardResult.reference_level` exactly (tested on every shipped scenario).
+- **Exact thresholds.** Values are compared as recorded: a window sum, extreme, daily value
+  or fall is rounded half away from zero to the variable's resolution (0.1 mm, 0.1 °C,
+  0.1 m/s: ``resolution`` in ``cityops/data/variables.yaml``) and compared in whole
+  resolution steps (:mod:`cityops.rules.resolution`). So 15.3 + 15.4 + 19.3 mm reaches
+  50 mm in any order although its float32 sum is 49.99999905, and 10.75 m/s is recorded
+  10.8 m/s, Beaufort force 6. Rounding (not a ``threshold - resolution/2`` slack) is the
+  observer's rule: 49.94 mm is 49.9 mm and misses 50 mm. Both paths call the same
+  :func:`cityops.rules.resolution.compare`.
+- **Windows** are on time, aligned to step boundaries (:mod:`cityops.rules.windows`).
+- **Cold wave.** The fall of the daily minimum is from a complete local day (forecast,
+  joined observations or the ``prior_daily_min`` of a history) to a day that may be partial
+  (its minimum can only be too warm); the wind is that of the cold-air process, the day of
+  the minimum and the day before (``cityops/data/processes.yaml``).
+- **Observations** are joined to the forecast before evaluation
+  (:mod:`cityops.rules.observed`).
 """
 
 from __future__ import annotations
@@ -40,6 +62,16 @@ log = logging.getLogger("cityops")
 
 class ConditionResult:
     """One evaluated condition: the aggregated value and where the comparison holds.
+
+    ``value`` is the quantity the condition compares, on the dimensions and valid times of
+    the hazard's level field, as recorded (rounded to the variable's resolution,
+    :mod:`cityops.rules.resolution`): the window sum/maximum/minimum ending at each valid
+    time, the daily extreme of the step's local day (over the process's days where
+    ``data/processes.yaml`` spans them), the fall of the daily minimum, or the value at the
+    step. ``holds`` is its comparison with the threshold (False where the window is too
+    coarse). Both exist for every evaluated condition (``evaluated``); for one that could not
+    be evaluated they are None and ``note`` says why. Plots and the explorer draw ``value``,
+    so they show what the engine judged.
 
     ``value`` and ``holds`` are computed when first read (numpy input) or built as a lazy
     dask graph then (dask input): :func:`evaluate` computes the level fields in one fused
@@ -106,6 +138,8 @@ class HazardResult:
     level: xr.DataArray | None
     conditions: dict[int, list[ConditionResult]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Valid times inside the hazard's season (None: all), as the level field was computed.
+    season: np.ndarray | None = None
     #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
     #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
@@ -124,6 +158,28 @@ class HazardResult:
         if rule is None or not self.evaluated:
             return None
         return _combine(rule, self.conditions[level])
+
+    def reference_level(self) -> xr.DataArray | None:
+        """The level field by the reference semantics: the per-condition xarray path (each
+        condition's ``holds``, combined by the level's ``any``/``all`` groups, the highest
+        level that holds, 0 outside the season). :func:`evaluate` computes ``level`` with the
+        fused kernel (:mod:`cityops.rules.fused`), a backend that must give the same field
+        (``tests/test_level_semantics.py`` checks it on every shipped scenario)."""
+        if not self.evaluated:
+            return None
+        out = xr.zeros_like(self.level, dtype=np.int8)
+        for rule in self.rules.levels:
+            if rule.level not in self.conditions:
+                continue
+            holds = self.holds(rule.level)
+            if holds is None:
+                continue
+            holds = holds.transpose(*[d for d in self.level.dims if d in holds.dims])
+            out = np.maximum(out, (holds.astype(np.int8) * np.int8(rule.level)))
+        if self.season is not None:
+            season = xr.DataArray(self.season, dims="time", coords={"time": self.level["time"]})
+            out = out.where(season, 0)
+        return out.astype(np.int8).transpose(*self.level.dims)
 
 
 @dataclass
@@ -648,6 +704,7 @@ class _Plan:
             months = local.tz_convert(self.timezone).month
             in_season = np.isin(months, rules.season_months)
             program.season = None if in_season.all() else in_season
+            result.season = program.season
             if not in_season.any():
                 result.notes.append(
                     f"outside its season (months {', '.join(map(str, rules.season_months))})"

@@ -418,6 +418,8 @@ def settle_observed(levels, joined: JoinedSeries, *, timezone: str) -> dict[str,
             )
         res.level = level.rename(res.level.name)
         res.observed_until = cut
+        if res.season is not None:
+            res.season = res.season[keep]
         for crs in (c for cl in res.conditions.values() for c in cl):
             if crs.evaluated and crs.value is not None and "time" in crs.value.dims:
                 crs.value = crs.value.isel(time=keep)
