@@ -135,7 +135,7 @@ def decimal_parts(bound: str, n: int, draw) -> list[float]:
 def test_decimal_amounts_reaching_the_bound_reach_it_in_any_order(
     hazard, level, var, hours, bound, data
 ):
-    """"N小时内降雨量/降雪量将达X毫米以上": amounts in 0.1 mm that sum to the bound reach it,
+    """ "N小时内降雨量/降雪量将达X毫米以上": amounts in 0.1 mm that sum to the bound reach it,
     in every order of the steps, in the fused levels and in the conditions' own ``holds``;
     0.1 mm less does not reach it."""
     parts = decimal_parts(bound, hours, data.draw)
