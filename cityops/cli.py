@@ -34,13 +34,16 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--observed",
         nargs="+",
         default=None,
-        help="recent observations/analyses: an exceedance still present at --now counts",
+        help="recent observations: gridded analyses, station CSV or MICAPS diamond 1 files; "
+        "observed steps before --now are joined to the forecast in one series (windows "
+        "straddling --now count both)",
     )
     p.add_argument(
         "--history",
         type=Path,
         default=None,
-        help="daily precipitation/temperature history (NetCDF) for the drought index MCI",
+        help="daily precipitation/temperature history (NetCDF) for the drought index MCI and "
+        "the cold wave's day before the forecast (t2m_min)",
     )
     p.add_argument(
         "--mapping",

@@ -28,7 +28,13 @@ from cityops.ingest import open_forecast
 from cityops.response import Response, load_plan, plan_response
 from cityops.rules import LevelResult, evaluate, load_rule_table
 from cityops.rules.drought_input import add_drought_index
-from cityops.rules.engine import apply_observed
+from cityops.rules.observed import (
+    history_daily_min,
+    join_observed,
+    open_observed,
+    past_notes,
+    settle_observed,
+)
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
@@ -66,6 +72,9 @@ class Assessment:
     geohazards: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Postures and tasks from the jurisdiction's plan (None without a plan folder).
     response: Response | None = None
+    #: The series the rules ran on when observations were joined before the forecast
+    #: (``source`` coordinate: observed/forecast; cityops.rules.observed), else None.
+    joined: xr.Dataset | None = None
 
     @cached_property
     def counting_cells(self) -> xr.DataArray:
@@ -132,12 +141,15 @@ def assess(
     mapping : path, optional
         A user variable mapping (YAML) for source names ingest does not know.
     observed : path(s), optional
-        Recent observations or analyses (any ingestible grid): an exceedance observed in the
-        last 24 h and still present at the reference time counts ("already reached and likely
-        to continue").
+        Recent observations: grids (any ingestible file) or stations (CSV
+        ``station_id, lon, lat, time_utc, <variables>`` or MICAPS diamond 1). Observed steps
+        before the reference time are joined to the forecast in one series, so windows
+        straddling it count both; the observed level at the reference time keeps its signal
+        only where the forecast says the phenomenon continues (:mod:`cityops.rules.observed`).
     history : path, optional
-        Daily precipitation/temperature history (NetCDF) for the drought index MCI; without
-        it the drought rows are "not evaluated".
+        Daily precipitation/temperature history (NetCDF) for the drought index MCI (without
+        it the drought rows are "not evaluated"); its daily minimum temperature ``t2m_min``
+        gives the cold wave the day before the forecast.
 
     Returns
     -------
@@ -156,18 +168,25 @@ def assess(
         forecast = forecast.load()
     table = load_rule_table(rules)
     timezone = juris.timezone
+    prior = None
     if history is not None:
         lat = float(forecast["lat"].mean())
         forecast = add_drought_index(forecast, history, lat=lat, timezone=timezone)
-    # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
-    levels = evaluate(forecast, table, timezone=timezone).load()
-    extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()
+        prior = history_daily_min(history, timezone)
     now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
+    series, joined = forecast, None
     if observed is not None:
-        obs = open_forecast(observed, bounds=juris.bounds, mapping=mapping).load()
-        for result in (levels, extreme):
-            obs_levels = evaluate(obs, result.table, timezone=timezone).load()
-            apply_observed(result, obs_levels, now=now_ts)
+        obs = open_observed(observed, bounds=juris.bounds, mapping=mapping)
+        joined = join_observed(forecast, obs, now=now_ts)
+        series = joined.dataset
+    # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
+    kwargs = {"timezone": timezone, "prior_daily_min": prior}
+    levels = evaluate(series, table, **kwargs).load()
+    extreme = evaluate(series, load_rule_table(EXTREME_RULES), **kwargs).load()
+    past: dict = {}
+    if joined is not None:
+        past = settle_observed(levels, joined, timezone=timezone)
+        settle_observed(extreme, joined, timezone=timezone)
     # DataArrays, so a curvilinear grid keeps its own dimension names.
     weights = overlap_weights(juris, forecast["lat"], forecast["lon"])
     frame = town_hazards(
@@ -178,6 +197,8 @@ def assess(
         now=now_ts,
         report_probability=report_probability,
     )
+    if past:
+        frame = _add_notes(frame, past_notes(past, weights, joined.cut))
     periods, frame = _special_periods(juris, forecast, frame)
     assets, geohazards = _exposure(juris, forecast)
     response = None
@@ -196,7 +217,18 @@ def assess(
         assets=assets,
         geohazards=geohazards,
         response=response,
+        joined=series if joined is not None and joined.joined else None,
     )
+
+
+def _add_notes(frame: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """Append per (unit, hazard) notes to the town table's ``note``."""
+    frame = frame.copy()
+    for i, row in frame.iterrows():
+        extra = notes.get((str(row["town_code"]), str(row["hazard"])))
+        if extra:
+            frame.at[i, "note"] = "; ".join(p for p in (row["note"], extra) if p)
+    return frame
 
 
 def _exposure(juris: Jurisdiction, forecast: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -13,9 +13,12 @@ LON = np.round(np.arange(108.95, 110.50, 0.05), 3)
 ISSUED = pd.Timestamp("2026-07-10T12:00")
 
 
-def files(tmp_path, *, obs_rain_last_hours):
-    """A dry forecast from 12 UTC and an hourly analysis of the 18 h before (to 12 UTC)."""
-    fc = make_forecast({"precip": np.zeros(12)}, lat=LAT, lon=LON, issued=ISSUED)
+def files(tmp_path, *, obs_rain_last_hours, forecast_first_hour=0.0):
+    """A forecast from 12 UTC, dry but for ``forecast_first_hour`` mm in its first hour, and
+    an hourly analysis of the 18 h before (to 12 UTC)."""
+    rain_fc = np.zeros(12)
+    rain_fc[0] = forecast_first_hour
+    fc = make_forecast({"precip": rain_fc}, lat=LAT, lon=LON, issued=ISSUED)
     obs_times = pd.date_range(ISSUED - pd.Timedelta("17h"), periods=18, freq="h")
     rain = np.zeros(18)
     rain[-len(obs_rain_last_hours) :] = obs_rain_last_hours
@@ -32,7 +35,8 @@ def seat_row(a, hazard="rainstorm"):
 
 
 def test_observed_exceedance_persists_as_ongoing(tmp_path):
-    fc, obs = files(tmp_path, obs_rain_last_hours=[20.0, 20.0, 20.0])  # 60 mm in 3 h, to now
+    # 60 mm in 3 h, to now, and 0.5 mm forecast in the next hour: "且降雨可能持续".
+    fc, obs = files(tmp_path, obs_rain_last_hours=[20.0, 20.0, 20.0], forecast_first_hour=0.5)
     dry = assess(fc)
     assert seat_row(dry).level == 0
     wet = assess(fc, observed=obs)
@@ -47,6 +51,11 @@ def test_observed_exceedance_that_has_ended_does_not_count(tmp_path):
     # 60 mm fell 13-15 h before the reference time: no window ending now holds 50 mm.
     fc, obs = files(tmp_path, obs_rain_last_hours=[30.0, 30.0] + [0.0] * 13)
     assert seat_row(assess(fc, observed=obs)).level == 0
-    # The same rain 7-9 h ago still gives 60 mm in the 12 h window ending now: blue persists.
-    fc, obs = files(tmp_path, obs_rain_last_hours=[30.0, 30.0] + [0.0] * 7)
+    # The same rain 7-9 h ago still gives 60 mm in the 12 h window ending now: blue persists
+    # while rain goes on (0.5 mm forecast in the next hour), and is past when it does not.
+    fc, obs = files(tmp_path, obs_rain_last_hours=[30.0, 30.0] + [0.0] * 7,
+                    forecast_first_hour=0.5)  # fmt: skip
     assert seat_row(assess(fc, observed=obs)).level == 1
+    fc, obs = files(tmp_path, obs_rain_last_hours=[30.0, 30.0] + [0.0] * 7)
+    row = seat_row(assess(fc, observed=obs))
+    assert row.level == 0 and "not forecast to continue" in row.note

@@ -22,7 +22,6 @@ from cityops.errors import InputError
 from cityops.ingest.canonical import (
     VariableMapping,
     add_history,
-    canonicalize,
     check_covers,
     crop,
     load_mapping,
@@ -36,7 +35,6 @@ from cityops.timeutil import iso_utc
 __all__ = [
     "VariableMapping",
     "add_history",
-    "canonicalize",
     "check_covers",
     "expand_paths",
     "load_mapping",

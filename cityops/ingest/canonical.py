@@ -40,7 +40,6 @@ from cityops.units import convert_dataarray, ureg
 __all__ = [
     "VariableMapping",
     "add_history",
-    "canonicalize",
     "check_covers",
     "crop",
     "deaccumulate",
@@ -885,7 +884,7 @@ def to_canonical(
     mapping: Mapping[str, VariableMapping] | None = None,
 ) -> xr.Dataset:
     """Canonical variables, names and units from a dataset with normalised coordinates and
-    time (see :func:`canonicalize` for the whole path)."""
+    time (:func:`cityops.ingest.open_forecast` runs the whole path)."""
     registry = canonical_variables()
     found = identify_variables(ds, mapping=mapping, source=source)
     issued = parse_utc(ds.attrs["issued"])
@@ -1172,21 +1171,3 @@ def _cf_attrs(da: xr.DataArray, name: str, spec: dict) -> xr.DataArray:
     )
     out.attrs = attrs
     return out.rename(name)
-
-
-def canonicalize(
-    ds: xr.Dataset,
-    *,
-    source: str,
-    mapping: Mapping[str, VariableMapping] | None = None,
-    bounds: tuple[float, float, float, float] | None = None,
-    margin: float = 0.3,
-) -> xr.Dataset:
-    """The whole path from a raw dataset to the canonical forecast (see the module doc)."""
-    ds = normalize_coords(ds, source=source)
-    ds = normalize_time(ds, source=source)
-    if bounds is not None:
-        ds = crop(ds, bounds, margin=margin, source=source)
-    out = to_canonical(ds, source=source, mapping=mapping)
-    out.encoding["source"] = source
-    return out

@@ -1,6 +1,6 @@
 """Warning rules: tables as data, the evaluation engine, windows and Beaufort."""
 
-from cityops.rules.engine import HazardResult, LevelResult, evaluate, evaluate_condition
+from cityops.rules.engine import HazardResult, LevelResult, evaluate
 from cityops.rules.table import (
     Condition,
     HazardRules,
@@ -21,7 +21,6 @@ __all__ = [
     "RuleTable",
     "beaufort_lower_bound",
     "evaluate",
-    "evaluate_condition",
     "level_names",
     "load_rule_table",
     "window_reduce",

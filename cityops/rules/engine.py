@@ -3,13 +3,35 @@
 For each hazard of a :class:`~cityops.rules.table.RuleTable` and each grid cell and valid time,
 the level is the highest level whose criterion holds (interfaces.md §2). Works on numpy and
 dask alike; nothing is computed until the caller asks.
+
+One rule semantics:
+
+- **Reference and backend.** Each condition's ``value``/``holds`` (:class:`ConditionResult`)
+  is the reference semantics, computed on xarray; the level fields are computed by the fused
+  kernel (:mod:`cityops.rules.fused`), a backend that must give
+  :meth:`HazardResult.reference_level` exactly (tested on every shipped scenario).
+- **Exact thresholds.** Values are compared as recorded: a window sum, extreme, daily value
+  or fall is rounded half away from zero to the variable's resolution (0.1 mm, 0.1 °C,
+  0.1 m/s: ``resolution`` in ``cityops/data/variables.yaml``) and compared in whole
+  resolution steps (:mod:`cityops.rules.resolution`). So 15.3 + 15.4 + 19.3 mm reaches
+  50 mm in any order although its float32 sum is 49.99999905, and 10.75 m/s is recorded
+  10.8 m/s, Beaufort force 6. Rounding (not a ``threshold - resolution/2`` slack) is the
+  observer's rule: 49.94 mm is 49.9 mm and misses 50 mm. Both paths call the same
+  :func:`cityops.rules.resolution.compare`.
+- **Windows** are on time, aligned to step boundaries (:mod:`cityops.rules.windows`).
+- **Cold wave.** The fall of the daily minimum is from a complete local day (forecast,
+  joined observations or the ``prior_daily_min`` of a history) to a day that may be partial
+  (its minimum can only be too warm); the wind is that of the cold-air process, the day of
+  the minimum and the day before (``cityops/data/processes.yaml``).
+- **Observations** are joined to the forecast before evaluation
+  (:mod:`cityops.rules.observed`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,9 +39,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cityops.errors import DataFileError
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
+from cityops.resources import load_yaml, package_data
 from cityops.rules import fused
-from cityops.rules.fused import HazardProgram, Leaf, leaves, run_program
+from cityops.rules.fused import HazardProgram, Leaf, daily_drop, leaves, run_program
+from cityops.rules.resolution import at_resolution, compare, resolution
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
 from cityops.rules.windows import UNALIGNED, window_index, window_reduce_many, window_status
 from cityops.timeutil import parse_utc
@@ -29,21 +54,24 @@ __all__ = [
     "ConditionResult",
     "HazardResult",
     "LevelResult",
-    "apply_observed",
     "evaluate",
-    "evaluate_condition",
 ]
 
 log = logging.getLogger("cityops")
 
-#: How far back an observation may lie before the reference time to count.
-OBSERVED_WINDOW = pd.Timedelta("24h")
-
-_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-
 
 class ConditionResult:
     """One evaluated condition: the aggregated value and where the comparison holds.
+
+    ``value`` is the quantity the condition compares, on the dimensions and valid times of
+    the hazard's level field, as recorded (rounded to the variable's resolution,
+    :mod:`cityops.rules.resolution`): the window sum/maximum/minimum ending at each valid
+    time, the daily extreme of the step's local day (over the process's days where
+    ``data/processes.yaml`` spans them), the fall of the daily minimum, or the value at the
+    step. ``holds`` is its comparison with the threshold (False where the window is too
+    coarse). Both exist for every evaluated condition (``evaluated``); for one that could not
+    be evaluated they are None and ``note`` says why. Plots and the explorer draw ``value``,
+    so they show what the engine judged.
 
     ``value`` and ``holds`` are computed when first read (numpy input) or built as a lazy
     dask graph then (dask input): :func:`evaluate` computes the level fields in one fused
@@ -110,7 +138,10 @@ class HazardResult:
     level: xr.DataArray | None
     conditions: dict[int, list[ConditionResult]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: Last valid time taken from observations (see :func:`apply_observed`), if any.
+    #: Valid times inside the hazard's season (None: all), as the level field was computed.
+    season: np.ndarray | None = None
+    #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
+    #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
 
     @property
@@ -127,6 +158,28 @@ class HazardResult:
         if rule is None or not self.evaluated:
             return None
         return _combine(rule, self.conditions[level])
+
+    def reference_level(self) -> xr.DataArray | None:
+        """The level field by the reference semantics: the per-condition xarray path (each
+        condition's ``holds``, combined by the level's ``any``/``all`` groups, the highest
+        level that holds, 0 outside the season). :func:`evaluate` computes ``level`` with the
+        fused kernel (:mod:`cityops.rules.fused`), a backend that must give the same field
+        (``tests/test_level_semantics.py`` checks it on every shipped scenario)."""
+        if not self.evaluated:
+            return None
+        out = xr.zeros_like(self.level, dtype=np.int8)
+        for rule in self.rules.levels:
+            if rule.level not in self.conditions:
+                continue
+            holds = self.holds(rule.level)
+            if holds is None:
+                continue
+            holds = holds.transpose(*[d for d in self.level.dims if d in holds.dims])
+            out = np.maximum(out, (holds.astype(np.int8) * np.int8(rule.level)))
+        if self.season is not None:
+            season = xr.DataArray(self.season, dims="time", coords={"time": self.level["time"]})
+            out = out.where(season, 0)
+        return out.astype(np.int8).transpose(*self.level.dims)
 
 
 @dataclass
@@ -258,6 +311,17 @@ def _consecutive(flags: xr.DataArray, n: int) -> xr.DataArray:
     return in_run
 
 
+def _span(daily: xr.DataArray, span: int, how: str) -> xr.DataArray:
+    """:func:`cityops.rules.fused.span_days` on a ``day`` dimension."""
+    if span <= 1:
+        return daily
+    f = np.fmax if how == "max" else np.fmin
+    out = daily
+    for k in range(1, span):
+        out = f(out, daily.shift(day=k))
+    return out
+
+
 def _unusable(ds: xr.Dataset) -> dict[str, str]:
     """Variables ingest found but could not use, and why (``UNUSABLE_ATTR``)."""
     out = {}
@@ -286,6 +350,9 @@ class _Spec:
     day_index: np.ndarray | None = None
     day_starts: np.ndarray | None = None
     complete: np.ndarray | None = None  # complete local days (daily_drop)
+    resolution: float | None = None  # recording resolution of the variable
+    prior: np.ndarray | None = None  # daily minima of the days just before (daily_drop)
+    span_days: int = 1  # daily extremes over this many days ending on each day (a process)
 
 
 def _condition_spec(
@@ -294,6 +361,8 @@ def _condition_spec(
     *,
     timezone: str,
     first_step: pd.Timedelta | None,
+    span_days: int = 1,
+    prior: pd.Series | None = None,
 ) -> _Spec:
     var = next((v for v in condition.variables if v in ds.data_vars), None)
     if var is None:
@@ -305,7 +374,10 @@ def _condition_spec(
         return _Spec(condition, None, note=note)
     da = ds[var]
     scale, offset = linear_conversion(da, condition.units, source=ds.encoding.get("source", ""))
-    spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset)
+    spec = _Spec(condition, var, ok=True, units=condition.units, scale=scale, offset=offset,
+                 resolution=resolution(var))  # fmt: skip
+    if condition.reduce in ("daily_max", "daily_min"):
+        spec.span_days = span_days
     if condition.reduce == "point":
         return spec
     if condition.reduce in ("sum", "max", "min"):
@@ -330,11 +402,16 @@ def _condition_spec(
         start0 = times[0] - (first_step if first_step is not None else (
             times[1] - times[0] if len(times) > 1 else pd.Timedelta("1h")))  # fmt: skip
         spec.complete = _complete_days(pd.DatetimeIndex(days), times, start0, timezone)
-        if spec.complete.sum() < 2:
+        spec.prior = _prior_days(prior, pd.DatetimeIndex(days), condition.consecutive_days)
+        # The day the minimum falls from must be complete (a partial day's minimum is too
+        # warm: the fall would be overstated), from the forecast, observations joined before
+        # it or the history; the day it falls to may be partial (its minimum can only be too
+        # warm, so the fall found is never more than the true one).
+        if not (len(spec.prior) or spec.complete[:-1].any()):
             spec.ok = False
             spec.note = (
-                f"{var}: cold-wave drop needs 2 complete local days "
-                "(the day before the fall from the forecast or observations)"
+                f"{var}: cold-wave drop needs the minimum of a complete local day before the "
+                "fall (from the forecast, observations or --history)"
             )
         return spec
     if condition.consecutive_days > 1:
@@ -389,38 +466,56 @@ class _Fields:
 
 
 def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.DataArray]:
-    """``(value, holds)`` of an evaluable condition, lazily with dask."""
+    """``(value, holds)`` of an evaluable condition, lazily with dask. ``value`` is the reduced
+    quantity as recorded (at the variable's resolution, :mod:`cityops.rules.resolution`) and
+    ``holds`` its comparison with the threshold."""
     condition, var = spec.condition, spec.var
-    compare = _COMPARE[condition.op]
+    res = spec.resolution
+
+    def judge(x: xr.DataArray) -> xr.DataArray:
+        return compare(x, condition.op, condition.threshold, res)
+
+    def recorded(x: xr.DataArray) -> xr.DataArray:
+        return at_resolution(x, res).assign_attrs(x.attrs) if res is not None else x
+
     da = fields.variable(var, spec.units)
     if condition.reduce == "point":
-        return da, compare(da, condition.threshold)
+        return recorded(da), judge(da)
     if condition.reduce in ("sum", "max", "min"):
         value = fields.window(var, spec.units, condition.reduce, condition.window)
         evaluable = xr.DataArray(spec.status != UNALIGNED, dims="time", coords={"time": da["time"]})
-        return value, compare(value, condition.threshold) & evaluable
+        return recorded(value), judge(value) & evaluable
     day = spec.day
     if condition.reduce == "daily_drop":
         daily = fields.daily(var, spec.units, "min", day)
-        daily = daily.where(xr.DataArray(spec.complete, dims="day", coords={"day": daily["day"]}))
-        # A fall "within 48 h" is the largest fall from any of the previous n days (a warm day
-        # ahead of the front counts), not only from the day n days before.
-        drop = daily.shift(day=1) - daily
-        for k in range(2, condition.consecutive_days + 1):
-            drop = np.fmax(drop, daily.shift(day=k) - daily)
+        if daily.chunks is not None:
+            daily = daily.chunk({"day": -1})
+        drop = xr.apply_ufunc(
+            _drop_along_last,
+            daily,
+            input_core_dims=[["day"]],
+            output_core_dims=[["day"]],
+            kwargs={"days": condition.consecutive_days, "complete": spec.complete,
+                    "prior": spec.prior},
+            dask="parallelized",
+            output_dtypes=[daily.dtype],
+        ).transpose(*daily.dims)  # fmt: skip
         drop = drop.assign_attrs(units="delta_degC")
         value = drop.sel(day=day).drop_vars("day")
-        holds = compare(value, condition.threshold).fillna(False).astype(bool)
-        return value, holds
-    # daily_max / daily_min by local calendar day
-    daily = fields.daily(var, spec.units, "max" if condition.reduce == "daily_max" else "min", day)
-    qualifying = _consecutive(compare(daily, condition.threshold), condition.consecutive_days)
+        holds = judge(value).fillna(False).astype(bool)
+        return recorded(value), holds
+    # daily_max / daily_min by local calendar day (or over the days of a process, ``span``)
+    how = "max" if condition.reduce == "daily_max" else "min"
+    daily = fields.daily(var, spec.units, how, day)
+    if spec.span_days > 1:
+        daily = _span(daily, spec.span_days, how)
+    qualifying = _consecutive(judge(daily), condition.consecutive_days)
     value = daily.sel(day=day).drop_vars("day")
     in_run = qualifying.sel(day=day).drop_vars("day")
     # With onset: step, the run starts at the first step whose own value meets the
     # threshold; otherwise the whole qualifying day holds.
-    holds = in_run & compare(da, condition.threshold) if condition.at_step else in_run
-    return value, holds
+    holds = in_run & judge(da) if condition.at_step else in_run
+    return recorded(value), holds
 
 
 def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
@@ -431,37 +526,25 @@ def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
     )
 
 
-def evaluate_condition(
-    ds: xr.Dataset,
-    condition: Condition,
-    *,
-    timezone: str = "Asia/Shanghai",
-    first_step: pd.Timedelta | None = None,
-) -> ConditionResult:
-    """Evaluate one condition on a canonical dataset.
+def _drop_along_last(daily: np.ndarray, *, days: int, complete, prior) -> np.ndarray:
+    """:func:`cityops.rules.fused.daily_drop` with the day axis last (for apply_ufunc)."""
+    return np.moveaxis(daily_drop(np.moveaxis(daily, -1, 0), days, complete, prior), 0, -1)
 
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Canonical forecast (interfaces.md §1).
-    condition : Condition
-        The condition to evaluate.
-    timezone : str, optional
-        Time zone of the local calendar day for daily reductions (default Beijing time).
-    first_step : pandas.Timedelta, optional
-        Length of the first step (default: that of the second step).
 
-    Returns
-    -------
-    ConditionResult
-        ``holds`` is None (with a note) when no variable is present or no window can be
-        evaluated at this step length.
-    """
-    spec = _condition_spec(ds, condition, timezone=timezone, first_step=first_step)
-    if not spec.ok:
-        return ConditionResult(condition, spec.var, None, None, note=spec.note)
-    value, holds = _condition_fields(spec, _Fields(ds, timezone=timezone, first_step=first_step))
-    return ConditionResult(condition, spec.var, value, holds, spec.note)
+def _prior_days(prior: pd.Series | None, days: pd.DatetimeIndex, n: int) -> np.ndarray:
+    """Daily minima of the ``n`` local days just before ``days[0]`` (oldest first), from
+    ``prior`` (indexed by local date); only the unbroken run ending the day before."""
+    if prior is None or not len(days) or n < 1:
+        return np.empty(0)
+    index = pd.DatetimeIndex(prior.index).normalize()
+    values = pd.Series(np.asarray(prior, dtype=float), index=index)
+    out: list[float] = []
+    for k in range(1, n + 1):
+        day = days[0] - pd.Timedelta(days=k)
+        if day not in values.index or not np.isfinite(values[day]):
+            break
+        out.insert(0, float(values[day]))
+    return np.asarray(out)
 
 
 def _complete_days(
@@ -530,31 +613,45 @@ def _uses_proxy(rule: LevelRule, results: list[ConditionResult]) -> bool:
 class _Plan:
     """One :func:`evaluate` call: condition specs, the fields cache and the fused programs."""
 
-    def __init__(self, ds: xr.Dataset, *, timezone: str, first_step: pd.Timedelta | None):
+    def __init__(
+        self,
+        ds: xr.Dataset,
+        *,
+        timezone: str,
+        first_step: pd.Timedelta | None,
+        prior: pd.Series | None = None,
+    ):
         self.ds = ds
         self.timezone = timezone
         self.first_step = first_step
+        self.prior = prior
         self.fields = _Fields(ds, timezone=timezone, first_step=first_step)
-        self.specs: dict[Condition, _Spec] = {}
+        self.specs: dict[tuple[Condition, int], _Spec] = {}
         self.inputs: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple, Leaf] = {}
         self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
 
-    def spec(self, condition: Condition) -> _Spec:
-        if condition not in self.specs:
+    def spec(self, condition: Condition, hazard: str = "") -> _Spec:
+        process = processes().get(hazard, {})
+        span = 1
+        if set(condition.variables) & set(process.get("variables", ())):
+            span = int(process.get("span_days", 1))
+        key = (condition, span)
+        if key not in self.specs:
             spec = _condition_spec(
-                self.ds, condition, timezone=self.timezone, first_step=self.first_step
-            )
+                self.ds, condition, timezone=self.timezone, first_step=self.first_step,
+                span_days=span, prior=self.prior,
+            )  # fmt: skip
             self.fields.want(spec)
-            self.specs[condition] = spec
-        return self.specs[condition]
+            self.specs[key] = spec
+        return self.specs[key]
 
     def leaf(self, spec: _Spec) -> Leaf | None:
         if not spec.ok:
             return None
         c = spec.condition
         key = (spec.var, spec.units, c.reduce, c.window, c.op, c.threshold,
-               c.consecutive_days, c.at_step)  # fmt: skip
+               c.consecutive_days, c.at_step, spec.resolution, spec.span_days)  # fmt: skip
         if key not in self.leaves:
             index = self.inputs.setdefault((spec.var, spec.units), len(self.inputs))
             evaluable = None
@@ -564,7 +661,9 @@ class _Plan:
                 key=key, input=index, reduce=c.reduce, op=c.op, threshold=c.threshold,
                 lo=spec.lo, window_key=c.window, evaluable=evaluable,
                 day_index=spec.day_index, day_starts=spec.day_starts, complete=spec.complete,
-                days=c.consecutive_days, at_step=c.at_step,
+                prior=spec.prior,
+                days=c.consecutive_days, at_step=c.at_step, resolution=spec.resolution,
+                span=spec.span_days,
             )  # fmt: skip
         return self.leaves[key]
 
@@ -580,7 +679,7 @@ class _Plan:
             return result
         program = HazardProgram(rules.hazard)
         for rule in rules.levels:
-            specs = [self.spec(c) for c in rule.conditions]
+            specs = [self.spec(c, rules.hazard) for c in rule.conditions]
             cond_results = [_condition_result(s, self.fields) for s in specs]
             result.conditions[rule.level] = cond_results
             by_condition = {s.condition: self.leaf(s) for s in specs}
@@ -605,6 +704,7 @@ class _Plan:
             months = local.tz_convert(self.timezone).month
             in_season = np.isin(months, rules.season_months)
             program.season = None if in_season.all() else in_season
+            result.season = program.season
             if not in_season.any():
                 result.notes.append(
                     f"outside its season (months {', '.join(map(str, rules.season_months))})"
@@ -678,6 +778,23 @@ class _Plan:
         self.programs = []
 
 
+@functools.cache
+def processes() -> dict[str, dict]:
+    """Hazards judged over a weather process longer than a day (``data/processes.yaml``):
+    per hazard the ``variables`` whose daily conditions span ``span_days`` days."""
+    path = package_data("data", "processes.yaml")
+    data = load_yaml(path)
+    out = {}
+    for hazard, spec in (data.get("hazards") or {}).items():
+        span = spec.get("span_days") if isinstance(spec, dict) else None
+        if not isinstance(span, int) or span < 1 or not spec.get("variables"):
+            raise DataFileError(
+                f"{path}: hazard {hazard}: needs 'variables' and an integer 'span_days' >= 1"
+            )
+        out[str(hazard)] = {"variables": tuple(spec["variables"]), "span_days": span}
+    return out
+
+
 def _remap(program: HazardProgram, remap: dict[int, int]) -> HazardProgram:
     """The program with input indices renumbered for one kernel call."""
     memo: dict[int, Leaf] = {}
@@ -706,26 +823,13 @@ def _first_step(ds: xr.Dataset, issued_ts: pd.Timestamp | None) -> pd.Timedelta 
     return first_step
 
 
-def evaluate_hazard(
-    ds: xr.Dataset,
-    rules: HazardRules,
-    *,
-    timezone: str = "Asia/Shanghai",
-    first_step: pd.Timedelta | None = None,
-) -> HazardResult:
-    """Level field of one hazard: the highest level whose criterion holds."""
-    plan = _Plan(ds, timezone=timezone, first_step=first_step)
-    result = plan.hazard(rules)
-    plan.run()
-    return result
-
-
 def evaluate(
     ds: xr.Dataset,
     table: RuleTable,
     *,
     timezone: str = "Asia/Shanghai",
     hazards: list[str] | None = None,
+    prior_daily_min: pd.Series | None = None,
 ) -> LevelResult:
     """Evaluate every hazard of a rule table on a canonical forecast.
 
@@ -744,6 +848,10 @@ def evaluate(
         Time zone of the local day for daily criteria (default ``Asia/Shanghai``).
     hazards : list of str, optional
         Restrict to these hazards.
+    prior_daily_min : pandas.Series, optional
+        Daily minimum temperature (canonical units) of local days before the data, indexed
+        by local date (a daily history, :func:`cityops.rules.observed.history_daily_min`): the
+        cold wave's fall from the day before a forecast that starts on a partial day.
 
     Returns
     -------
@@ -760,7 +868,9 @@ def evaluate(
     """
     issued = ds.attrs.get("issued")
     issued_ts = parse_utc(issued, what="attribute 'issued'") if issued else None
-    plan = _Plan(ds, timezone=timezone, first_step=_first_step(ds, issued_ts))
+    plan = _Plan(
+        ds, timezone=timezone, first_step=_first_step(ds, issued_ts), prior=prior_daily_min
+    )
     out: dict[str, HazardResult] = {}
     for rules in table:
         if hazards is not None and rules.hazard not in hazards:
@@ -771,54 +881,3 @@ def evaluate(
         for note in res.notes:
             log.info("%s %s: %s", table.ruleset, hazard, note)
     return LevelResult(table=table, hazards=out, issued=issued_ts)
-
-
-def apply_observed(
-    forecast: LevelResult,
-    observed: LevelResult,
-    *,
-    now: pd.Timestamp,
-    window: pd.Timedelta = OBSERVED_WINDOW,
-) -> LevelResult:
-    """Levels already reached and persisting: "or already reached and likely to continue".
-
-    For each hazard evaluated on both, the observed level at the latest observation within
-    ``window`` before the reference time ``now`` (its own windows: e.g. the 3 h sum ending
-    then) is put before the forecast's valid times. Observations on another grid are matched to
-    the forecast grid by nearest neighbour. Modifies and returns ``forecast``.
-    """
-    for hazard, res in forecast.hazards.items():
-        obs = observed.hazards.get(hazard)
-        if not res.evaluated or obs is None or not obs.evaluated:
-            continue
-        times = pd.DatetimeIndex(obs.level["time"].values)
-        recent = (times <= now) & (times > now - window)
-        if not recent.any():
-            res.notes.append("observations: none in the last window before the reference time")
-            continue
-        lv = obs.level.isel(time=np.flatnonzero(recent))
-        lv = lv.sel(lat=res.level["lat"], lon=res.level["lon"], method="nearest")
-        lv = lv.assign_coords(lat=res.level["lat"], lon=res.level["lon"])
-        if "member" in lv.dims:
-            lv = lv.max("member")
-        # What persists is the level still reached in the window ending at the latest
-        # observation; it counts at that time ("an observed exceedance in the last window
-        # counts at the reference time"), not the earlier, higher levels.
-        lv = lv.isel(time=[-1]).astype("int8")
-        before = pd.DatetimeIndex(res.level["time"].values)[0]
-        lv = lv.isel(time=np.flatnonzero(pd.DatetimeIndex(lv["time"].values) < before))
-        if lv.sizes["time"] == 0:
-            continue
-        if "member" in res.level.dims:
-            lv = lv.expand_dims(member=res.level["member"]).transpose(*res.level.dims)
-        keep = ["time", "lat", "lon", "member"]
-        lv = lv.drop_vars([c for c in lv.coords if c not in keep])
-        fc = res.level.drop_vars([c for c in res.level.coords if c not in keep])
-        res.level = xr.concat([lv, fc], dim="time").rename(res.level.name)
-        res.observed_until = pd.Timestamp(lv["time"].values[-1])
-        if int(lv.max()) >= 1:
-            res.notes.append(
-                f"observed level {int(lv.max())} at the reference time counts (already reached "
-                "and likely to continue)"
-            )
-    return forecast

@@ -9,25 +9,37 @@ are read from memory once, the level fields written once, instead of one full-gr
 condition. Within a tile, reduced fields (one running sum per variable for all its windows,
 daily extremes) and comparisons shared by several hazards or levels are computed once.
 
-The numerics are those of the per-condition xarray path of the engine (same window kernels of
-:mod:`cityops.rules.windows`, same float32/float64 comparisons with Python-float thresholds,
-NaN compares False): ``tests/test_fused.py`` checks the levels against the conditions' own
-``holds``. Cells are independent, so a dask space chunk gives the values of the whole grid.
+This kernel is a backend of :func:`cityops.rules.evaluate`; the per-condition xarray path of
+the engine is the reference semantics. The numerics are the same: same window kernels of
+:mod:`cityops.rules.windows`, same comparison at the data's resolution
+(:func:`cityops.rules.resolution.compare`), NaN compares False. ``tests/test_fused.py`` checks
+the levels against the conditions' own ``holds`` and ``tests/test_level_semantics.py`` the
+levels of every shipped scenario against the xarray path. Cells are independent, so a dask
+space chunk gives the values of the whole grid.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cityops.rules.resolution import compare
 from cityops.rules.windows import DIRECT_STEPS, reduce_windows
 
-__all__ = ["THREADS", "TILE_VALUES", "HazardProgram", "Leaf", "leaves", "run_program"]
+__all__ = [
+    "THREADS",
+    "TILE_VALUES",
+    "HazardProgram",
+    "Leaf",
+    "daily_drop",
+    "leaves",
+    "run_program",
+    "span_days",
+]
 
 #: Values per variable in one tile (time x cells). Chosen by measurement on 72 x 500 x 500
 #: float32 grids (2**16 to 2**20 tried, benchmarks/RESULTS.md): 1 MiB per float32 buffer, so a
@@ -37,11 +49,6 @@ TILE_VALUES = 1 << 18
 #: Threads of the fused kernel on in-memory (numpy) input; inside dask tasks it runs in one
 #: thread (dask runs the chunks in parallel).
 THREADS = os.cpu_count() or 1
-
-#: Copy each input's tile into a contiguous buffer before use (True) or read it in place.
-COPY_INPUTS = True
-
-_COMPARE = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
 @dataclass(eq=False)
@@ -62,8 +69,14 @@ class Leaf:
     day_index: np.ndarray | None = None
     day_starts: np.ndarray | None = None
     complete: np.ndarray | None = None
+    #: daily_drop: daily minima of the days just before the data (history), oldest first
+    prior: np.ndarray | None = None
     days: int = 1
     at_step: bool = False
+    #: recording resolution of the variable (None: compared unrounded)
+    resolution: float | None = None
+    #: daily extremes over this many days ending on each day (the cold-air process)
+    span: int = 1
 
 
 @dataclass(eq=False)
@@ -102,9 +115,8 @@ class _Compiler:
     once per tile.
     """
 
-    def __init__(self, dtypes: list[np.dtype], copy: list[bool]) -> None:
+    def __init__(self, dtypes: list[np.dtype]) -> None:
         self.dtypes = dtypes
-        self.copy = copy
         self.steps: list[tuple] = []
         self.kinds: list[Any] = []  # per slot: a dtype (pooled, tile-shaped) or None
         self.memo: dict[Any, int] = {}
@@ -116,7 +128,7 @@ class _Compiler:
     def load(self, i: int) -> int:
         key = ("load", i)
         if key not in self.memo:
-            out = self.slot(self.dtypes[i] if self.copy[i] else None)
+            out = self.slot(self.dtypes[i])
             self.steps.append(("load", out, i))
             self.memo[key] = out
         return self.memo[key]
@@ -134,13 +146,13 @@ class _Compiler:
                 self.memo[("win", leaf.input, leaf.reduce, wkey)] = o
         return self.memo[key]
 
-    def daily(self, leaf: Leaf, how: str) -> int:
-        key = ("daily", leaf.input, how)
+    def daily(self, leaf: Leaf, how: str, span: int = 1) -> int:
+        key = ("daily", leaf.input, how, span)
         if key not in self.memo:
             src = self.load(leaf.input)
             out = self.slot(None)
             bounds = [*leaf.day_starts.tolist(), len(leaf.day_index)]
-            self.steps.append(("daily", out, src, how, bounds))
+            self.steps.append(("daily", out, src, how, bounds, span))
             self.memo[key] = out
         return self.memo[key]
 
@@ -150,26 +162,32 @@ class _Compiler:
             return self.memo[key]
         out = self.slot(np.dtype(bool))
         if leaf.reduce == "point":
-            self.steps.append(("cmp", out, self.load(leaf.input), leaf.op, leaf.threshold))
+            self.steps.append(
+                ("cmp", out, self.load(leaf.input), leaf.op, leaf.threshold, leaf.resolution)
+            )
         elif leaf.reduce in ("sum", "max", "min"):
             src = self.windows(leaf, windows[(leaf.input, leaf.reduce)])
-            self.steps.append(("cmp", out, src, leaf.op, leaf.threshold))
+            self.steps.append(("cmp", out, src, leaf.op, leaf.threshold, leaf.resolution))
             if leaf.evaluable is not None:
                 self.steps.append(("mask", out, leaf.evaluable))
         elif leaf.reduce == "daily_drop":
             daily = self.daily(leaf, "min")
             self.steps.append(
                 ("drop", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.complete,
-                 leaf.day_index)
+                 leaf.day_index, leaf.resolution, leaf.prior)
             )  # fmt: skip
         else:
-            daily = self.daily(leaf, "max" if leaf.reduce == "daily_max" else "min")
+            how = "max" if leaf.reduce == "daily_max" else "min"
+            daily = self.daily(leaf, how, leaf.span)
             self.steps.append(
-                ("days", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.day_index)
-            )
+                ("days", out, daily, leaf.op, leaf.threshold, leaf.days, leaf.day_index,
+                 leaf.resolution)
+            )  # fmt: skip
             if leaf.at_step:
                 tmp = self.slot(np.dtype(bool))
-                self.steps.append(("cmp", tmp, self.load(leaf.input), leaf.op, leaf.threshold))
+                self.steps.append(
+                    ("cmp", tmp, self.load(leaf.input), leaf.op, leaf.threshold, leaf.resolution)
+                )
                 self.steps.append(("and", out, out, tmp))
         self.memo[key] = out
         return out
@@ -244,9 +262,6 @@ def _reads(step: tuple) -> list[int]:
     return []
 
 
-_UFUNC = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
-
-
 def _along_time(mask: np.ndarray, ndim: int) -> np.ndarray:
     return mask.reshape((-1,) + (1,) * (ndim - 1))
 
@@ -308,8 +323,7 @@ def run_program(
             dtypes.append(np.result_type(a.dtype, np.float32(0) * scale + offset))
         else:
             dtypes.append(a.dtype)
-    copy = [COPY_INPUTS or not (scale == 1.0 and offset == 0.0) for scale, offset in conversions]
-    comp = _Compiler(dtypes, copy)
+    comp = _Compiler(dtypes)
     outs = []
     for prog in hazards:
         outs.append(np.empty(shape, dtype=np.int8))
@@ -359,11 +373,11 @@ def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
 def _step(step, reg, arrays, conversions, outs):
     kind, out = step[0], step[1]
     if kind == "cmp":
-        f, a, b, o = _UFUNC[step[3]], reg[step[2]], step[4], reg[out]
+        op, a, b, res, o = step[3], reg[step[2]], step[4], step[5], reg[out]
         if a is None:  # a window or daily result, made per tile
             src = step[2]
-            return lambda idx: f(reg[src], b, out=o)
-        return lambda idx: f(a, b, out=o)
+            return lambda idx: compare(reg[src], op, b, res, out=o)
+        return lambda idx: compare(a, op, b, res, out=o)
     if kind in ("and", "or", "max"):
         f = {"and": np.logical_and, "or": np.logical_or, "max": np.maximum}[kind]
         a, b, o = reg[step[2]], reg[step[3]], reg[out]
@@ -374,12 +388,6 @@ def _step(step, reg, arrays, conversions, outs):
     if kind == "load":
         src, o = arrays[step[2]], reg[out]
         scale, offset = conversions[step[2]]
-        if o is None:  # read in place by the steps that use it
-
-            def load(idx):
-                reg[out] = src[idx]
-
-            return load
         if scale != 1.0 or offset != 0.0:
             return lambda idx: np.copyto(o, src[idx] * scale + offset)
         return lambda idx: np.copyto(o, src[idx])  # one read; later passes are contiguous
@@ -405,43 +413,66 @@ def _step(step, reg, arrays, conversions, outs):
         return windows
     if kind == "daily":
         f = np.fmax if step[3] == "max" else np.fmin
-        src, bounds = step[2], step[4]
+        src, bounds, span = step[2], step[4], step[5]
 
         def daily(idx):
             # fmax over each day's contiguous steps (NaN skipped; reduceat is 30x slower)
             x = reg[src]
-            reg[out] = np.stack([f.reduce(x[a:b], axis=0) for a, b in itertools.pairwise(bounds)])
+            d = np.stack([f.reduce(x[a:b], axis=0) for a, b in itertools.pairwise(bounds)])
+            reg[out] = span_days(d, span, step[3])
 
         return daily
     if kind == "days":
-        cmp, src, thr, n, day_index, o = (
-            _COMPARE[step[3]],
-            step[2],
-            step[4],
-            step[5],
-            step[6],
-            reg[out],
+        op, src, thr, n, day_index, res, o = (
+            step[3], step[2], step[4], step[5], step[6], step[7], reg[out])  # fmt: skip
+        return lambda idx: np.take(
+            _consecutive(compare(reg[src], op, thr, res), n), day_index, axis=0, out=o
         )
-        return lambda idx: np.take(_consecutive(cmp(reg[src], thr), n), day_index, axis=0, out=o)
     if kind == "drop":
-        cmp, src, thr, n, complete, day_index, o = (
-            _COMPARE[step[3]], step[2], step[4], step[5], step[6], step[7], reg[out])  # fmt: skip
-        return lambda idx: np.take(cmp(_drop(reg[src], n, complete), thr), day_index, axis=0, out=o)
+        op, src, thr, n, complete, day_index, res, prior, o = (
+            step[3], step[2], step[4], step[5], step[6], step[7], step[8], step[9], reg[out])  # fmt: skip
+        return lambda idx: np.take(
+            compare(daily_drop(reg[src], n, complete, prior), op, thr, res), day_index, axis=0,
+            out=o,
+        )  # fmt: skip
     raise ValueError(kind)  # pragma: no cover
 
 
-def _drop(daily: np.ndarray, days: int, complete: np.ndarray) -> np.ndarray:
-    """Largest fall of the daily minimum from any of the ``days`` days before (complete
-    days only), as the engine's xarray path computes it."""
-    daily = daily.copy()
-    daily[~complete] = np.nan
-    drop = np.full_like(daily, np.nan)
-    drop[1:] = daily[:-1] - daily[1:]
-    for k in range(2, days + 1):
-        step = np.full_like(daily, np.nan)
-        step[k:] = daily[:-k] - daily[k:]
+def daily_drop(
+    daily: np.ndarray, days: int, complete: np.ndarray, prior: np.ndarray | None = None
+) -> np.ndarray:
+    """Largest fall of the daily minimum (axis 0) from any of the ``days`` days before.
+
+    The day it falls from must be complete (``complete``) or one of the ``prior`` days (daily
+    minima of the days just before the data, oldest first: history or observations); the
+    day it falls to may be partial (a partial day's minimum is never below the true one, so
+    the fall is never overstated). NaN where no such day exists. The one implementation of
+    the cold-wave fall, used by the fused kernel and the engine's xarray path."""
+    prior = np.empty(0) if prior is None else np.asarray(prior, dtype=daily.dtype)
+    p = prior.size
+    full = np.concatenate([np.broadcast_to(prior.reshape((p,) + (1,) * (daily.ndim - 1)),
+                                           (p, *daily.shape[1:])), daily])  # fmt: skip
+    src = full.copy()
+    src[p:][~np.asarray(complete, dtype=bool)] = np.nan
+    drop = np.full_like(full, np.nan)
+    for k in range(1, days + 1):
+        step = np.full_like(full, np.nan)
+        step[k:] = src[:-k] - full[k:]
         drop = np.fmax(drop, step)
-    return drop
+    return drop[p:]
+
+
+def span_days(daily: np.ndarray, span: int, how: str) -> np.ndarray:
+    """Extreme over the ``span`` days ending on each day (axis 0; NaN skipped): a process
+    that runs over more than one calendar day (the cold-air process: the wind behind the
+    front on the evening before the coldest morning)."""
+    if span <= 1:
+        return daily
+    f = np.fmax if how == "max" else np.fmin
+    out = daily.copy()
+    for k in range(1, span):
+        f(out[k:], daily[:-k], out=out[k:])
+    return out
 
 
 def leaves(node):
