@@ -27,6 +27,7 @@ from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import open_forecast
 from cityops.response import Response, load_plan, plan_response
 from cityops.rules import LevelResult, evaluate, load_rule_table
+from cityops.rules.seasons import bind_seasons
 from cityops.rules.drought_input import add_drought_index
 from cityops.rules.engine import apply_observed
 from cityops.timeutil import parse_utc
@@ -154,14 +155,16 @@ def assess(
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.
         forecast = forecast.load()
-    table = load_rule_table(rules)
+    # Seasonal rows (frost) take the jurisdiction's dates (cityops.rules.seasons).
+    table = bind_seasons(load_rule_table(rules), juris.path)
     timezone = juris.timezone
     if history is not None:
         lat = float(forecast["lat"].mean())
         forecast = add_drought_index(forecast, history, lat=lat, timezone=timezone)
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     levels = evaluate(forecast, table, timezone=timezone).load()
-    extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()
+    extreme_table = bind_seasons(load_rule_table(EXTREME_RULES), juris.path)
+    extreme = evaluate(forecast, extreme_table, timezone=timezone).load()
     now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
     if observed is not None:
         obs = open_forecast(observed, bounds=juris.bounds, mapping=mapping).load()
