@@ -92,40 +92,49 @@ def rule_variables() -> dict[str, dict[str, Any]]:
     return {**canonical_variables(), **derived_variables()}
 
 
+def _source(ds: xr.Dataset, name: str, spec: dict[str, Any]) -> xr.DataArray:
+    """Input ``name`` in the derived variable's units (precipitation in m becomes mm)."""
+    return convert_dataarray(ds[name], spec["units"], source=ds.encoding.get("source", ""))
+
+
 def _liquid(ds: xr.Dataset, name: str, spec: dict[str, Any]) -> xr.DataArray | None:
     derive = spec["derive"]
-    src = ds[derive["from"]]
+    src = _source(ds, derive["from"], spec)
     attrs = {"units": spec["units"], "long_name": spec["long_name"]}
     minus = derive["minus"]
     if minus not in ds.data_vars:
         out = src.copy()
         attrs[NOTE_ATTR] = " ".join(str(derive["unknown_phase_note"]).split())
     else:
-        total = convert_dataarray(src, spec["units"], copy=False).astype("float64")
-        snow = convert_dataarray(ds[minus], spec["units"], copy=False).astype("float64")
+        total = src.astype("float64")
+        snow = _source(ds, minus, spec).astype("float64")
         # Snow water can exceed the total in a model's rounding: never negative rain.
         out = (total - snow).clip(min=0.0).round(_ROUND_DECIMALS).astype(src.dtype)
-    return out.assign_attrs(attrs).rename(name)
+    out = out.rename(name)
+    out.attrs = attrs  # its own attributes only (not precip's standard_name or notes)
+    return out
 
 
 def _masked(ds: xr.Dataset, name: str, spec: dict[str, Any]) -> xr.DataArray:
     derive = spec["derive"]
     cond = derive["where"]
     registry = canonical_variables()
-    src = ds[derive["from"]]
+    src = _source(ds, derive["from"], spec)
     mask_var = convert_dataarray(ds[cond["variable"]], registry[cond["variable"]]["units"])
     holds = _COMPARE[cond["op"]](mask_var, cond["value"])
     out = xr.where(holds, src, xr.zeros_like(src))
-    out = out.where(src.notnull() & mask_var.notnull())
-    return out.astype(src.dtype).assign_attrs(units=spec["units"], long_name=spec["long_name"])
+    out = out.where(src.notnull() & mask_var.notnull()).astype(src.dtype)
+    out.attrs = {"units": spec["units"], "long_name": spec["long_name"]}
+    return out
 
 
 def _neighbourhood_max(ds: xr.Dataset, name: str, spec: dict[str, Any]) -> xr.DataArray:
     derive = spec["derive"]
-    src = ds[derive["from"]]
+    src = _source(ds, derive["from"], spec)
     width = 2 * int(derive["steps"]) + 1
-    out = src.rolling(time=width, center=True, min_periods=1).max()
-    return out.astype(src.dtype).assign_attrs(units=spec["units"], long_name=spec["long_name"])
+    out = src.rolling(time=width, center=True, min_periods=1).max().astype(src.dtype)
+    out.attrs = {"units": spec["units"], "long_name": spec["long_name"]}
+    return out
 
 
 _BUILDERS = {"liquid": _liquid, "masked": _masked, "neighbourhood_max": _neighbourhood_max}
