@@ -978,6 +978,8 @@ def drought_indices(
         "units": "1",
         "source": cfg["ka"]["source"],
     }
+    # The reference period travels with the index (outputs say what it was calibrated on).
+    out["mci"].attrs["calibration_period"] = f"{reference[0]:%Y-%m-%d}/{reference[1]:%Y-%m-%d}"
     out.attrs = {
         "title": "Meteorological drought composite index (MCI)",
         "references": _REFERENCE,

@@ -120,7 +120,9 @@ def add_drought_index(
     )
     out = forecast.copy()
     out["mci"] = field.astype("float32").assign_attrs(
-        units="1", long_name="meteorological drought composite index (GB/T 20481-2017)"
+        units="1",
+        long_name="meteorological drought composite index (GB/T 20481-2017)",
+        calibration_period=index.attrs.get("calibration_period", ""),
     )
     note = _ka_zero_note(step_day)
     if note:
@@ -128,6 +130,7 @@ def add_drought_index(
     add_history(
         out,
         f"mci from {Path(history_path).name}: history to {last:%Y-%m-%d}, "
-        f"{0 if week is None else week.sizes['time']} forecast days, banner mean",
+        f"{0 if week is None else week.sizes['time']} forecast days, banner mean, "
+        f"SPI reference period {index.attrs.get('calibration_period', '?')}",
     )
     return out

@@ -95,7 +95,9 @@ def _read(path: Path) -> dict[str, HazardSeason]:
     for key, spec in seasons.items():
         where = f"{path}: season {key!r}"
         if not isinstance(spec, dict) or not spec.get("source"):
-            raise DataFileError(f"{where}: field 'source' is missing (say where the dates come from)")
+            raise DataFileError(
+                f"{where}: field 'source' is missing (say where the dates come from)"
+            )
         windows = _parse_windows(spec.get("windows"), where)
         out[str(key)] = HazardSeason(str(key), windows, str(spec["source"]).strip(), str(path))
     return out

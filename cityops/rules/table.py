@@ -448,9 +448,7 @@ def _parse_season(extra: dict[str, Any], path: Path, where: str) -> HazardSeason
         return seasons[str(key)]
     if months is None:
         return None
-    if not isinstance(months, list) or not all(
-        isinstance(m, int) and 1 <= m <= 12 for m in months
-    ):
+    if not isinstance(months, list) or not all(isinstance(m, int) and 1 <= m <= 12 for m in months):
         raise _fail(path, where, "field 'season_months' must list months 1..12")
     last = {m: pd.Timestamp(2000, m, 1).days_in_month for m in months}
     windows = tuple((f"{m:02d}-01", f"{m:02d}-{last[m]:02d}") for m in sorted(set(months)))
