@@ -27,9 +27,9 @@ from cityops.geo.risk import counting_cells, town_hazards
 from cityops.ingest import open_forecast
 from cityops.response import Response, load_plan, plan_response
 from cityops.rules import LevelResult, evaluate, load_rule_table
-from cityops.rules.seasons import bind_seasons
 from cityops.rules.drought_input import add_drought_index
 from cityops.rules.engine import apply_observed
+from cityops.rules.seasons import bind_seasons
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
