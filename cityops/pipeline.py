@@ -35,6 +35,7 @@ from cityops.rules.observed import (
     past_notes,
     settle_observed,
 )
+from cityops.rules.seasons import bind_seasons
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
@@ -166,7 +167,8 @@ def assess(
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.
         forecast = forecast.load()
-    table = load_rule_table(rules)
+    # Seasonal rows (frost) take the jurisdiction's dates (cityops.rules.seasons).
+    table = bind_seasons(load_rule_table(rules), juris.path)
     timezone = juris.timezone
     prior = None
     if history is not None:
@@ -182,7 +184,8 @@ def assess(
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     kwargs = {"timezone": timezone, "prior_daily_min": prior}
     levels = evaluate(series, table, **kwargs).load()
-    extreme = evaluate(series, load_rule_table(EXTREME_RULES), **kwargs).load()
+    extreme_table = bind_seasons(load_rule_table(EXTREME_RULES), juris.path)
+    extreme = evaluate(series, extreme_table, **kwargs).load()
     past: dict = {}
     if joined is not None:
         past = settle_observed(levels, joined, timezone=timezone)

@@ -68,7 +68,7 @@ def test_shipped_config_values_and_sources():
     assert cfg["weights"]["spi90"] == 0.3 and cfg["weights"]["spi150"] == 0.2
     assert cfg["ka"]["months"] == [0, 0, 0, 0.6, 1.0, 1.2, 1.2, 1.0, 0.9, 0.4, 0, 0]
     assert "NOT checked" in cfg["ka"]["source"]
-    assert cfg["spiw"]["days"] == 60 and cfg["spiw"]["decay"] == 0.95
+    assert cfg["spiw"]["days"] == 60 and cfg["spiw"]["decay"] == 0.85  # GB/T 20481-2017 SPIW60
     assert cfg["moisture_index"]["pet_method"] == "thornthwaite"
     assert [c["upper"] for c in cfg["grades"]["classes"]] == [None, -0.5, -1.0, -1.5, -2.0]
     for block in ("weights", "ka", "spiw", "spi", "moisture_index", "grades", "signal"):

@@ -93,9 +93,8 @@ def test_fused_levels_equal_the_conditions_combined(table, members):
             holds = res.holds(rule.level)
             if holds is not None:
                 expected = np.maximum(expected, xr.where(holds, rule.level, 0))
-        months = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC").tz_convert("Asia/Shanghai")
-        if res.rules.season_months:
-            in_season = np.isin(months.month, res.rules.season_months)
+        if res.rules.season is not None:
+            in_season = res.rules.season.mask(pd.DatetimeIndex(ds["time"].values), "Asia/Shanghai")
             expected = expected.where(xr.DataArray(in_season, dims="time"), 0)
         np.testing.assert_array_equal(
             res.level.values, expected.transpose(*res.level.dims).values, err_msg=res.hazard

@@ -279,7 +279,7 @@ def _unit_rows(
                 "issue_by_utc": iso_utc(issue_by),
                 "peak_time_utc": iso_utc(peak_time),
                 "peak_value": peak_value,
-                "units": crs.condition.units if crs is not None else "",
+                "units": crs.condition.value_units if crs is not None else "",
                 "lead_hours": None if np.isnan(lead_hours) else round(float(lead_hours), 2),
                 # An onset taken from observations is under way, whatever the lead says.
                 "tier": (

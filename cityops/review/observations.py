@@ -73,6 +73,7 @@ from cityops.ingest.stations import read_micaps1_stations as _read_micaps1
 from cityops.resources import canonical_variables, load_yaml, package_data
 from cityops.review.windows import ReviewWindow, parse_window, review_windows
 from cityops.rules import HazardResult, RuleTable, evaluate, load_rule_table
+from cityops.rules.seasons import bind_seasons
 from cityops.timeutil import iso_utc
 
 __all__ = ["OBSERVED_COLUMNS", "observation_kind", "observed_levels", "read_station_csv"]
@@ -651,6 +652,7 @@ def observed_levels(
         jurisdiction if isinstance(jurisdiction, Jurisdiction) else load_jurisdiction(jurisdiction)
     )
     table = rules if isinstance(rules, RuleTable) else load_rule_table(rules)
+    table = bind_seasons(table, juris.path)  # seasonal rows take the jurisdiction's dates
     length = parse_window(window)
     kinds = {f: observation_kind(f) for f in files}
     grids = [f for f in files if kinds[f] == "grid"]

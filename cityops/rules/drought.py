@@ -195,6 +195,10 @@ def _validate(data: dict[str, Any], path: str) -> dict[str, Any]:
     data["spiw"]["days"] = number("spiw", "days", lo=1, integer=True)
     data["spiw"]["decay"] = number("spiw", "decay", lo=0, hi=1, lo_open=True)
 
+    block("reference")
+    data["reference"]["years"] = number("reference", "years", lo=1, integer=True)
+    data["reference"]["min_years"] = number("reference", "min_years", lo=1)
+
     block("spi")
     data["spi"]["window_days"] = number("spi", "window_days", lo=0, hi=182, integer=True)
     data["spi"]["min_samples"] = number("spi", "min_samples", lo=3, integer=True)
@@ -328,7 +332,7 @@ def _accumulate(precip: xr.DataArray, n: int) -> xr.DataArray:
 
 
 def weighted_precipitation(
-    precip_daily: xr.DataArray, days: int = 60, decay: float = 0.95
+    precip_daily: xr.DataArray, days: int = 60, decay: float = 0.85
 ) -> xr.DataArray:
     """Weighted precipitation ``WAP(d) = sum_{k=0}^{days-1} decay**k * P(d - k)`` (mm).
 
@@ -538,7 +542,7 @@ def spiw60(
     """Standardized weighted precipitation index SPIW60.
 
     ``WAP = sum_{k=0}^{59} decay**k P(d - k)`` (:func:`weighted_precipitation`, ``days`` and
-    ``decay`` from the ``spiw`` block of the configuration, 60 and 0.95 by default),
+    ``decay`` from the ``spiw`` block of the configuration, 60 and 0.85 by default),
     standardised exactly like :func:`spi` (same calibration rules and parameters).
 
     Parameters and returns are those of :func:`spi`, without ``n``.
@@ -844,6 +848,43 @@ def _dataset_var(ds: xr.Dataset, name: str, where: str) -> xr.DataArray:
     return ds[name]
 
 
+#: Accumulation lengths (days) of the MCI's two plain SPI terms, SPI90 and SPI150.
+SPI_WINDOWS = (90, 150)
+
+
+def _target_start(since, forecast: xr.Dataset | None) -> pd.Timestamp | None:
+    """First day judged: ``since``, else the forecast's first day, else None (the whole
+    history is both the reference and the target: a climatology run)."""
+    if since is not None:
+        return pd.Timestamp(since).normalize()
+    if forecast is not None and forecast.sizes.get("time", 0):
+        return pd.Timestamp(forecast["time"].values[0]).normalize()
+    return None
+
+
+def _reference_period(
+    times: pd.DatetimeIndex, target: pd.Timestamp | None, cfg: dict[str, Any]
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Calibration (reference) period of the standardised indices: it ends the day before the
+    longest accumulation of the first target day begins, so the spell being judged is never
+    part of its own climatology (an SPI calibrated on a sample that holds the drought itself
+    understates it), and spans the latest ``reference.years`` years before that."""
+    ref = cfg["reference"]
+    if target is None:
+        return times[0], times[-1]
+    longest = max(*SPI_WINDOWS, cfg["spiw"]["days"], cfg["moisture_index"]["days"])
+    end = min(times[-1], target - pd.Timedelta(days=longest))
+    start = max(times[0], end - pd.DateOffset(years=int(ref["years"])) + pd.Timedelta("1D"))
+    held = (end - start + pd.Timedelta("1D")) / pd.Timedelta(days=365.25)
+    if held < ref["min_years"] - 1e-9:
+        raise InputError(
+            f"history: the reference period before the target ({start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}, ending {longest} days before {target:%Y-%m-%d}) holds "
+            f"{held:.1f} years; expected at least {ref['min_years']:g} years of daily history"
+        )
+    return start, end
+
+
 def drought_indices(
     history: xr.Dataset,
     *,
@@ -909,7 +950,8 @@ def drought_indices(
             lat = forecast["lat"]
         else:
             raise InputError("history: no 'lat' coordinate; pass lat= (degrees north)")
-    calibration = slice(times[0], times[-1])
+    reference = _reference_period(times, _target_start(since, forecast), cfg)
+    calibration = slice(*reference)
     precip = series["precip"]
     n_mi = cfg["moisture_index"]["days"]
     out = xr.Dataset()
@@ -925,8 +967,8 @@ def drought_indices(
         config=cfg,
         since=since,
     )
-    out["spi90"] = spi(precip, 90, calibration=calibration, config=cfg, since=since)
-    out["spi150"] = spi(precip, 150, calibration=calibration, config=cfg, since=since)
+    for n in SPI_WINDOWS:
+        out[f"spi{n}"] = spi(precip, n, calibration=calibration, config=cfg, since=since)
     out["mci"] = composite_index(
         out["spiw60"], out["mi30"], out["spi90"], out["spi150"], config=cfg
     )
@@ -936,11 +978,13 @@ def drought_indices(
         "units": "1",
         "source": cfg["ka"]["source"],
     }
+    # The reference period travels with the index (outputs say what it was calibrated on).
+    out["mci"].attrs["calibration_period"] = f"{reference[0]:%Y-%m-%d}/{reference[1]:%Y-%m-%d}"
     out.attrs = {
         "title": "Meteorological drought composite index (MCI)",
         "references": _REFERENCE,
         "source": f"cityops.rules.drought; configuration {cfg.get('_path', '')}",
-        "calibration_period": f"{times[0]:%Y-%m-%d}/{times[-1]:%Y-%m-%d}",
+        "calibration_period": f"{reference[0]:%Y-%m-%d}/{reference[1]:%Y-%m-%d}",
         "history": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} cityops.rules.drought.drought_indices",
     }
     return out

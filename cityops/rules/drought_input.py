@@ -15,8 +15,8 @@ import pandas as pd
 import xarray as xr
 
 from cityops.errors import InputError
-from cityops.ingest.canonical import add_history
-from cityops.rules.drought import mci
+from cityops.ingest.canonical import MISSING_ATTR, add_history
+from cityops.rules.drought import load_drought_config, mci
 from cityops.units import convert_dataarray
 
 __all__ = ["add_drought_index", "open_history"]
@@ -72,6 +72,21 @@ def _forecast_days(forecast: xr.Dataset, timezone: str) -> xr.Dataset | None:
     return daily.rename(day="time")
 
 
+def _ka_zero_note(days: pd.DatetimeIndex) -> str:
+    """What a forecast in a month with Ka = 0 must say: the MCI is 0 by construction, so a
+    drought level 0 there is not an all-clear (cityops/data/drought.yaml, ``ka``)."""
+    ka = load_drought_config()["ka"]["months"]
+    months = sorted({int(m) for m in days.month if ka[int(m) - 1] == 0})
+    if not months:
+        return ""
+    names = ", ".join(pd.Timestamp(2001, m, 1).strftime("%b") for m in months)
+    return (
+        f"seasonal factor Ka = 0 in {names} (GB/T 20481-2017 Ka as configured): MCI is 0 by "
+        "construction, so drought cannot reach a signal level in these days; not assessed, "
+        "not an all-clear"
+    )
+
+
 def add_drought_index(
     forecast: xr.Dataset, history_path: str | Path, *, lat: float, timezone: str
 ) -> xr.Dataset:
@@ -105,11 +120,17 @@ def add_drought_index(
     )
     out = forecast.copy()
     out["mci"] = field.astype("float32").assign_attrs(
-        units="1", long_name="meteorological drought composite index (GB/T 20481-2017)"
+        units="1",
+        long_name="meteorological drought composite index (GB/T 20481-2017)",
+        calibration_period=index.attrs.get("calibration_period", ""),
     )
+    note = _ka_zero_note(step_day)
+    if note:
+        out["mci"].attrs[MISSING_ATTR] = note  # reported in every output of the hazard
     add_history(
         out,
         f"mci from {Path(history_path).name}: history to {last:%Y-%m-%d}, "
-        f"{0 if week is None else week.sizes['time']} forecast days, banner mean",
+        f"{0 if week is None else week.sizes['time']} forecast days, banner mean, "
+        f"SPI reference period {index.attrs.get('calibration_period', '?')}",
     )
     return out

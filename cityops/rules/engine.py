@@ -43,6 +43,7 @@ from cityops.errors import DataFileError
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
 from cityops.resources import load_yaml, package_data
 from cityops.rules import fused
+from cityops.rules.derived import add_derived
 from cityops.rules.fused import HazardProgram, Leaf, daily_drop, leaves, run_program
 from cityops.rules.resolution import at_resolution, compare, resolution
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
@@ -243,7 +244,7 @@ class LevelResult:
                     value.attrs = {
                         **{k: v for k, v in crs.value.attrs.items() if k != "standard_name"},
                         "long_name": f"{crs.condition.describe()} (aggregated)",
-                        "units": crs.condition.units,
+                        "units": crs.condition.value_units,
                     }
                     data_vars[name] = value
         ds = xr.Dataset(data_vars)
@@ -699,16 +700,13 @@ class _Plan:
                 result.notes.append(f"level {rule.level}: {'; '.join(missing)}")
             program.levels.append((rule.level, expr))
         evaluated = bool(program.levels)
-        if evaluated and rules.season_months:
-            local = pd.DatetimeIndex(ds["time"].values).tz_localize("UTC")
-            months = local.tz_convert(self.timezone).month
-            in_season = np.isin(months, rules.season_months)
+        if evaluated and rules.season is not None:
+            # Season dates are jurisdiction data (cityops.rules.seasons).
+            in_season = rules.season.mask(pd.DatetimeIndex(ds["time"].values), self.timezone)
             program.season = None if in_season.all() else in_season
             result.season = program.season
             if not in_season.any():
-                result.notes.append(
-                    f"outside its season (months {', '.join(map(str, rules.season_months))})"
-                )
+                result.notes.append(f"outside its season ({rules.season.describe()})")
         if evaluated and rules.extra.get("note"):
             result.notes.append(str(rules.extra["note"]))
         if evaluated:
@@ -868,6 +866,9 @@ def evaluate(
     """
     issued = ds.attrs.get("issued")
     issued_ts = parse_utc(issued, what="attribute 'issued'") if issued else None
+    # Quantities the signals name that the forecast lacks (rain, precipitation on a frozen
+    # road, ...): one definition, cityops/data/derived_variables.yaml.
+    ds = add_derived(ds, {v for rules in table for v in rules.variables})
     plan = _Plan(
         ds, timezone=timezone, first_step=_first_step(ds, issued_ts), prior=prior_daily_min
     )

@@ -16,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from cityops.errors import DataFileError
-from cityops.resources import canonical_variables, load_yaml, package_data
+from cityops.resources import load_yaml, package_data
+from cityops.rules.derived import derived_inputs, rule_variables
+from cityops.rules.seasons import HazardSeason, load_hazard_seasons
 from cityops.units import convert_quantity, parse_quantity, ureg
 
 __all__ = [
@@ -90,12 +92,27 @@ class Condition:
         days = f"_{self.consecutive_days}d" if self.consecutive_days > 1 else ""
         return f"{self.variables[0]}_{self.reduce}{win}{days}"
 
+    @property
+    def value_units(self) -> str:
+        """Units of the aggregated value: those of the variable, except a ``daily_drop``,
+        a temperature difference (``delta_degC``: a fall of 10 °C is not 10 °C)."""
+        return "delta_degC" if self.reduce == "daily_drop" else self.units
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The variables named and, for derived ones, the canonical variables they are built
+        from (``rain`` from ``precip`` and ``snowfall``)."""
+        out = list(self.variables)
+        for var in self.variables:
+            out += [v for v in derived_inputs(var) if v not in out]
+        return tuple(out)
+
     def describe(self, lang: str | None = None) -> str:
         """The condition as text: compact for tables (``precip 3 h sum >= 50 mm``, the
         default), or for readers in ``"zh"`` (``3小时累计降水量≥50 mm``) or ``"en"``
         (``3 h total precipitation amount ≥ 50 mm``)."""
         if lang == "en":
-            name = canonical_variables()[self.variables[0]]["long_name"].split(" (")[0]
+            name = rule_variables()[self.variables[0]]["long_name"].split(" (")[0]
             name = name.replace(" over the step", "")
             prefix = ""
             if self.window is not None:
@@ -119,7 +136,7 @@ class Condition:
                 text = f"force {text.split()[1]} ({self.threshold:g} m/s)"
             return f"{prefix}{name} {op} {display_units(text)}"
         if lang == "zh":
-            name = canonical_variables()[self.variables[0]].get("long_name_zh", self.variables[0])
+            name = rule_variables()[self.variables[0]].get("long_name_zh", self.variables[0])
             prefix = ""
             if self.window is not None:
                 hours = self.window / pd.Timedelta("1h")
@@ -207,6 +224,8 @@ class HazardRules:
     grading: str
     levels: tuple[LevelRule, ...]
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: Local dates in which the hazard applies (None: all year); see cityops.rules.seasons.
+    season: HazardSeason | None = None
 
     def name(self, lang: str = "zh") -> str:
         return self.name_zh if lang == "zh" else self.name_en
@@ -219,13 +238,8 @@ class HazardRules:
 
     @property
     def variables(self) -> set[str]:
-        return {v for rule in self.levels for c in rule.conditions for v in c.variables}
-
-    @property
-    def season_months(self) -> tuple[int, ...] | None:
-        """Months (local time) in which the hazard applies (e.g. frost affecting crops)."""
-        months = self.extra.get("season_months")
-        return tuple(int(m) for m in months) if months else None
+        """Every variable the levels read, with the inputs of derived ones."""
+        return {v for rule in self.levels for c in rule.conditions for v in c.inputs}
 
     @property
     def requires(self) -> tuple[str, ...]:
@@ -283,7 +297,7 @@ def _fail(path: Path, where: str, message: str) -> DataFileError:
 def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
     if not isinstance(raw, dict):
         raise _fail(path, where, "a condition must be a mapping")
-    registry = canonical_variables()
+    registry = rule_variables()
     variables = raw.get("variable")
     if isinstance(variables, str):
         variables = [variables]
@@ -420,6 +434,27 @@ def _parse_level(raw: Any, path: Path, where: str) -> LevelRule:
     )
 
 
+def _parse_season(extra: dict[str, Any], path: Path, where: str) -> HazardSeason | None:
+    """``season: KEY`` (dates from cityops/data/hazard_seasons.yaml until a jurisdiction's
+    replace them, :func:`cityops.rules.seasons.bind_seasons`), or the older
+    ``season_months: [...]`` (whole local months)."""
+    key, months = extra.get("season"), extra.get("season_months")
+    if key is not None and months is not None:
+        raise _fail(path, where, "give 'season' or 'season_months', not both")
+    if key is not None:
+        seasons = load_hazard_seasons()
+        if key not in seasons:
+            raise _fail(path, where, f"field 'season': {key!r} is not one of {sorted(seasons)}")
+        return seasons[str(key)]
+    if months is None:
+        return None
+    if not isinstance(months, list) or not all(isinstance(m, int) and 1 <= m <= 12 for m in months):
+        raise _fail(path, where, "field 'season_months' must list months 1..12")
+    last = {m: pd.Timestamp(2000, m, 1).days_in_month for m in months}
+    windows = tuple((f"{m:02d}-01", f"{m:02d}-{last[m]:02d}") for m in sorted(set(months)))
+    return HazardSeason(f"months {months}", windows, f"{path}: season_months", str(path))
+
+
 def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
     """Validate a rule table already read from YAML.
 
@@ -462,12 +497,6 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
         extra = {
             k: v for k, v in spec.items() if k not in ("levels", "name_zh", "name_en", "grading")
         }
-        months = extra.get("season_months")
-        if months is not None and (
-            not isinstance(months, list)
-            or not all(isinstance(m, int) and 1 <= m <= 12 for m in months)
-        ):
-            raise _fail(path, where, "field 'season_months' must list months 1..12")
         hazards[hazard] = HazardRules(
             hazard=hazard,
             name_zh=str(spec.get("name_zh", hazard)),
@@ -475,6 +504,7 @@ def parse_rule_table(data: dict[str, Any], path: Path) -> RuleTable:
             grading=grading,
             levels=levels,
             extra=extra,
+            season=_parse_season(extra, path, where),
         )
     return RuleTable(
         ruleset=str(data["ruleset"]),
