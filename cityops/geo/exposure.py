@@ -557,22 +557,25 @@ def evaluate_assets(
         raise InputError("forecast has no 'time' dimension")
     table, ids = asset_rule_table(assets)
     result = evaluate(forecast, table, timezone=timezone)
-    rows: list[dict[str, Any]] = []
     skipped: list[tuple[str, str, str]] = []
-    times = pd.DatetimeIndex(forecast["time"].values)
+    wanted: list[tuple[dict[str, Any], str, tuple]] = []
     for rec, hazard in zip(assets.to_dict("records"), ids, strict=True):
-        trigger = _describe(rec)
         res = result[hazard]
         if not res.evaluated:
-            skipped.append((rec["asset_id"], trigger, _reason(res.notes)))
+            skipped.append((rec["asset_id"], _describe(rec), _reason(res.notes)))
             continue
         idx, reason = _cell_index(forecast, rec["lon"], rec["lat"])
         if idx is None:
-            skipped.append((rec["asset_id"], trigger, reason))
+            skipped.append((rec["asset_id"], _describe(rec), reason))
             continue
-        row = _asset_hit(res, idx, rec, times)
+        wanted.append((rec, hazard, tuple(sorted(idx.items()))))
+    samples = _sample(result, wanted)
+    times = pd.DatetimeIndex(forecast["time"].values)
+    rows: list[dict[str, Any]] = []
+    for rec, hazard, key in wanted:
+        row = _asset_hit(*samples[hazard, key], rec, times)
         if row is not None:
-            rows.append({**row, "trigger": trigger})
+            rows.append({**row, "trigger": _describe(rec)})
     for asset_id, trig, why in skipped:
         logger.info("asset %s (%s) not evaluated: %s", asset_id, trig, why)
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -583,14 +586,35 @@ def evaluate_assets(
     return out
 
 
+def _sample(result: Any, wanted: list[tuple[dict[str, Any], str, tuple]]) -> dict[tuple, tuple]:
+    """Per (trigger, cell): where the engine's trigger holds (its level 1) and the value of
+    the trigger's own condition (the first of the level, e.g. the 3 h sum) at the cell. All
+    cells of a trigger are read at once, and a lazy (dask) result is computed in one pass."""
+    import dask
+
+    cells: dict[str, list[tuple]] = {}
+    for _, hazard, key in wanted:
+        if key not in cells.setdefault(hazard, []):
+            cells[hazard].append(key)
+    picked = {}
+    for hazard, keys in cells.items():
+        res = result[hazard]
+        dims = [d for d, _ in keys[0]]
+        at = {d: xr.DataArray([dict(k)[d] for k in keys], dims="asset_cell") for d in dims}
+        picked[hazard] = (res.level.isel(at) >= 1, res.conditions[1][0].value.isel(at))
+    (picked,) = dask.compute(picked)
+    out = {}
+    for hazard, keys in cells.items():
+        hit, value = picked[hazard]
+        for n, key in enumerate(keys):
+            out[hazard, key] = (hit.isel(asset_cell=n), value.isel(asset_cell=n))
+    return out
+
+
 def _asset_hit(
-    res: Any, idx: dict[str, int], rec: dict[str, Any], times: pd.DatetimeIndex
+    hit: xr.DataArray, value: xr.DataArray, rec: dict[str, Any], times: pd.DatetimeIndex
 ) -> dict[str, Any] | None:
     """The row of a trigger at the asset's cell, or None when it never holds there."""
-    # Where the trigger holds is the engine's level (1: met); the value is that of the
-    # trigger's own condition (the first of the level), e.g. the 3 h sum.
-    hit = (res.level.isel(idx) >= 1).load()
-    value = res.conditions[1][0].value.isel(idx).load()
     ensemble = "member" in hit.dims
     any_hit = hit.any("member") if ensemble else hit
     hit_v = np.asarray(any_hit.transpose("time").values, dtype=bool)
