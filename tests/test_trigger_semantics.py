@@ -438,3 +438,22 @@ def test_ensemble_asset_probability_is_the_engine_member_share():
     assert row["probability"] == pytest.approx(0.5)
     assert row["first_time_utc"] == iso(T0 + pd.Timedelta("1h"))
     assert row["peak_value"] == pytest.approx(30.0)
+
+
+def test_meteogram_bar_spans_its_step(tmp_path):
+    # The precipitation bar of a 6 h first step covers those 6 h, not one hour.
+    from cityops.pipeline import assess
+    from cityops.report.plots import meteogram
+    from tests.conftest import make_forecast
+
+    lat = np.round(np.arange(38.85, 39.90, 0.1), 2)
+    lon = np.round(np.arange(108.95, 110.50, 0.1), 2)
+    times = pd.date_range(T0, periods=6, freq="h")
+    ds = make_forecast({"precip": [12.0, 1.0, 0, 0, 0, 0]}, times=times, lat=lat, lon=lon,
+                       issued=T0 - pd.Timedelta("6h"))  # fmt: skip
+    path = tmp_path / "six.nc"
+    ds.to_netcdf(path)
+    fig = meteogram(assess(path, now=iso(T0)), JUR.unit("阿镇").code)
+    bars = [p for p in fig.axes[0].patches if p.get_height() > 0]
+    widths = sorted(round(abs(b.get_width()) * 24, 6) for b in bars)
+    assert widths == [1.0, 6.0]

@@ -321,6 +321,14 @@ def condition_series(
     return _unit_reduce(assessment, code, value, "max")
 
 
+def _step_days(series: xr.DataArray) -> np.ndarray | float:
+    """Length of each step in days, from ingest's ``step_start`` (1 h without it)."""
+    if "step_start" not in series.coords:
+        return 1 / 24
+    length = series["time"].values - series["step_start"].values
+    return length / np.timedelta64(1, "D")
+
+
 #: Accumulations drawn on the meteogram's precipitation panel (hours).
 METEOGRAM_WINDOWS = (3, 6)
 
@@ -388,11 +396,11 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     for ax, panel in zip(axes, panels, strict=False):
         if panel == "precip":
             x = _local(precip["time"].values)
-            # Each bar covers the step ending at its valid time.
+            # Each bar covers the step ending at its valid time (a 6 h first step is 6 h wide).
             ax.bar(
                 x,
                 precip.values,
-                width=-1 / 24,
+                width=-_step_days(precip),
                 align="edge",
                 color="#2b8cbe",
                 label=t("precip_1h", lang),
