@@ -239,7 +239,7 @@ def _exposure(juris: Jurisdiction, forecast: xr.Dataset) -> tuple[pd.DataFrame, 
     has a register (``assets.csv``) and zones (``geohazard_zones.yaml``)."""
     assets = geohazards = pd.DataFrame()
     if (juris.path / "assets.csv").exists():
-        assets = evaluate_assets(forecast, load_assets(juris))
+        assets = evaluate_assets(forecast, load_assets(juris), timezone=juris.timezone)
     if (juris.path / "geohazard_zones.yaml").exists() and "precip" in forecast:
         geohazards = geohazard_risk(forecast, load_geohazard_zones(juris), juris)
     return assets, geohazards

@@ -10,17 +10,23 @@ Files in ``data/jurisdictions/<name>/`` (``spec/interfaces.md`` §8)::
 The Ejin Horo register shipped with cityops is ILLUSTRATIVE (invented points near the real town
 seats): ``load_assets`` sets ``frame.attrs["illustrative"]`` and every row's ``illustrative``.
 
-Sampling. :func:`evaluate_assets` samples each asset at the **nearest grid cell** (no
+Semantics. Asset triggers and the zones' rainfall triggers are rule conditions
+(:func:`asset_rule_table`, :func:`geohazard_rule_table`) evaluated by
+:func:`cityops.rules.evaluate`, the one owner of windows, their alignment to the steps (the
+first step included), partial windows, units and missing values: an asset and a warning
+signal with the same criterion always agree. Nothing here sums or compares windows.
+
+Sampling. :func:`evaluate_assets` reads the engine's result at the **nearest grid cell** (no
 interpolation: a waterlogging point is judged on the rain of the cell it lies in). With 1-D
 ``lat``/``lon`` the nearest index is taken on each axis; with 2-D ``lat``/``lon`` the cell of
 least distance (longitude scaled by cos(lat)). An asset farther than one grid spacing outside
 the grid is not evaluated (listed in ``attrs["not_evaluated"]`` with the reason).
 
-Geological hazards. :func:`geohazard_risk` takes, for each town with zones, the maximum 24 h
-rainfall over the grid cells whose centres fall inside the town polygon (the cell nearest the
-town seat when none does, e.g. on a coarse grid) and compares it with the trigger of each zone
-(mid-prone 50 mm, low-prone 80 mm by default), only on valid times inside the key period
-(1 May - 30 Sep, local dates of the jurisdiction's time zone).
+Geological hazards. :func:`geohazard_risk` takes, for each town with zones, the maximum of the
+engine's 24 h rainfall over the grid cells whose centres fall inside the town polygon (the cell
+nearest the town seat when none does, e.g. on a coarse grid); a zone is concerned where its
+trigger (mid-prone 50 mm, low-prone 80 mm by default) holds on one of those cells, only on
+valid times inside the key period (1 May - 30 Sep, local dates of the jurisdiction's time zone).
 """
 
 from __future__ import annotations
@@ -42,16 +48,18 @@ import xarray as xr
 from cityops.errors import DataFileError, InputError
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.resources import canonical_variables, load_yaml
-from cityops.rules.table import display_units
-from cityops.rules.windows import UNALIGNED, window_reduce, window_status
+from cityops.rules import evaluate
+from cityops.rules.table import RuleTable, display_units, parse_rule_table
 from cityops.units import convert_quantity, parse_quantity, ureg
 
 __all__ = [
     "ASSET_COLUMNS",
     "ASSET_HAZARDS",
     "ASSET_KINDS",
+    "asset_rule_table",
     "evaluate_assets",
     "geohazard_risk",
+    "geohazard_rule_table",
     "load_assets",
     "load_geohazard_zones",
     "load_lifelines",
@@ -422,28 +430,105 @@ def _cell_index(ds: xr.Dataset, lon: float, lat: float) -> tuple[dict[str, int] 
     return {d: int(p) for d, p in zip(dims, pos, strict=True)}, ""
 
 
-def _series(ds: xr.Dataset, variable: str, idx: dict[str, int]) -> xr.DataArray:
-    from cityops.units import convert_dataarray
+def _minutes(window: pd.Timedelta) -> str:
+    """A window as the rule tables write it (``180min``), exact for any length."""
+    return f"{window / pd.Timedelta('1min'):g}min"
 
-    da = ds[variable].isel(idx)
-    target = canonical_variables()[variable]["units"]
-    if da.attrs.get("units") not in (None, target):
-        da = convert_dataarray(da, target, source="forecast")
-    return da
+
+def _trigger_conditions(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A register trigger as rule-table conditions (the same fields as ``rules/tables``)."""
+    cond: dict[str, Any] = {
+        "variable": rec["variable"],
+        "reduce": rec["reduce"],
+        "op": rec["op"],
+        "threshold": rec["threshold"],
+    }
+    if rec["reduce"] != "point":
+        cond["window"] = _minutes(rec["window_td"])
+    conds = [cond]
+    if rec.get("and_variable"):
+        text = str(rec["and_condition"]).split(None, 2)[2]
+        conds.append(
+            {"variable": rec["and_variable"], "reduce": "point", "op": rec["and_op"],
+             "threshold": text}
+        )  # fmt: skip
+    return conds
+
+
+def _trigger_table(
+    ruleset: str, source: str, path: Path, triggers: dict[str, dict[str, Any]]
+) -> RuleTable:
+    """A rule table of one-level hazards, validated by the rule-table parser itself."""
+    data = {"ruleset": ruleset, "source": source, "hazards": triggers}
+    return parse_rule_table(data, path)
+
+
+def asset_rule_table(assets: pd.DataFrame) -> tuple[RuleTable, list[str]]:
+    """The register's triggers as a rule table for :func:`cityops.rules.evaluate`.
+
+    Each distinct trigger (variable, reduction, window, comparison, threshold and
+    ``and_condition``) becomes one hazard ``trigger_<n>`` with a single level 1 whose criterion
+    is the trigger (``all`` of the trigger and its ``and_condition``). Windows, their alignment
+    to the steps (the first step included), partial windows, units and missing values are then
+    the engine's, exactly as for the warning signals.
+
+    Parameters
+    ----------
+    assets : pandas.DataFrame
+        From :func:`load_assets`.
+
+    Returns
+    -------
+    (RuleTable, list of str)
+        The table and, per register row (in order), the hazard id of its trigger.
+    """
+    hazards: dict[str, dict[str, Any]] = {}
+    by_key: dict[str, str] = {}
+    ids: list[str] = []
+    source = str(assets.attrs.get("source", assets.attrs.get("path", "asset register")))
+    for rec in assets.to_dict("records"):
+        conds = _trigger_conditions(rec)
+        key = repr(conds)
+        if key not in by_key:
+            by_key[key] = f"trigger_{len(by_key) + 1}"
+            hazards[by_key[key]] = {
+                "name_zh": describe_trigger_zh(rec),
+                "name_en": _describe(rec),
+                "levels": [
+                    {"level": 1, "all": conds, "text_zh": describe_trigger_zh(rec),
+                     "source": source}
+                ],
+            }  # fmt: skip
+        ids.append(by_key[key])
+    path = Path(str(assets.attrs.get("path", "assets.csv")))
+    return _trigger_table("asset-triggers", source, path, hazards), ids
+
+
+def _reason(notes: list[str]) -> str:
+    """The engine's reason a trigger was not evaluated, without its prefix."""
+    text = "; ".join(notes) or "no input"
+    return text.removeprefix("not evaluated: ")
 
 
 def evaluate_assets(
-    forecast: xr.Dataset, assets: pd.DataFrame, *, method: str = "nearest"
+    forecast: xr.Dataset,
+    assets: pd.DataFrame,
+    *,
+    method: str = "nearest",
+    timezone: str = "Asia/Shanghai",
 ) -> pd.DataFrame:
     """Triggers of the assets reached by a canonical forecast.
 
-    Each asset is sampled at the nearest grid cell (``method="nearest"``, the only method;
-    no interpolation). Windowed triggers use :func:`cityops.rules.windows.window_reduce` on
-    (t - window, t]; windows the data cannot fill (unaligned) do not count, partial windows
-    at the start count when they already meet the threshold. An ``and_condition`` must hold at
-    the same valid time on the point value of its variable. With a ``member`` dimension an
-    asset triggers when any member does; ``probability`` is the largest share of members
-    meeting the trigger at one valid time (NaN for deterministic input).
+    The triggers are rule conditions (:func:`asset_rule_table`) evaluated by
+    :func:`cityops.rules.evaluate` on the whole forecast, so an asset and a warning signal
+    with the same criterion agree: windows (t - window, t] aligned to the steps (a window
+    beginning inside a step, e.g. inside a 6 h first step, is not evaluated), partial windows
+    at the start counting when they already meet the threshold, units converted with pint,
+    NaN never meeting a threshold. An ``and_condition`` must hold at the same valid time.
+    Each asset then reads the engine's result at the **nearest grid cell** (the cell it lies
+    in; no interpolation). With a ``member`` dimension an asset triggers when any member
+    does; ``probability`` is the largest share of members meeting the trigger at one valid
+    time (NaN for deterministic input).
 
     Parameters
     ----------
@@ -452,6 +537,9 @@ def evaluate_assets(
     assets : pandas.DataFrame
         From :func:`load_assets`.
     method : {"nearest"}
+    timezone : str, optional
+        Time zone of the engine's local days (daily reductions; unused by the shipped
+        register).
 
     Returns
     -------
@@ -459,7 +547,7 @@ def evaluate_assets(
         One row per triggered asset trigger (an asset with two triggers that both hold gives
         two rows), sorted by ``first_time_utc``: ``asset_id, name_zh, kind, unit, hazard,
         trigger, first_time_utc`` (first valid time the trigger holds, ISO UTC ``Z``),
-        ``peak_time_utc, peak_value`` (most extreme reduced value among the times it holds),
+        ``peak_time_utc, peak_value`` (most extreme engine value among the times it holds),
         ``units, probability, owner, plan_zh, illustrative``. ``attrs["not_evaluated"]``
         lists ``(asset_id, trigger, reason)`` for triggers that could not be evaluated.
     """
@@ -467,69 +555,27 @@ def evaluate_assets(
         raise InputError(f"method must be 'nearest', not {method!r}")
     if "time" not in forecast.dims:
         raise InputError("forecast has no 'time' dimension")
-    rows: list[dict[str, Any]] = []
+    table, ids = asset_rule_table(assets)
+    result = evaluate(forecast, table, timezone=timezone)
     skipped: list[tuple[str, str, str]] = []
-    times = pd.DatetimeIndex(forecast["time"].values)
-    for rec in assets.to_dict("records"):
-        trigger = _describe(rec)
-        needed = [rec["variable"]] + ([rec["and_variable"]] if rec.get("and_variable") else [])
-        absent = [v for v in needed if v not in forecast.data_vars]
-        if absent:
-            skipped.append((rec["asset_id"], trigger, f"variable {', '.join(absent)} missing"))
+    wanted: list[tuple[dict[str, Any], str, tuple]] = []
+    for rec, hazard in zip(assets.to_dict("records"), ids, strict=True):
+        res = result[hazard]
+        if not res.evaluated:
+            skipped.append((rec["asset_id"], _describe(rec), _reason(res.notes)))
             continue
         idx, reason = _cell_index(forecast, rec["lon"], rec["lat"])
         if idx is None:
-            skipped.append((rec["asset_id"], trigger, reason))
+            skipped.append((rec["asset_id"], _describe(rec), reason))
             continue
-        da = _series(forecast, rec["variable"], idx)
-        if rec["reduce"] != "point":
-            window = rec["window_td"]
-            status = window_status(times, window)
-            if (status == UNALIGNED).all():
-                skipped.append(
-                    (rec["asset_id"], trigger, f"window {rec['window']} does not fit the steps")
-                )
-                continue
-            da = window_reduce(da, window, rec["reduce"])
-            da = da.where(xr.DataArray(status != UNALIGNED, dims="time"))
-        cond = OPS[rec["op"]](da, rec["threshold_value"])
-        if rec.get("and_variable"):
-            other = _series(forecast, rec["and_variable"], idx)
-            cond = cond & OPS[rec["and_op"]](other, rec["and_value"])
-        ensemble = "member" in cond.dims
-        if ensemble:
-            share = cond.mean("member")
-            hit = cond.any("member")
-        else:
-            share, hit = None, cond
-        hit_v = np.asarray(hit.values, dtype=bool)
-        if not hit_v.any():
-            continue
-        first = int(np.argmax(hit_v))
-        masked = da.where(cond)
-        if ensemble:
-            masked = masked.max("member") if rec["op"].startswith(">") else masked.min("member")
-        vals = np.asarray(masked.values, dtype=float)
-        k = int(np.nanargmax(vals) if rec["op"].startswith(">") else np.nanargmin(vals))
-        rows.append(
-            {
-                "asset_id": rec["asset_id"],
-                "name_zh": rec["name_zh"],
-                "kind": rec["kind"],
-                "unit": rec["unit"],
-                "hazard": rec["hazard"],
-                "trigger": trigger,
-                "trigger_zh": describe_trigger_zh(rec),
-                "first_time_utc": _iso(times[first]),
-                "peak_time_utc": _iso(times[k]),
-                "peak_value": round(float(vals[k]), 3),
-                "units": rec["threshold_units"],
-                "probability": float(share.max()) if ensemble else math.nan,
-                "owner": rec["owner"],
-                "plan_zh": rec["plan_zh"],
-                "illustrative": bool(rec["illustrative"]),
-            }
-        )
+        wanted.append((rec, hazard, tuple(sorted(idx.items()))))
+    samples = _sample(result, wanted)
+    times = pd.DatetimeIndex(forecast["time"].values)
+    rows: list[dict[str, Any]] = []
+    for rec, hazard, key in wanted:
+        row = _asset_hit(*samples[hazard, key], rec, times)
+        if row is not None:
+            rows.append({**row, "trigger": _describe(rec)})
     for asset_id, trig, why in skipped:
         logger.info("asset %s (%s) not evaluated: %s", asset_id, trig, why)
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -538,6 +584,65 @@ def evaluate_assets(
     out.attrs["method"] = "nearest grid cell"
     out.attrs["illustrative"] = bool(assets.attrs.get("illustrative", False))
     return out
+
+
+def _sample(result: Any, wanted: list[tuple[dict[str, Any], str, tuple]]) -> dict[tuple, tuple]:
+    """Per (trigger, cell): where the engine's trigger holds (its level 1) and the value of
+    the trigger's own condition (the first of the level, e.g. the 3 h sum) at the cell. All
+    cells of a trigger are read at once, and a lazy (dask) result is computed in one pass."""
+    import dask
+
+    cells: dict[str, list[tuple]] = {}
+    for _, hazard, key in wanted:
+        if key not in cells.setdefault(hazard, []):
+            cells[hazard].append(key)
+    picked = {}
+    for hazard, keys in cells.items():
+        res = result[hazard]
+        dims = [d for d, _ in keys[0]]
+        at = {d: xr.DataArray([dict(k)[d] for k in keys], dims="asset_cell") for d in dims}
+        picked[hazard] = (res.level.isel(at) >= 1, res.conditions[1][0].value.isel(at))
+    (picked,) = dask.compute(picked)
+    out = {}
+    for hazard, keys in cells.items():
+        hit, value = picked[hazard]
+        for n, key in enumerate(keys):
+            out[hazard, key] = (hit.isel(asset_cell=n), value.isel(asset_cell=n))
+    return out
+
+
+def _asset_hit(
+    hit: xr.DataArray, value: xr.DataArray, rec: dict[str, Any], times: pd.DatetimeIndex
+) -> dict[str, Any] | None:
+    """The row of a trigger at the asset's cell, or None when it never holds there."""
+    ensemble = "member" in hit.dims
+    any_hit = hit.any("member") if ensemble else hit
+    hit_v = np.asarray(any_hit.transpose("time").values, dtype=bool)
+    if not hit_v.any():
+        return None
+    first = int(np.argmax(hit_v))
+    upward = rec["op"].startswith(">")
+    masked = value.where(hit)
+    if ensemble:
+        masked = masked.max("member") if upward else masked.min("member")
+    vals = np.asarray(masked.transpose("time").values, dtype=float)
+    k = int(np.nanargmax(vals) if upward else np.nanargmin(vals))
+    return {
+        "asset_id": rec["asset_id"],
+        "name_zh": rec["name_zh"],
+        "kind": rec["kind"],
+        "unit": rec["unit"],
+        "hazard": rec["hazard"],
+        "trigger_zh": describe_trigger_zh(rec),
+        "first_time_utc": _iso(times[first]),
+        "peak_time_utc": _iso(times[k]),
+        "peak_value": round(float(vals[k]), 3),
+        "units": rec["threshold_units"],
+        "probability": float(hit.mean("member").max()) if ensemble else math.nan,
+        "owner": rec["owner"],
+        "plan_zh": rec["plan_zh"],
+        "illustrative": bool(rec["illustrative"]),
+    }
 
 
 _OPS_ZH = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "="}
@@ -726,6 +831,59 @@ def _town_cells(ds: xr.Dataset, unit: Any) -> xr.DataArray:
     return xr.DataArray(mask, dims=lat2.dims)
 
 
+_DEFAULT_TRIGGER = {
+    "variable": "precip",
+    "window": pd.Timedelta("24h"),
+    "op": ">=",
+    "key_period": ((5, 1), (9, 30)),
+}
+
+
+def geohazard_rule_table(zones: pd.DataFrame) -> tuple[RuleTable | None, dict[str, str]]:
+    """The zones' rainfall triggers as a rule table for :func:`cityops.rules.evaluate`.
+
+    One hazard ``geohazard_<prone>`` per susceptibility class with a threshold (mid, low),
+    whose level 1 is ``<variable> <window> sum <op> <threshold>``.
+
+    Returns
+    -------
+    (RuleTable or None, dict)
+        The table (None when no zone has a threshold) and the hazard id of each class.
+    """
+    trig = zones.attrs.get("trigger") or _DEFAULT_TRIGGER
+    source = str(trig.get("source", "")) or str(zones.attrs.get("source", "geohazard zones"))
+    hazards: dict[str, dict[str, Any]] = {}
+    ids: dict[str, str] = {}
+    for prone, text in zones.loc[zones["threshold"] != "", ["prone", "threshold"]].values:
+        if prone in ids:
+            continue
+        ids[prone] = f"geohazard_{prone}"
+        cond = {"variable": trig["variable"], "reduce": "sum", "window": _minutes(trig["window"]),
+                "op": trig["op"], "threshold": text}  # fmt: skip
+        hazards[ids[prone]] = {
+            "name_zh": f"地质灾害（{prone}）",
+            "name_en": f"geological hazard ({prone}-prone zones)",
+            "levels": [{"level": 1, "any": [cond], "source": source}],
+        }
+    if not hazards:
+        return None, ids
+    path = Path(str(zones.attrs.get("path", "geohazard_zones.yaml")))
+    return _trigger_table("geohazard-triggers", source, path, hazards), ids
+
+
+def _town_series(field: xr.DataArray, mask: xr.DataArray, how: str) -> np.ndarray:
+    """A field over the town's cells and members per valid time: ``max`` of a value field,
+    ``any`` of a bool field."""
+    spatial = list(mask.dims)
+    if how == "any":
+        hit = field.where(mask, False).any(spatial)
+        hit = hit.any("member") if "member" in hit.dims else hit
+        return np.asarray(hit.transpose("time").values, dtype=bool)
+    top = field.where(mask).max(spatial)
+    top = top.max("member") if "member" in top.dims else top
+    return np.asarray(top.transpose("time").values, dtype=float)
+
+
 def geohazard_risk(
     forecast: xr.Dataset,
     zones: pd.DataFrame,
@@ -735,10 +893,13 @@ def geohazard_risk(
 ) -> pd.DataFrame:
     """Rainfall-triggered geological-hazard risk per town with zones.
 
-    For each town named by a zone, the 24 h rainfall (``window_reduce`` sum, unaligned windows
-    dropped) is maximised over the town's cells (centres inside its polygon, or the cell
-    nearest its seat) and over ensemble members, at each valid time inside the key period. A
-    zone is concerned when that value meets the zone's threshold (mid 50 mm, low 80 mm by
+    The zones' triggers are rule conditions (:func:`geohazard_rule_table`) evaluated by
+    :func:`cityops.rules.evaluate`: the 24 h rainfall over (t - 24 h, t] with the engine's
+    window alignment (the first step included), partial windows, units and NaN handling. For
+    each town named by a zone the engine's 24 h value is maximised over the town's cells
+    (centres inside its polygon, or the cell nearest its seat) and over ensemble members, at
+    each valid time inside the key period. A zone is concerned when its class's trigger holds
+    on one of those cells at a valid time inside the key period (mid 50 mm, low 80 mm by
     default; see ``geohazard_zones.yaml``).
 
     Parameters
@@ -763,87 +924,66 @@ def geohazard_risk(
         ``threshold`` (lowest threshold met, text) and ``note``.
     """
     jur = _jurisdiction(jurisdiction)
-    trig = zones.attrs.get("trigger") or {
-        "variable": "precip",
-        "window": pd.Timedelta("24h"),
-        "op": ">=",
-        "key_period": ((5, 1), (9, 30)),
-    }
+    trig = zones.attrs.get("trigger") or _DEFAULT_TRIGGER
     variable = trig["variable"]
     if variable not in forecast.data_vars:
         raise InputError(f"forecast: variable {variable!r} missing; needed for geohazard risk")
     times = pd.DatetimeIndex(forecast["time"].values)
     local = times.tz_localize("UTC").tz_convert(jur.timezone)
     if date is not None:
-        ref = pd.Timestamp(date)
-        ref_idx = pd.DatetimeIndex([ref])
+        ref_idx = pd.DatetimeIndex([pd.Timestamp(date)])
         in_period = np.repeat(_in_period(ref_idx, trig["key_period"]), len(times))
     else:
         in_period = _in_period(local, trig["key_period"])
-    da = forecast[variable]
-    target = canonical_variables()[variable]["units"]
-    if da.attrs.get("units") not in (None, target):
-        from cityops.units import convert_dataarray
-
-        da = convert_dataarray(da, target, source="forecast")
-    status = window_status(times, trig["window"])
-    acc = window_reduce(da, trig["window"], "sum")
-    acc = acc.where(xr.DataArray(status != UNALIGNED, dims="time"))
-    op = OPS[trig["op"]]
+    table, ids = geohazard_rule_table(zones)
+    result = evaluate(forecast, table, timezone=jur.timezone) if table is not None else None
+    # Every class has the same aggregated quantity (the 24 h sum): one value field.
+    evaluated = [r for r in (result or ()) if r.evaluated]
+    value = evaluated[0].conditions[1][0].value if evaluated else None
+    notes = "; ".join(dict.fromkeys(n for r in (result or ()) for n in r.notes))
     hours = trig["window"] / pd.Timedelta("1h")
     rows = []
     town_codes = list(dict.fromkeys(c for towns in zones["towns"] for c in towns))
     for code in town_codes:
         unit = jur.unit(code)
         tz = zones[zones["towns"].apply(lambda t, c=code: c in t)]
-        mask = _town_cells(forecast, unit)
-        series = acc.where(mask).max([d for d in mask.dims])
-        if "member" in series.dims:
-            series = series.max("member")
-        vals = np.asarray(series.values, dtype=float)
-        valid = in_period & ~np.isnan(vals)
-        row: dict[str, Any] = {
-            "town_code": unit.code,
-            "town_name": unit.name_zh,
-            "in_key_period": bool(in_period.any()),
-            "max_24h": math.nan,
-            "units": target,
-            "peak_time_utc": "",
-            "first_time_utc": "",
-            "triggered": False,
-            "zones": "",
-            "points": 0,
-            "collapse": 0,
-            "subsidence": 0,
-            "zones_all": ",".join(tz["zone"]),
-            "points_all": int(tz["points"].sum()),
-            "threshold": "",
-            "note": "",
-        }
+        row = _geohazard_row(unit, tz, canonical_variables()[variable]["units"])
+        row["in_key_period"] = bool(in_period.any())
         if not in_period.any():
             row["note"] = "outside the key period (1 May - 30 Sep)"
             rows.append(row)
             continue
+        mask = _town_cells(forecast, unit)
+        vals = np.full(len(times), np.nan)
+        if value is not None:
+            vals = _town_series(value, mask, "max")
+        valid = in_period & ~np.isnan(vals)
         if not valid.any():
-            row["note"] = f"no {hours:g} h window the data can fill"
+            why = f"; {_reason([notes])}" if notes and value is None else ""
+            row["note"] = f"no {hours:g} h window the data can fill{why}"
             rows.append(row)
             continue
         k = int(np.nanargmax(np.where(valid, vals, np.nan)))
         row["max_24h"] = round(float(vals[k]), 2)
         row["peak_time_utc"] = _iso(times[k])
-        hit_zones = tz[tz["threshold_mm"].notna()]
-        hit_zones = hit_zones[[bool(op(vals[k], t)) for t in hit_zones["threshold_mm"]]]
+        # A class is met where the engine's trigger holds on one of the town's cells, in
+        # the key period.
+        met = {
+            prone: in_period & _town_series(result[hid].level >= 1, mask, "any")
+            for prone, hid in ids.items()
+            if result[hid].evaluated
+        }
+        hit_zones = tz[[bool(met.get(p, np.zeros(1, bool)).any()) for p in tz["prone"]]]
         if len(hit_zones):
-            lowest = float(hit_zones["threshold_mm"].min())
-            met = valid & np.asarray(op(np.nan_to_num(vals, nan=-np.inf), lowest))
+            lowest = hit_zones.loc[hit_zones["threshold_mm"].idxmin()]
             row.update(
                 triggered=True,
-                first_time_utc=_iso(times[int(np.argmax(met))]),
+                first_time_utc=_iso(times[int(np.argmax(met[lowest["prone"]]))]),
                 zones=",".join(hit_zones["zone"]),
                 points=int(hit_zones["points"].sum()),
                 collapse=int(hit_zones["collapse"].sum()),
                 subsidence=int(hit_zones["subsidence"].sum()),
-                threshold=str(hit_zones.loc[hit_zones["threshold_mm"].idxmin(), "threshold"]),
+                threshold=str(lowest["threshold"]),
             )
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -853,6 +993,28 @@ def geohazard_risk(
         trigger_source=trig.get("source", ""),
     )
     return out
+
+
+def _geohazard_row(unit: Any, tz: pd.DataFrame, units: str) -> dict[str, Any]:
+    """The row of a town before evaluation (nothing triggered)."""
+    return {
+        "town_code": unit.code,
+        "town_name": unit.name_zh,
+        "in_key_period": False,
+        "max_24h": math.nan,
+        "units": units,
+        "peak_time_utc": "",
+        "first_time_utc": "",
+        "triggered": False,
+        "zones": "",
+        "points": 0,
+        "collapse": 0,
+        "subsidence": 0,
+        "zones_all": ",".join(tz["zone"]),
+        "points_all": int(tz["points"].sum()),
+        "threshold": "",
+        "note": "",
+    }
 
 
 # --------------------------------------------------------------------------------------------

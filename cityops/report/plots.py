@@ -18,10 +18,18 @@ from shapely.geometry.base import BaseGeometry
 from cityops.report.fonts import configure_cjk_font
 from cityops.report.i18n import level_label, t
 from cityops.rules.table import level_names
-from cityops.rules.windows import window_reduce
 from cityops.timeutil import REPORT_TZ
 
-__all__ = ["headline_card", "level_colours", "level_map", "meteogram", "town_series"]
+__all__ = [
+    "condition_series",
+    "engine_value",
+    "headline_card",
+    "level_colours",
+    "level_map",
+    "meteogram",
+    "meteogram_data",
+    "town_series",
+]
 
 
 def level_colours() -> list[str]:
@@ -263,20 +271,90 @@ def unit_level_map(
     return fig
 
 
+def _unit_reduce(assessment, code: str, da: xr.DataArray, how: str) -> xr.DataArray | None:
+    """A field over the cells counting for a unit (max or min; ensemble median)."""
+    touch = assessment.counting_cells.sel(unit=code)
+    if not bool(touch.any()):
+        return None
+    da = da.where(touch)
+    da = da.max(["lat", "lon"]) if how == "max" else da.min(["lat", "lon"])
+    if "member" in da.dims:
+        da = da.median("member")
+    return da.compute()
+
+
 def town_series(assessment, code: str, variable: str, how: str = "max") -> xr.DataArray | None:
     """Series of a forecast variable over the cells touching a unit (max or min; ensemble
     median). The least favourable cell, consistent with how levels are aggregated."""
     ds = assessment.forecast
     if variable not in ds:
         return None
-    touch = assessment.counting_cells.sel(unit=code)
-    if not bool(touch.any()):
+    return _unit_reduce(assessment, code, ds[variable], how)
+
+
+def engine_value(assessment, variable: str, reduce: str, window: pd.Timedelta | None = None):
+    """The engine's aggregated value of a rule condition (e.g. the 3 h precipitation sum).
+
+    Taken from the levels the assessment already computed (the active rule set, then the
+    Annex 3 table), so a figure shows exactly what the levels were judged on: windows aligned
+    to the steps (NaN where a window begins inside a step), units converted. None when no
+    evaluated condition of the rules reduces ``variable`` this way.
+    """
+    for result in (assessment.levels, assessment.extreme):
+        for res in result:
+            for crs in (c for cl in res.conditions.values() for c in cl):
+                c = crs.condition
+                if crs.variable == variable and c.reduce == reduce and c.window == window:
+                    if crs.evaluated and crs.value is not None:
+                        return crs.value
+    return None
+
+
+def condition_series(
+    assessment, code: str, variable: str, reduce: str, window: pd.Timedelta | None = None
+) -> xr.DataArray | None:
+    """:func:`engine_value` over the cells counting for a unit (the least favourable cell,
+    ensemble median), or None when the rules hold no such condition."""
+    value = engine_value(assessment, variable, reduce, window)
+    if value is None:
         return None
-    da = ds[variable].where(touch)
-    da = da.max(["lat", "lon"]) if how == "max" else da.min(["lat", "lon"])
-    if "member" in da.dims:
-        da = da.median("member")
-    return da.compute()
+    return _unit_reduce(assessment, code, value, "max")
+
+
+def _step_days(series: xr.DataArray) -> np.ndarray | float:
+    """Length of each step in days, from ingest's ``step_start`` (1 h without it)."""
+    if "step_start" not in series.coords:
+        return 1 / 24
+    length = series["time"].values - series["step_start"].values
+    return length / np.timedelta64(1, "D")
+
+
+#: Accumulations drawn on the meteogram's precipitation panel (hours).
+METEOGRAM_WINDOWS = (3, 6)
+
+
+def meteogram_data(assessment, code: str) -> dict[str, xr.DataArray]:
+    """The series the meteogram of a unit draws, by panel item.
+
+    ``precip`` (per-step amounts), ``precip_3h``/``precip_6h`` (the engine's window sums of
+    the rules, :func:`condition_series`), ``temp``, ``wind``, ``gust``, ``vis``; items the
+    forecast or the rules lack are absent.
+    """
+    unit = assessment.jurisdiction.unit(code)
+    out: dict[str, xr.DataArray | None] = {"precip": town_series(assessment, unit.code, "precip")}
+    if out["precip"] is not None:
+        for hours in METEOGRAM_WINDOWS:
+            out[f"precip_{hours}h"] = condition_series(
+                assessment, unit.code, "precip", "sum", pd.Timedelta(hours=hours)
+            )
+    temp = None
+    if "t2m_max" in assessment.forecast:
+        temp = town_series(assessment, unit.code, "t2m_max")
+    out["temp"] = temp if temp is not None else town_series(assessment, unit.code, "t2m")
+    out["wind"] = town_series(assessment, unit.code, "wind")
+    out["gust"] = town_series(assessment, unit.code, "gust")
+    out["vis"] = town_series(assessment, unit.code, "vis", how="min")
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _thresholds(assessment, variable: str, reduce: str, window=None) -> list[tuple[float, int]]:
@@ -296,30 +374,19 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     visibility, with the active rule thresholds drawn in their level colours.
 
     Values are those of the least favourable cell counting for the unit (the same cells that
-    set its level). Returns None for a unit without geometry."""
+    set its level); the 3 h and 6 h totals are the engine's own window sums
+    (:func:`meteogram_data`), so the curve crosses a threshold exactly where a level starts.
+    Returns None for a unit without geometry."""
     configure_cjk_font()
     colours = level_colours()
     unit = assessment.jurisdiction.unit(code)
     if not unit.has_geometry or unit.code not in assessment.weights["unit"].values:
         return None
-    panels = []
-    precip = town_series(assessment, unit.code, "precip")
-    if precip is not None:
-        panels.append("precip")
-    temp = (
-        town_series(assessment, unit.code, "t2m_max") if "t2m_max" in assessment.forecast else None
-    )
-    if temp is None:
-        temp = town_series(assessment, unit.code, "t2m")
-    if temp is not None:
-        panels.append("temp")
-    wind = town_series(assessment, unit.code, "wind")
-    gust = town_series(assessment, unit.code, "gust")
-    if wind is not None or gust is not None:
-        panels.append("wind")
-    vis = town_series(assessment, unit.code, "vis", how="min")
-    if vis is not None:
-        panels.append("vis")
+    data = meteogram_data(assessment, unit.code)
+    precip, temp = data.get("precip"), data.get("temp")
+    wind, gust, vis = data.get("wind"), data.get("gust"), data.get("vis")
+    panels = [p for p, present in (("precip", precip is not None), ("temp", temp is not None),
+              ("wind", wind is not None or gust is not None), ("vis", vis is not None)) if present]  # fmt: skip
     fig = Figure(
         figsize=(figsize[0], 1.9 * max(len(panels), 1) + 0.6), dpi=110, layout="constrained"
     )
@@ -329,27 +396,29 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
     for ax, panel in zip(axes, panels, strict=False):
         if panel == "precip":
             x = _local(precip["time"].values)
-            # Each bar covers the step ending at its valid time.
+            # Each bar covers the step ending at its valid time (a 6 h first step is 6 h wide).
             ax.bar(
                 x,
                 precip.values,
-                width=-1 / 24,
+                width=-_step_days(precip),
                 align="edge",
                 color="#2b8cbe",
                 label=t("precip_1h", lang),
             )
-            for hours, style in ((3, "-"), (6, "--")):
-                acc = window_reduce(precip, pd.Timedelta(hours=hours), "sum")
+            top = float(max(precip.max(), 1))
+            for hours, style in zip(METEOGRAM_WINDOWS, ("-", "--"), strict=True):
+                acc = data.get(f"precip_{hours}h")
+                if acc is None:
+                    continue
                 ax.plot(
                     x, acc.values, style, color="#084081", lw=1.2, label=t(f"precip_{hours}h", lang)
                 )
-            top = float(max(precip.max(), 1))
+                if bool(acc.notnull().any()):
+                    top = max(top, float(acc.max()) * 1.1)
             for thr, lv in _thresholds(assessment, "precip", "sum", pd.Timedelta("3h")):
                 ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
                 top = max(top, thr * 1.05)
-            ax.set_ylim(
-                0, max(top, float(window_reduce(precip, pd.Timedelta(hours=6)).max()) * 1.1)
-            )
+            ax.set_ylim(0, top)
             ax.set_ylabel(t("precip_axis", lang))
         elif panel == "temp":
             x = _local(temp["time"].values)

@@ -485,6 +485,9 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
     if condition.reduce in ("sum", "max", "min"):
         value = fields.window(var, spec.units, condition.reduce, condition.window)
         evaluable = xr.DataArray(spec.status != UNALIGNED, dims="time", coords={"time": da["time"]})
+        if not bool(evaluable.all()):
+            # A window beginning inside a step has no value (not the longer step's amount).
+            value = value.where(evaluable)
         return recorded(value), judge(value) & evaluable
     day = spec.day
     if condition.reduce == "daily_drop":
