@@ -296,8 +296,9 @@ def check_replaceable(out: Path, kind: str) -> None:
         )
 
 
-def _inputs(paths: Iterable[str | os.PathLike | None]) -> list[Path]:
-    """The existing input paths named (glob patterns expanded), absolute."""
+def _inputs(paths: Iterable[str | os.PathLike | None], *, existing: bool = True) -> list[Path]:
+    """The input paths named (glob patterns expanded), absolute; only existing ones unless
+    ``existing`` is false."""
     found: list[Path] = []
     for item in paths:
         if item is None or str(item).strip() == "":
@@ -305,28 +306,39 @@ def _inputs(paths: Iterable[str | os.PathLike | None]) -> list[Path]:
         text = os.path.expanduser(str(item))
         matches = glob.glob(text) if any(ch in text for ch in "*?[") else [text]
         # Only what exists can be lost (a rule set or jurisdiction may be given by name).
-        found.extend(Path(m).resolve() for m in matches if Path(m).exists())
+        found.extend(Path(m).resolve() for m in matches if not existing or Path(m).exists())
     return found
 
 
-def check_not_over_inputs(out: Path, inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Refuse an output folder equal to, or holding, any input file or folder."""
+def check_not_over_inputs(
+    out: Path,
+    inputs: Iterable[str | os.PathLike | None],
+    keeps: Iterable[str | os.PathLike | None] = (),
+) -> None:
+    """Refuse an output folder equal to, or holding, any input file or folder.
+
+    ``keeps`` are files the run creates or updates and that must outlive it (the task
+    ledger, the case library): they count even before they exist.
+    """
     out = Path(out).resolve()
-    for path in _inputs(inputs):
+    for path in [*_inputs(inputs), *_inputs(keeps, existing=False)]:
         if path == out or out in path.parents:
+            how = "is" if path == out else "holds"
             raise InputError(
-                f"{out}: holds the input {path}; the output would replace it "
+                f"{out}: {how} the input {path}; the output would replace it "
                 "(choose an output folder that holds no input)"
             )
 
 
-def check_writable_place(path: Path) -> None:
-    """Refuse (exit status 2) a place where ``path`` cannot be created.
+def check_writable_place(path: Path, *, into: bool = False) -> None:
+    """Refuse (exit status 2) a place where ``path`` cannot be created (or, with ``into``,
+    where nothing can be created inside the folder ``path``).
 
-    The nearest existing ancestor must be a folder this process may write into.
+    The nearest existing folder (``path``'s parent, or ``path`` itself with ``into``) must be
+    a folder this process may write into.
     """
     path = Path(path)
-    ancestor = path.parent
+    ancestor = path if into else path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -336,16 +348,20 @@ def check_writable_place(path: Path) -> None:
 
 
 def check_out_dir(
-    out: str | os.PathLike, kind: str, inputs: Iterable[str | os.PathLike | None] = ()
+    out: str | os.PathLike,
+    kind: str,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    keeps: Iterable[str | os.PathLike | None] = (),
 ) -> Path:
     """Check an output folder before any work; its absolute path.
 
     Refused (:class:`InputError`, exit status 2): a file; an existing folder that is neither
     empty nor an earlier cityops run of ``kind`` (:func:`read_marker`); a folder that is, or
-    holds, one of ``inputs``; a place this process cannot write.
+    holds, one of ``inputs`` or ``keeps`` (:func:`check_not_over_inputs`); a place this
+    process cannot write.
     """
     out = Path(out).expanduser().resolve()
-    check_not_over_inputs(out, inputs)
+    check_not_over_inputs(out, inputs, keeps)
     check_replaceable(out, kind)
     check_writable_place(out)
     return out

@@ -485,12 +485,12 @@ def run_briefings(
     forecast = [str(forecast)] if isinstance(forecast, str | Path) else [str(f) for f in forecast]
     # Absolute paths before any thread starts: notebooks run elsewhere.
     forecast = [str(p.resolve()) for p in expand_paths(forecast)]
-    inputs = _input_paths(forecast, opts)
+    inputs, keeps = _input_paths(forecast, opts)
     lock_timeout(opts.lock_timeout)  # a bad value is refused before any work
     if opts.archive:
         _check_archive_root(Path(opts.archive))
     else:
-        out = check_out_dir(out, "brief", inputs)  # before any work: a refusal writes nothing
+        out = check_out_dir(out, "brief", inputs, keeps)  # before any work: nothing written
     started = time.monotonic()
     timings: dict[str, float] = {}
     check_kernel(opts.kernel)
@@ -511,7 +511,8 @@ def run_briefings(
     timings["assess_s"] = round(time.monotonic() - started, 2)
     if opts.archive:
         root = Path(opts.archive).expanduser().resolve()
-        out = check_out_dir(root / assessment.issued.strftime("%Y%m%dT%H%MZ"), "brief", inputs)
+        out = root / assessment.issued.strftime("%Y%m%dT%H%MZ")
+        out = check_out_dir(out, "brief", inputs, keeps)
     with _stop_signals():
         with run_lock(_make_parent(out), opts.lock_timeout):
             if opts.archive:
@@ -522,16 +523,15 @@ def run_briefings(
     return index
 
 
-def _input_paths(forecast: list[str], opts: BriefOptions) -> list[str]:
-    """Every file or folder the run reads or keeps (the output must hold none of them)."""
+def _input_paths(forecast: list[str], opts: BriefOptions) -> tuple[list[str], list[str]]:
+    """The files and folders the run reads, and those it keeps (the task ledger): the output
+    must hold none of them."""
     from cityops.ledger import default_ledger_path
 
-    paths = [*forecast, opts.mapping, opts.history, *opts.observed.split(",")]
-    if opts.ledger != "":
-        paths.append(str(default_ledger_path(opts.ledger or None)))
-    paths += [opts.template or "", opts.rules, opts.jurisdiction]
-    # Names (``national``, ``ejin-horo``) are not paths: only what exists counts.
-    return [p for p in paths if p and Path(p).expanduser().exists()]
+    inputs = [*forecast, opts.mapping, opts.history, *opts.observed.split(",")]
+    inputs += [opts.template or "", opts.rules, opts.jurisdiction]
+    keeps = [str(default_ledger_path(opts.ledger or None))] if opts.ledger != "" else []
+    return inputs, keeps
 
 
 def _make_parent(out: Path) -> Path:
@@ -548,7 +548,7 @@ def _check_archive_root(root: Path) -> None:
     root = root.expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: --archive: exists and is a file; expected an archive folder")
-    check_writable_place(root / "x")
+    check_writable_place(root, into=True)
     if root.is_dir():
         _check_latest(root)
 

@@ -66,17 +66,15 @@ def _parameters(inputs: ReviewInputs, lang: str, library: Path) -> dict:
     return params
 
 
-def _input_paths(inputs: ReviewInputs, library: Path) -> list[str]:
-    """Every file or folder the review reads or keeps (the output must hold none of them)."""
+def _input_paths(inputs: ReviewInputs) -> list[str]:
+    """Every file or folder the review reads (the output must hold none of them)."""
     paths = []
     for name in ("forecast", "observed", "ledger", "hotline", "alarms", "incidents", "heating",
                  "findings", "rules", "jurisdiction"):  # fmt: skip
         value = getattr(inputs, name)
         items = value.split(",") if isinstance(value, str) else list(value or [])
         paths += [str(p).strip() for p in items if str(p).strip()]
-    paths.append(str(library))
-    # Names (``national``, ``ejin-horo``) are not paths: only what exists counts.
-    return [p for p in paths if Path(p).expanduser().exists()]
+    return paths
 
 
 def run_review_report(
@@ -105,7 +103,8 @@ def run_review_report(
     if case_id is not None:
         _check_case_id(case_id)  # before any work: a bad id writes nothing (exit status 2)
     library = Path(case_library) if case_library else case_library_dir(inputs.jurisdiction)
-    out = check_out_dir(out, "review", _input_paths(inputs, library))
+    # The case library is kept across reviews (created when the first case is saved).
+    out = check_out_dir(out, "review", _input_paths(inputs), keeps=[library] if save else [])
     lock_timeout(lock_timeout_s)  # a bad value is refused before any work
     check_kernel(kernel)
     review_template_path()  # fail before any work when the template is missing
