@@ -19,6 +19,17 @@ from cityops.errors import CityopsError, InputError, PartialFailure
 log = logging.getLogger("cityops")
 
 
+def _lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait at most this long for another run into the same folder "
+        "(default CITYOPS_LOCK_TIMEOUT or 600)",
+    )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jurisdiction", default="ejin-horo", help="jurisdiction folder name or path")
     p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
@@ -103,12 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("assess", help="evaluate every rule; write levels.nc and town_hazards")
     p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: new, empty or an earlier assess run (replaced atomically)",
+    )
+    _lock_timeout(p)
     _common(p)
 
     p = sub.add_parser("brief", help="the briefing batch: one briefing per unit and an index")
     p.add_argument("forecast", nargs="+", help="forecast file(s) or glob")
-    p.add_argument("--out", type=Path, default=None, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: new, empty or an earlier brief run (replaced atomically)",
+    )
     p.add_argument(
         "--archive",
         type=Path,
@@ -132,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="task ledger (SQLite; default CITYOPS_LEDGER or var/ledger.sqlite)",
     )
     p.add_argument("--no-ledger", action="store_true", help="do not record tasks")
+    _lock_timeout(p)
     _common(p)
 
     p = sub.add_parser(
@@ -149,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="gridded analyses, station CSV or MICAPS diamond 1 files",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: new, empty or an earlier review run (replaced atomically)",
+    )
     p.add_argument("--ledger", default=None, help="task ledger (SQLite) for the response review")
     p.add_argument("--window", default="24h", help="review window aligned to 00 UTC (default 24h)")
     p.add_argument("--start", default=None, help="review period start (ISO 8601 UTC)")
@@ -173,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
     p.add_argument("--now", default=None, help="time the response figures are 'as of'")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
+    _lock_timeout(p)
 
     p = sub.add_parser("sign", help="a duty forecaster signs a briefing run: CAP Draft -> Actual")
     p.add_argument("run", type=Path, help="the brief output folder")
@@ -238,8 +267,12 @@ def _common_options(args) -> dict:
 
 
 def _cmd_assess(args) -> int:
-    from cityops.pipeline import assess, write_assessment
+    from cityops.fsio import check_out_dir, lock_timeout
+    from cityops.pipeline import assess, publish_assessment
 
+    inputs = [*args.forecast, *(args.observed or []), args.history, args.mapping, args.rules]
+    limit = lock_timeout(args.lock_timeout)
+    out = check_out_dir(args.out, "assess", [*inputs, args.jurisdiction])  # before any work
     result = assess(
         args.forecast,
         **_common_options(args),
@@ -247,7 +280,7 @@ def _cmd_assess(args) -> int:
         observed=args.observed,
         history=args.history,
     )
-    out = write_assessment(result, args.out)
+    out = publish_assessment(result, out, lock_timeout=limit)
     reached = result.table[result.table["level"] > 0]
     print(f"{out}/town_hazards.csv: {len(result.table)} rows, {len(reached)} with a level")
     return 0
@@ -271,6 +304,7 @@ def _cmd_brief(args) -> int:
         history=str(args.history) if args.history else "",
         ledger="" if args.no_ledger else args.ledger,
         archive=str(args.archive) if args.archive else None,
+        lock_timeout=args.lock_timeout,
     )
     if args.out is None and args.archive is None:
         raise InputError("brief: give --out DIR or --archive ROOT")
@@ -309,6 +343,7 @@ def _cmd_review(args) -> int:
         case_id=args.case_id,
         case_library=args.case_library,
         save=not args.no_case,
+        lock_timeout_s=args.lock_timeout,
     )
     print(html)
     return 0

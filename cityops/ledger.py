@@ -31,13 +31,13 @@ import csv
 import datetime as dt
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from cityops.errors import InputError
+from cityops.fsio import atomic_open
 from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
 __all__ = [
@@ -863,18 +863,10 @@ def export_tasks(db, path, *, now=None) -> Path:
     """Write the tasks as CSV with exactly :data:`EXPORT_COLUMNS` (atomically); the path."""
     rows = list_tasks(db, now=now)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(EXPORT_COLUMNS)
-            for task in rows:
-                record = dict(task, overdue="true" if task["overdue"] else "false")
-                writer.writerow(["" if record[c] is None else record[c] for c in EXPORT_COLUMNS])
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(target, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(EXPORT_COLUMNS)
+        for task in rows:
+            record = dict(task, overdue="true" if task["overdue"] else "false")
+            writer.writerow(["" if record[c] is None else record[c] for c in EXPORT_COLUMNS])
     return target

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from cityops.fsio import atomic_path, clean_stale, make_stage, publish_folder, run_lock, write_text
 from cityops.geo.calendar import apply_attention, special_periods
 from cityops.geo.exposure import evaluate_assets, geohazard_risk, load_assets, load_geohazard_zones
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
@@ -38,7 +37,7 @@ from cityops.rules.observed import (
 from cityops.rules.seasons import bind_seasons
 from cityops.timeutil import parse_utc
 
-__all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
+__all__ = ["EXTREME_RULES", "Assessment", "assess", "publish_assessment", "write_assessment"]
 
 log = logging.getLogger("cityops")
 
@@ -263,30 +262,47 @@ def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(frame: pd.DataFrame, out_dir: Path) -> None:
-    """``town_hazards.csv`` and ``.json`` (interfaces.md §4) into ``out_dir``."""
-    _csv_frame(frame).to_csv(out_dir / "town_hazards.csv", index=False, encoding="utf-8")
+    """``town_hazards.csv`` and ``.json`` (interfaces.md §4) into ``out_dir``, each atomically."""
+    write_text(Path(out_dir) / "town_hazards.csv", _csv_frame(frame).to_csv(index=False))
     records = json.loads(frame.to_json(orient="records", force_ascii=False))
-    (out_dir / "town_hazards.json").write_text(
-        json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8"
+    write_text(
+        Path(out_dir) / "town_hazards.json", json.dumps(records, ensure_ascii=False, indent=1)
     )
 
 
 def write_assessment(assessment: Assessment, out_dir: str | Path) -> Path:
-    """Write ``levels.nc``, ``town_hazards.csv`` and ``town_hazards.json`` atomically.
+    """Write ``levels.nc``, ``town_hazards.csv`` and ``town_hazards.json`` into ``out_dir``.
 
-    The files are written in a temporary folder beside ``out_dir`` and moved into it, so
-    a reader never sees a half-written file.
+    Each file is written under a temporary name beside it and renamed into place
+    (:func:`cityops.fsio.atomic_path`), so a reader never sees a half-written file. The
+    ``assess`` command publishes a whole folder instead (:func:`publish_assessment`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".assess-", dir=out_dir))
-    try:
-        ds = assessment.levels_dataset()
-        encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
-        ds.to_netcdf(tmp / "levels.nc", engine="netcdf4", encoding=encoding)
-        write_table(assessment.table, tmp)
-        for name in ("levels.nc", "town_hazards.csv", "town_hazards.json"):
-            os.replace(tmp / name, out_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    ds = assessment.levels_dataset()
+    encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+    with atomic_path(out_dir / "levels.nc") as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    write_table(assessment.table, out_dir)
     return out_dir
+
+
+def publish_assessment(
+    assessment: Assessment, out: str | Path, *, lock_timeout: float | None = None
+) -> Path:
+    """``cityops assess --out DIR``: the files built beside ``DIR``, published as one run.
+
+    ``DIR`` must be new, empty or an earlier ``assess`` run (:func:`cityops.fsio.check_out_dir`,
+    which the command calls before any work); it is replaced whole, as a ``brief`` run is.
+    """
+    out = Path(out).resolve()
+    with run_lock(out, lock_timeout):
+        clean_stale(out)
+        stage = make_stage(out)
+        try:
+            write_assessment(assessment, stage)
+            publish_folder(stage, out, "assess")
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    return out

@@ -50,8 +50,11 @@ def test_one_broken_unit_reported_others_finish(quiet, tmp_path):
 
 
 def test_rerun_replaces_output_and_quiet_day_says_so(quiet, tmp_path):
+    from cityops.fsio import write_marker
+
     out = tmp_path / "run"
     out.mkdir()
+    write_marker(out, "brief")  # an earlier brief run: replaced whole, its files gone
     (out / "stale.txt").write_text("from an earlier run")
     index = run_briefings(quiet, out, BriefOptions(towns="阿镇", jobs=1))
     assert index == out / "index.html"

@@ -113,8 +113,11 @@ def brief_argv(rain, out, db, towns: str, jobs: int = 2) -> list[str]:
 
 
 def previous_run(out):
-    """A good run already in place; returns its files' contents."""
+    """A good run already in place (with the marker of a brief run); its files' contents."""
+    from cityops.fsio import write_marker
+
     (out / GOOD).mkdir(parents=True)
+    write_marker(out, "brief")
     (out / "index.html").write_text("<html>previous good run</html>", encoding="utf-8")
     (out / GOOD / "briefing.html").write_text("<html>previous briefing</html>", encoding="utf-8")
     return snapshot(out)

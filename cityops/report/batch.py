@@ -6,13 +6,16 @@ Layout of the output folder (interfaces.md §5)::
     DIR/overview.png  DIR/<code>/briefing.ipynb  DIR/<code>/briefing.html  DIR/<code>/headline.png
 
 The run is built in a hidden folder beside ``DIR`` and renamed into place, so a reader never
-sees a half-written run; a failing unit (a cell raising, its kernel dying, its files not
+sees a half-written run (:mod:`cityops.fsio`: an existing ``DIR`` is replaced only when it is
+an earlier ``brief`` run, and never when it holds an input); a failing unit (a cell raising, its kernel dying, its files not
 written) is reported in the index and ``run.json`` while the others finish, and the batch then
 exits with status 3.
 
 Faults of the run as a whole leave the previous run in place: a write failing while the run is
 built (disk full) removes the stage and raises :class:`~cityops.errors.CityopsError` (exit
-status 1); SIGTERM (or SIGINT, SIGHUP) stops the batch cleanly (:class:`Terminated`). Leftovers
+status 1); an output folder that is not an earlier ``brief`` run, holds an input or cannot be
+written, a run lock that cannot be had in time, and a real folder at ``ROOT/latest`` are
+refused before any work (:class:`~cityops.errors.InputError`, exit status 2); SIGTERM (or SIGINT, SIGHUP) stops the batch cleanly (:class:`Terminated`). Leftovers
 of a run killed outright (``.DIR.tmp-*`` stages, ``.DIR.old-*`` earlier runs) are cleaned up by
 the next run, which first puts an earlier run back if ``DIR`` itself is missing.
 """
@@ -20,8 +23,6 @@ the next run, which first puts an earlier run back if ``DIR`` itself is missing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import glob
 import json
 import logging
 import os
@@ -29,7 +30,6 @@ import platform
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +42,17 @@ import pandas as pd
 
 from cityops import __version__
 from cityops.errors import CityopsError, InputError, PartialFailure
+from cityops.fsio import (
+    check_out_dir,
+    check_replaceable,
+    check_writable_place,
+    lock_timeout,
+    make_stage,
+    publish_folder,
+    run_lock,
+    write_text,
+)
+from cityops.fsio import clean_stale as _clean_stale
 from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
 from cityops.timeutil import parse_utc
@@ -72,6 +83,7 @@ class BriefOptions:
     observed: str = ""
     history: str = ""
     template: str | None = None
+    lock_timeout: float | None = None  # None: CITYOPS_LOCK_TIMEOUT or 600 s
 
 
 def template_path(name: str = "town_briefing.ipynb") -> Path:
@@ -454,52 +466,6 @@ def _stop_signals():
         _held.update(depth=0, signum=None)
 
 
-def _atomic_replace(stage: Path, out: Path) -> None:
-    """Move the finished run into place, replacing an earlier one.
-
-    Two renames: the earlier run aside to ``.NAME.old-PID``, the new one in. A stop signal
-    (held by the caller) that arrived before the new run is in, or a failing rename, puts the
-    earlier run back. A process killed outright between the renames leaves ``NAME`` missing and
-    the earlier run in ``.NAME.old-PID``: the next run puts it back (:func:`_clean_stale`).
-    """
-    _raise_if_stopped()
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    try:
-        _raise_if_stopped()
-        os.replace(stage, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _clean_stale(out: Path) -> None:
-    """Clear what a killed run left beside ``out`` (under the run lock: nothing uses them).
-
-    Stages ``.NAME.tmp-*`` and earlier runs moved aside ``.NAME.old-*`` are removed; when
-    ``out`` itself is missing (killed between the two renames of :func:`_atomic_replace`), the
-    most recently moved earlier run is put back first.
-    """
-    prefix = glob.escape(f".{out.name}")
-    olds = sorted(out.parent.glob(f"{prefix}.old-*"), key=lambda p: p.lstat().st_ctime)
-    if olds and not out.exists():
-        back = olds.pop()
-        os.replace(back, out)
-        log.warning("%s was missing after an interrupted run: put back %s", out, back.name)
-    for path in [*olds, *out.parent.glob(f"{prefix}.tmp-*")]:
-        log.warning("removing %s left by an interrupted run", path)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-
 def run_briefings(
     forecast: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -519,6 +485,12 @@ def run_briefings(
     forecast = [str(forecast)] if isinstance(forecast, str | Path) else [str(f) for f in forecast]
     # Absolute paths before any thread starts: notebooks run elsewhere.
     forecast = [str(p.resolve()) for p in expand_paths(forecast)]
+    inputs, keeps = _input_paths(forecast, opts)
+    lock_timeout(opts.lock_timeout)  # a bad value is refused before any work
+    if opts.archive:
+        _check_archive_root(Path(opts.archive))
+    else:
+        out = check_out_dir(out, "brief", inputs, keeps)  # before any work: nothing written
     started = time.monotonic()
     timings: dict[str, float] = {}
     check_kernel(opts.kernel)
@@ -538,37 +510,75 @@ def run_briefings(
     codes = _select_units(assessment, opts.towns)
     timings["assess_s"] = round(time.monotonic() - started, 2)
     if opts.archive:
-        out = Path(opts.archive) / assessment.issued.strftime("%Y%m%dT%H%MZ")
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
+        root = Path(opts.archive).expanduser().resolve()
+        out = root / assessment.issued.strftime("%Y%m%dT%H%MZ")
+        out = check_out_dir(out, "brief", inputs, keeps)
     with _stop_signals():
-        with _run_lock(out):
+        with run_lock(_make_parent(out), opts.lock_timeout):
+            if opts.archive:
+                _check_latest(out.parent)  # again under the lock, before publishing
             index = _build_run(assessment, forecast, out, codes, opts, started, timings)
         if opts.archive:
             _point_latest(out)
     return index
 
 
-@contextmanager
-def _run_lock(out: Path):
-    """One run at a time per output folder: overlapping scheduled runs wait for each other."""
-    lock_path = out.parent / f".{out.name}.lock"
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _input_paths(forecast: list[str], opts: BriefOptions) -> tuple[list[str], list[str]]:
+    """The files and folders the run reads, and those it keeps (the task ledger): the output
+    must hold none of them."""
+    from cityops.ledger import default_ledger_path
+
+    inputs = [*forecast, opts.mapping, opts.history, *opts.observed.split(",")]
+    inputs += [opts.template or "", opts.rules, opts.jurisdiction]
+    keeps = [str(default_ledger_path(opts.ledger or None))] if opts.ledger != "" else []
+    return inputs, keeps
+
+
+def _make_parent(out: Path) -> Path:
+    """Create the folder ``out`` goes in (exit status 2 when it cannot be); ``out``."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{out}: cannot be written ({err.strerror or err})") from None
+    return out
+
+
+def _check_archive_root(root: Path) -> None:
+    """``--archive ROOT``: a folder (or a new one) cityops may write, with no real ``latest``."""
+    root = root.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: --archive: exists and is a file; expected an archive folder")
+    check_writable_place(root, into=True)
+    if root.is_dir():
+        _check_latest(root)
+
+
+def _check_latest(root: Path) -> None:
+    """``ROOT/latest`` must be absent or the symbolic link cityops keeps there."""
+    latest = root / "latest"
+    if latest.exists() and not latest.is_symlink():
+        what = "folder" if latest.is_dir() else "file"
+        raise InputError(
+            f"{latest}: is a real {what}, not the symbolic link cityops keeps to the newest "
+            "run; move it away (cityops never replaces it)"
+        )
 
 
 def _point_latest(out: Path) -> None:
-    """``ROOT/latest`` -> the newest complete run, replaced atomically."""
-    latest = out.parent / "latest"
-    tmp = out.parent / f".latest.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(out.name)
-    os.replace(tmp, latest)
+    """``ROOT/latest`` -> the newest complete run, replaced atomically (a link only)."""
+    root = out.parent
+    tmp = root / f".latest.{os.getpid()}"
+    try:
+        _check_latest(root)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(out.name)
+        os.replace(tmp, root / "latest")
+    except (OSError, InputError) as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        reason = err if isinstance(err, InputError) else f"{root / 'latest'}: {err.strerror or err}"
+        raise InputError(f"{reason} (the run {out} is in place; latest not updated)") from None
 
 
 def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, started, timings):
@@ -576,7 +586,8 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
     from cityops.report.index import write_index
 
     _clean_stale(out)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    check_replaceable(out, "brief")  # again, under the run lock
+    stage = make_stage(out)
     published = False
     try:
         write_assessment(assessment, stage)
@@ -618,13 +629,11 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             "timings": {**timings, "total_s": round(time.monotonic() - started, 2)},
             "finished_utc": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        (stage / "run.json").write_text(
-            json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        write_text(stage / "run.json", json.dumps(run, ensure_ascii=False, indent=1))
         # The swap and the ledger record are one step for stop signals: a signal before the
         # new run is in place keeps the earlier run; after it, the run is recorded first.
         with _signals_held():
-            _atomic_replace(stage, out)
+            publish_folder(stage, out, "brief", checkpoint=_raise_if_stopped)
             published = True
             try:
                 if opts.ledger != "" and assessment.response is not None:

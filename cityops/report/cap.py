@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from lxml import etree
 
 from cityops.errors import InputError
+from cityops.fsio import write_bytes
 from cityops.geo.risk import tier_for_lead
 from cityops.resources import load_yaml, package_data
 from cityops.rules.table import level_names
@@ -358,24 +358,9 @@ def _serialize(alert) -> bytes:
     )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_alert(alert, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, _serialize(alert))
+    write_bytes(path, _serialize(alert))
     return path
 
 
@@ -464,6 +449,6 @@ def sign_cap_folder(folder, *, by: str) -> list[Path]:
             note.text = text
         elif text not in (note.text or ""):
             note.text = f"{note.text}; {text}" if note.text else text
-        _atomic_write(path, _serialize(root))
+        write_bytes(path, _serialize(root))
         changed.append(path)
     return changed

@@ -2,19 +2,28 @@
 
 Output (interfaces.md §6): ``DIR/review.ipynb``, ``DIR/review.html``, ``DIR/verification.csv``,
 ``DIR/kpis.json`` and the other tables of :func:`cityops.review.run.write_review`. The folder is
-built beside ``DIR`` and renamed into place. The findings are saved to the case library (one
-JSON per case, replaced on a rerun of the same case).
+built beside ``DIR`` and renamed into place (:mod:`cityops.fsio`): an existing ``DIR`` is
+replaced only when it is an earlier ``review`` run, never when it holds an input (an event
+folder with the station files and the minutes is refused, exit status 2). The findings are
+saved to the case library (one JSON per case, replaced on a rerun of the same case).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from cityops.errors import InputError
+from cityops.fsio import (
+    check_out_dir,
+    clean_stale,
+    lock_timeout,
+    make_stage,
+    publish_folder,
+    run_lock,
+)
 from cityops.geo.jurisdiction import load_jurisdiction
 from cityops.review.run import ReviewInputs, run_review, write_review
 from cityops.timeutil import iso_utc
@@ -57,6 +66,17 @@ def _parameters(inputs: ReviewInputs, lang: str, library: Path) -> dict:
     return params
 
 
+def _input_paths(inputs: ReviewInputs) -> list[str]:
+    """Every file or folder the review reads (the output must hold none of them)."""
+    paths = []
+    for name in ("forecast", "observed", "ledger", "hotline", "alarms", "incidents", "heating",
+                 "findings", "rules", "jurisdiction"):  # fmt: skip
+        value = getattr(inputs, name)
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        paths += [str(p).strip() for p in items if str(p).strip()]
+    return paths
+
+
 def run_review_report(
     inputs: ReviewInputs,
     out: str | Path,
@@ -67,54 +87,31 @@ def run_review_report(
     case_id: str | None = None,
     case_library: str | Path | None = None,
     save: bool = True,
+    lock_timeout_s: float | None = None,
 ) -> Path:
     """Run the whole review into ``out``; the path of ``review.html``.
 
     Raises
     ------
     InputError
-        Bad inputs (nothing is written).
+        Bad inputs, or an output folder that is not an earlier review run, holds an input or
+        cannot be written, or a run lock not had within ``lock_timeout_s`` (nothing is written).
     """
-    import papermill as pm
-
-    from cityops.report.batch import _strip_execution_metadata, _to_html, check_kernel
+    from cityops.report.batch import check_kernel
     from cityops.review.cases import _check_case_id, case_library_dir, save_case
 
     if case_id is not None:
         _check_case_id(case_id)  # before any work: a bad id writes nothing (exit status 2)
-    check_kernel(kernel)
-    template = review_template_path()
-    review = run_review(inputs)
     library = Path(case_library) if case_library else case_library_dir(inputs.jurisdiction)
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write_review(review, stage)
-        notebook = stage / "review.ipynb"
-        pm.execute_notebook(
-            str(template),
-            str(notebook),
-            parameters=_parameters(inputs, lang, library),
-            kernel_name=kernel,
-            cwd=str(template.parent),
-            progress_bar=False,
-            execution_timeout=timeout,
-            start_timeout=120,
-        )
-        _strip_execution_metadata(notebook)
-        _to_html(notebook, stage / "review.html", lang=lang)
-        if out.exists():
-            old = out.parent / f".{out.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            stage.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            stage.rename(out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    # The case library is kept across reviews (created when the first case is saved).
+    out = check_out_dir(out, "review", _input_paths(inputs), keeps=[library] if save else [])
+    lock_timeout(lock_timeout_s)  # a bad value is refused before any work
+    check_kernel(kernel)
+    review_template_path()  # fail before any work when the template is missing
+    review = run_review(inputs)
+    with run_lock(out, lock_timeout_s):
+        clean_stale(out)
+        _build(review, inputs, out, lang=lang, kernel=kernel, timeout=timeout, library=library)
     if save:
         cid = case_id or default_case_id(review)
         overall = review.kpis["overall"]
@@ -139,3 +136,32 @@ def run_review_report(
         )
         log.info("case %s saved in %s", cid, library)
     return out / "review.html"
+
+
+def _build(review, inputs: ReviewInputs, out: Path, *, lang, kernel, timeout, library) -> None:
+    """File the review in a stage beside ``out``, run its notebook, move it into place."""
+    import papermill as pm
+
+    from cityops.report.batch import _strip_execution_metadata, _to_html
+
+    template = review_template_path()
+    stage = make_stage(out)
+    try:
+        write_review(review, stage)
+        notebook = stage / "review.ipynb"
+        pm.execute_notebook(
+            str(template),
+            str(notebook),
+            parameters=_parameters(inputs, lang, library),
+            kernel_name=kernel,
+            cwd=str(template.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+            start_timeout=120,
+        )
+        _strip_execution_metadata(notebook)
+        _to_html(notebook, stage / "review.html", lang=lang)
+        publish_folder(stage, out, "review")
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -31,11 +31,8 @@ in ``cityops/data/review_cases.yaml``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from functools import cache
 from os import PathLike
@@ -45,6 +42,7 @@ from typing import Any
 import pandas as pd
 
 from cityops.errors import InputError
+from cityops.fsio import write_text
 from cityops.resources import load_yaml, package_data
 from cityops.response.plan import Plan, load_plan
 from cityops.rules.table import level_names, load_rule_table
@@ -531,18 +529,6 @@ def _json_default(value):
     return str(value)
 
 
-def _atomic_write(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _index_row(data: Mapping[str, Any], file: str) -> dict[str, Any]:
     meta = data.get("meta") or {}
     findings = data.get("findings") or []
@@ -577,7 +563,7 @@ def _rebuild_index(library: Path) -> Path:
             raise InputError(f"{path}: not a readable case file ({err})") from None
     frame = pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).sort_values("case_id", kind="stable")
     target = library / INDEX_FILE
-    _atomic_write(target, frame.to_csv(index=False, lineterminator="\n"))
+    write_text(target, frame.to_csv(index=False, lineterminator="\n"))
     return target
 
 
@@ -630,7 +616,7 @@ def save_case(
     }
     target = library / f"{case_id}.json"
     text = json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default) + "\n"
-    _atomic_write(target, text)
+    write_text(target, text)
     _rebuild_index(library)
     return target
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cityops.errors import InputError
+from cityops.fsio import atomic_path
 from cityops.ledger import merge_run, update_state
 from cityops.resources import load_yaml, package_data
 
@@ -66,9 +67,17 @@ def write_drill_ledger(
     A = assess(forecast, jurisdiction=jurisdiction)
     if A.response is None or A.response.tasks.empty:
         raise InputError(f"{forecast}: the forecast issues no tasks, so there is nothing to drill")
-    tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    with atomic_path(db) as tmp:
+        try:
+            counts, updates = _fill(tmp, A, seed)
+        finally:
+            for suffix in ("-wal", "-shm"):  # SQLite's companions of the temporary file
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    return {"tasks": len(counts["task_ids"]), "updates": updates}
+
+
+def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
+    """Merge the run's tasks into the ledger ``tmp`` and play the drill's response."""
     counts = merge_run(tmp, A.response.tasks, run_time=A.now, actor="cityops brief (drill)")
     cfg = _config()
     updates = 0
@@ -87,5 +96,4 @@ def write_drill_ledger(
     # Fold the write-ahead log into the file before it moves (the WAL belongs to its name).
     with contextlib.closing(sqlite3.connect(tmp)) as conn:
         conn.execute("PRAGMA journal_mode=DELETE")
-    os.replace(tmp, db)
-    return {"tasks": len(counts["task_ids"]), "updates": updates}
+    return counts, updates

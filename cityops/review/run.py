@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from cityops.errors import InputError
+from cityops.fsio import write_text
 from cityops.ingest import expand_paths
-from cityops.review.cases import _atomic_write
 from cityops.review.observations import observed_levels
 from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
 from cityops.review.warnings import load_warnings
@@ -262,10 +262,10 @@ def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
     written = []
     for name, frame in tables.items():
         path = out / name
-        _atomic_write(path, _csv_frame(frame).to_csv(index=False))
+        write_text(path, _csv_frame(frame).to_csv(index=False))
         written.append(path)
     path = out / "kpis.json"
-    _atomic_write(
+    write_text(
         path, json.dumps(_json_safe(review.kpis), ensure_ascii=False, indent=1, sort_keys=True)
     )
     written.append(path)

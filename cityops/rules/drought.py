@@ -43,12 +43,10 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import os
-import uuid
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -1279,28 +1277,20 @@ def synthetic_history(
 def write_synthetic_history(path: str | os.PathLike, **kw) -> Path:
     """Write :func:`synthetic_history` (keywords passed on) to a CF NetCDF4 file.
 
-    The file is written beside the target under a temporary name and moved into place with
-    :func:`os.replace`: a failure leaves no partial file. Returns the path.
+    The file is written beside the target under a temporary name and moved into place
+    (:func:`cityops.fsio.atomic_path`): a failure leaves no partial file. Returns the path.
     """
+    from cityops.fsio import atomic_path
+
     out = Path(path)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; expected a NetCDF file name")
     ds = synthetic_history(**kw)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"{out}: cannot create folder {out.parent} ({err.strerror})") from None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     encoding = {
         name: {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": None}
         for name in ds.data_vars
     }
     encoding["time"] = {"units": "days since 1970-01-01", "calendar": "standard", "dtype": "int32"}
-    try:
+    with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
     return out

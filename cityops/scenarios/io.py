@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
 
 from cityops.errors import InputError
+from cityops.fsio import atomic_path
 from cityops.scenarios.dataset import make_scenario
 from cityops.scenarios.grid import Perturbation
 
@@ -33,15 +33,11 @@ def _encoding(ds: xr.Dataset) -> dict:
     return enc
 
 
-def _temporary(out: Path) -> Path:
-    return out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def write_dataset(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     """Write ``ds`` to NetCDF4 (zlib) through a temporary file in the same folder.
 
-    Nothing is left behind on failure: either ``out`` is complete (replaced atomically by
-    :func:`os.replace`) or it is untouched.
+    Nothing is left behind on failure: either ``out`` is complete (replaced atomically,
+    :func:`cityops.fsio.atomic_path`) or it is untouched.
     """
     out = Path(out)
     _write_all([(ds, out)])
@@ -49,30 +45,15 @@ def write_dataset(ds: xr.Dataset, out: str | os.PathLike) -> Path:
 
 
 def _write_all(items: list[tuple[xr.Dataset, Path]]) -> None:
-    """Stage every file beside its target, then move them all into place."""
-    staged: list[tuple[Path, Path]] = []
-    try:
+    """Stage every file beside its target, then move them all into place.
+
+    The files are renamed into place only once all are written; a failure removes every
+    temporary file and leaves every target untouched.
+    """
+    with contextlib.ExitStack() as stack:
         for ds, target in items:
-            tmp = _prepare(target)
-            staged.append((tmp, target))
+            tmp = stack.enter_context(atomic_path(target))
             ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        for tmp, target in staged:
-            os.replace(tmp, target)
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise
-
-
-def _prepare(out: Path) -> Path:
-    if out.is_dir():
-        raise InputError(f"{out}: is a folder; expected a NetCDF file name")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"{out}: cannot create folder {out.parent} ({err.strerror})") from None
-    return _temporary(out)
 
 
 def write_scenario(
@@ -109,7 +90,7 @@ def write_scenario(
     Notes
     -----
     Both datasets are built first, then written to temporary files beside their targets
-    and moved into place with :func:`os.replace`: a failure leaves no partial file.
+    and moved into place (:func:`cityops.fsio.atomic_path`): a failure leaves no partial file.
     """
     out = Path(out)
     if observed_shift is not None and observed_out is None:
