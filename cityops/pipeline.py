@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from cityops.freshness import check_reference_time
 from cityops.geo.calendar import apply_attention, special_periods
 from cityops.geo.exposure import evaluate_assets, geohazard_risk, load_assets, load_geohazard_zones
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
@@ -150,6 +151,9 @@ def assess(
     # banner needs. The grid must cover the jurisdiction.
     forecast = open_forecast(paths, bounds=juris.bounds, mapping=mapping)
     source = forecast.attrs.get("cityops_source_files", str(paths))
+    issued = parse_utc(forecast.attrs["issued"])
+    now_ts = parse_utc(now) if now is not None else issued
+    check_reference_time(issued, now_ts, source=source.split(", ")[0])
     if forecast.nbytes <= IN_MEMORY_BYTES:
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.
@@ -162,7 +166,6 @@ def assess(
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     levels = evaluate(forecast, table, timezone=timezone).load()
     extreme = evaluate(forecast, load_rule_table(EXTREME_RULES), timezone=timezone).load()
-    now_ts = parse_utc(now) if now is not None else parse_utc(forecast.attrs["issued"])
     if observed is not None:
         obs = open_forecast(observed, bounds=juris.bounds, mapping=mapping).load()
         for result in (levels, extreme):
