@@ -30,6 +30,7 @@ from cityops.response import Response, load_plan, plan_response
 from cityops.rules import LevelResult, evaluate, load_rule_table
 from cityops.rules.drought_input import add_drought_index
 from cityops.rules.engine import apply_observed
+from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "write_assessment"]
@@ -232,7 +233,8 @@ def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, out_dir: Path) -> None:
     """``town_hazards.csv`` and ``.json`` (interfaces.md §4) into ``out_dir``."""
-    _csv_frame(frame).to_csv(out_dir / "town_hazards.csv", index=False, encoding="utf-8")
+    # Opened in spreadsheets too: formula-like text is neutralised (the JSON keeps it as is).
+    (out_dir / "town_hazards.csv").write_text(person_csv(_csv_frame(frame)), encoding="utf-8")
     records = json.loads(frame.to_json(orient="records", force_ascii=False))
     (out_dir / "town_hazards.json").write_text(
         json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8"

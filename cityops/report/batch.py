@@ -45,6 +45,7 @@ from cityops.errors import CityopsError, InputError, PartialFailure
 from cityops.freshness import check_not_future
 from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
+from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
 __all__ = ["BriefOptions", "Terminated", "check_kernel", "run_briefings", "template_path"]
@@ -282,11 +283,11 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
     for code in codes:
         folder = stage / code
         folder.mkdir(parents=True, exist_ok=True)
-        by_unit.get(code, none).to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
+        (folder / "tasks.csv").write_text(person_csv(by_unit.get(code, none)), encoding="utf-8")
     if assessment.response is not None and assessment.response.dissemination is not None:
         # For the release system: who receives each warning, through which channels.
-        assessment.response.dissemination.to_csv(
-            stage / "dissemination.csv", index=False, encoding="utf-8"
+        (stage / "dissemination.csv").write_text(
+            person_csv(assessment.response.dissemination), encoding="utf-8"
         )
 
 

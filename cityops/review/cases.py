@@ -48,6 +48,7 @@ from cityops.errors import InputError
 from cityops.resources import load_yaml, package_data
 from cityops.response.plan import Plan, load_plan
 from cityops.rules.table import level_names, load_rule_table
+from cityops.text import person_csv
 from cityops.timeutil import format_local, iso_utc
 
 __all__ = [
@@ -577,7 +578,7 @@ def _rebuild_index(library: Path) -> Path:
             raise InputError(f"{path}: not a readable case file ({err})") from None
     frame = pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).sort_values("case_id", kind="stable")
     target = library / INDEX_FILE
-    _atomic_write(target, frame.to_csv(index=False, lineterminator="\n"))
+    _atomic_write(target, person_csv(frame, lineterminator="\n"))
     return target
 
 

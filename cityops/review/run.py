@@ -26,6 +26,7 @@ from cityops.review.observations import observed_levels
 from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
 from cityops.review.warnings import load_warnings
 from cityops.review.windows import parse_window
+from cityops.text import person_csv
 from cityops.timeutil import iso_utc, parse_utc
 
 __all__ = ["Review", "ReviewInputs", "run_review", "write_review"]
@@ -268,7 +269,7 @@ def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
     written = []
     for name, frame in tables.items():
         path = out / name
-        _atomic_write(path, _csv_frame(frame).to_csv(index=False))
+        _atomic_write(path, person_csv(_csv_frame(frame)))
         written.append(path)
     path = out / "kpis.json"
     _atomic_write(
