@@ -13,8 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from cityops import __version__
+from cityops import __version__, params
 from cityops.errors import CityopsError, InputError, PartialFailure
+from cityops.text import escape_control
 
 log = logging.getLogger("cityops")
 
@@ -37,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
     p.add_argument(
         "--report-probability",
-        type=float,
+        type=params.probability,
         default=0.3,
         help="ensemble share of members needed to report a level (default 0.3)",
     )
@@ -69,11 +70,39 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _line(text: object) -> str:
+    """One safe terminal line: control characters (newline, ANSI codes) shown escaped.
+
+    Every message of the command goes through here or :class:`_Formatter`, so a file name
+    holding a newline can never forge a second ``cityops: error:`` line.
+    """
+    return escape_control(text)
+
+
+class _Formatter(logging.Formatter):
+    """The log line with its message escaped (see :func:`_line`)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _line(super().formatMessage(record))
+
+
+def _degrade_terminal() -> None:
+    """Never crash on a terminal that cannot show Chinese (``PYTHONIOENCODING=ascii``,
+    ``LC_ALL=C`` without UTF-8): unencodable characters are written as backslash escapes."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a closed or odd stream
+                pass
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line (exit status 2), like every other error of the command."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, _line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the scenarios")
     p.add_argument("--out", type=Path, help="output NetCDF file")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--members", type=int, default=None, help="ensemble members")
+    p.add_argument("--members", type=params.positive_int, default=None, help="ensemble members")
     p.add_argument("--issued", default=None, help="override the scenario's issue time")
     p.add_argument(
         "--observed",
@@ -137,16 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="archive root: the run goes to ROOT/<issued>/ and ROOT/latest points to it",
     )
-    p.add_argument("--towns", default="all", help="all, or unit codes/names separated by commas")
-    p.add_argument("--jobs", type=int, default=2, help="notebooks executed in parallel")
+    p.add_argument(
+        "--towns",
+        type=params.town_selection,
+        default="all",
+        help="all, or unit codes/names separated by commas",
+    )
+    p.add_argument(
+        "--jobs", type=params.positive_int, default=2, help="notebooks executed in parallel"
+    )
     p.add_argument("--allow-stale", action="store_true", help="brief an old forecast anyway")
     p.add_argument(
         "--max-age",
-        type=float,
+        type=params.hours,
         default=36.0,
         help="refuse real forecasts issued more than this many hours ago",
     )
-    p.add_argument("--timeout", type=int, default=600, help="per-notebook timeout in seconds")
+    p.add_argument(
+        "--timeout", type=params.seconds, default=600, help="per-notebook timeout in seconds"
+    )
     p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
     p.add_argument(
         "--ledger",
@@ -196,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-case", action="store_true", help="do not save the case to the library")
     p.add_argument("--kernel", default="cityops", help="Jupyter kernel name")
-    p.add_argument("--timeout", type=int, default=900, help="notebook timeout in seconds")
+    p.add_argument(
+        "--timeout", type=params.seconds, default=900, help="notebook timeout in seconds"
+    )
     p.add_argument("--jurisdiction", default="ejin-horo", help="jurisdiction folder name or path")
     p.add_argument("--rules", default="national", help="rule set: national or a YAML file")
     p.add_argument("--now", default=None, help="time the response figures are 'as of'")
@@ -216,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("cityops: %(message)s"))
+    handler.setFormatter(_Formatter("cityops: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -289,6 +329,7 @@ def _cmd_assess(args) -> int:
 def _cmd_brief(args) -> int:
     from cityops.report.batch import BriefOptions, run_briefings
 
+    params.check_brief_combinations(args)
     # BriefOptions holds paths as strings: they become notebook parameters.
     opts = BriefOptions(
         **_common_options(args),
@@ -306,8 +347,6 @@ def _cmd_brief(args) -> int:
         archive=str(args.archive) if args.archive else None,
         lock_timeout=args.lock_timeout,
     )
-    if args.out is None and args.archive is None:
-        raise InputError("brief: give --out DIR or --archive ROOT")
     index = run_briefings(args.forecast, args.out, opts)
     print(index)
     return 0
@@ -378,6 +417,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cityops`` command."""
+    _degrade_terminal()
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.debug, args.quiet)
@@ -393,14 +433,14 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except PartialFailure as err:
-        print(f"cityops: {err}", file=sys.stderr)
+        print(_line(f"cityops: {err}"), file=sys.stderr)
         for unit, reason in err.failed.items():
-            print(f"cityops: failed {unit}: {reason}", file=sys.stderr)
+            print(_line(f"cityops: failed {unit}: {reason}"), file=sys.stderr)
         return err.exit_code
     except CityopsError as err:
         if args.debug:
             raise
-        print(f"cityops: error: {err}", file=sys.stderr)
+        print(_line(f"cityops: error: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("cityops: interrupted", file=sys.stderr)
@@ -409,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"cityops: internal error: {type(err).__name__}: {err} (rerun with --debug)",
+            _line(f"cityops: internal error: {type(err).__name__}: {err} (rerun with --debug)"),
             file=sys.stderr,
         )
         return 1

@@ -38,6 +38,7 @@ import pandas as pd
 
 from cityops.errors import InputError
 from cityops.fsio import atomic_open
+from cityops.text import check_name, neutralise_cell
 from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "STATES",
     "add_workdays",
     "check_escalation",
+    "checked_state",
     "connect",
     "default_ledger_path",
     "episode_label",
@@ -56,6 +58,7 @@ __all__ = [
     "get_task",
     "is_workday",
     "latest_cap",
+    "ledger_error",
     "list_tasks",
     "merge_run",
     "overdue",
@@ -221,7 +224,7 @@ def _busy_timeout_s() -> float:
     return value
 
 
-def _ledger_error(target: Path, err: sqlite3.Error) -> InputError:
+def ledger_error(target: Path, err: sqlite3.Error) -> InputError:
     """One line for an SQLite failure on the ledger file: locked, or not a ledger at all."""
     text = str(err)
     if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
@@ -236,16 +239,81 @@ def _ledger_error(target: Path, err: sqlite3.Error) -> InputError:
     )
 
 
-def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: The message of a read-only command given a ledger that does not exist.
+NO_LEDGER = "no task ledger here; expected an existing ledger (brief creates one)"
+
+
+def _check_existing_file(target: Path, *, create: bool) -> bool:
+    """Whether ``target`` exists as a plausible ledger file; refuse anything else by name.
+
+    A missing file is fine only when ``create``; a folder, a zero-byte file or a file that is
+    not SQLite is never turned into a new ledger (it may be someone's data).
+    """
+    if not target.exists():
+        if not create:
+            raise InputError(f"ledger {target}: {NO_LEDGER}")
+        return False
+    if target.is_dir():
+        raise InputError(f"ledger {target}: is a folder; expected a cityops task ledger (SQLite)")
+    try:
+        with target.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise InputError(f"ledger {target}: cannot read ({err.strerror})") from None
+    if not head:
+        raise InputError(
+            f"ledger {target}: empty file (0 bytes); expected a cityops task ledger (SQLite), "
+            "not turned into a new one: remove it to start a new ledger"
+        )
+    if head != SQLITE_HEADER:
+        raise InputError(
+            f"ledger {target}: not an SQLite database (first bytes {head[:8]!r}); expected a "
+            "cityops task ledger"
+        )
+    return True
+
+
+def _check_schema(conn: sqlite3.Connection, target: Path) -> None:
+    """An existing file must be a cityops ledger of a schema this cityops knows."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if not has_table:
+        raise InputError(
+            f"ledger {target}: an SQLite database but not a cityops ledger (no schema_version "
+            "table); expected a ledger written by cityops"
+        )
+    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise InputError(
+            f"ledger {target}: schema version {current} is newer than this cityops knows "
+            f"({SCHEMA_VERSION}); expected version <= {SCHEMA_VERSION}: upgrade cityops"
+        )
+
+
+def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the ledger; autocommit, rows as ``sqlite3.Row``.
 
-    Raises :class:`InputError` when the file cannot be opened, is locked by another
-    connection beyond the busy timeout, or is not a cityops ledger.
+    Parameters
+    ----------
+    path : path, optional
+        The ledger (default :func:`default_ledger_path`).
+    create : bool, optional
+        Create a missing ledger (and its folder). Read-only commands pass ``False``: a
+        missing ledger is then refused and nothing is created.
+
+    Raises :class:`InputError` when the file is missing (``create=False``), cannot be opened,
+    is a folder, empty, not SQLite, not a cityops ledger, of a newer schema, or locked by
+    another connection beyond the busy timeout.
     """
     target = default_ledger_path(path)
     timeout = _busy_timeout_s()
+    existed = _check_existing_file(target, create=create)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not existed:
+            target.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(target), timeout=timeout, isolation_level=None)
     except (OSError, sqlite3.Error) as err:
         raise InputError(
@@ -254,17 +322,39 @@ def connect(path: str | os.PathLike | None = None) -> sqlite3.Connection:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if existed:
+            _check_schema(conn, target)  # before any PRAGMA that writes to the file
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn)
     except sqlite3.DatabaseError as err:
         conn.close()
-        raise _ledger_error(target, err) from None
+        raise ledger_error(target, err) from None
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def ledger_path_of(conn: sqlite3.Connection) -> str:
+    """The file behind a connection (for messages)."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row is not None and row[2] else "(in memory)"
+
+
+def checked_state(conn: sqlite3.Connection, task: dict) -> dict:
+    """``task`` (a row as a dict) if its state is known; else one line naming all three.
+
+    The ``CHECK`` constraint keeps unknown states out, but a ledger edited by hand (or by
+    another tool) may hold one: refuse it by name instead of a ``KeyError``.
+    """
+    if task.get("state") not in STATES:
+        raise InputError(
+            f"ledger {ledger_path_of(conn)}: task {task.get('task_id')} has unknown state "
+            f"{task.get('state')!r}; expected one of {', '.join(STATES)}"
+        )
+    return task
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -304,7 +394,7 @@ def _open(db) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except sqlite3.DatabaseError as err:  # locked past the timeout, damaged pages
-        raise _ledger_error(default_ledger_path(db), err) from None
+        raise ledger_error(default_ledger_path(db), err) from None
     finally:
         conn.close()
 
@@ -573,9 +663,9 @@ def get_task(db, task_id: str) -> dict:
     """One task as a dict; :class:`InputError` if there is none."""
     with _open(db) as conn:
         row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
-    if row is None:
-        raise InputError(f"task {task_id}: no such task in the ledger")
-    return dict(row)
+        if row is None:
+            raise InputError(f"task {task_id}: no such task in the ledger")
+        return checked_state(conn, dict(row))
 
 
 def task_history(db, task_id: str) -> list[dict]:
@@ -593,12 +683,13 @@ def update_state(db, task_id: str, to_state: str, *, actor: str, note: str = "",
         raise InputError(f"task {task_id}: unknown state {to_state!r} (one of {', '.join(STATES)})")
     if not actor or not str(actor).strip():
         raise InputError(f"task {task_id}: a change needs an actor (--by NAME)")
+    check_name(str(actor), what=f"task {task_id}: actor")
     when = iso_utc(parse_utc(at if at is not None else "now", what="time"))
     with _open(db) as conn, _transaction(conn):
         row = conn.execute("SELECT state FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if row is None:
             raise InputError(f"task {task_id}: no such task in the ledger")
-        current = row["state"]
+        current = checked_state(conn, {"task_id": task_id, "state": row["state"]})["state"]
         if to_state == current:
             raise InputError(f"task {task_id}: already {current}")
         if to_state not in ALLOWED[current]:
@@ -641,9 +732,9 @@ def list_tasks(
         rows = conn.execute(
             f"SELECT * FROM tasks{where} ORDER BY due_utc IS NULL, due_utc, task_id", params
         ).fetchall()
+        tasks = [checked_state(conn, dict(row)) for row in rows]
     out = []
-    for row in rows:
-        task = dict(row)
+    for task in tasks:
         task["overdue"] = overdue(task, now_ts)
         if only_overdue and not task["overdue"]:
             continue
@@ -868,5 +959,6 @@ def export_tasks(db, path, *, now=None) -> Path:
         writer.writerow(EXPORT_COLUMNS)
         for task in rows:
             record = dict(task, overdue="true" if task["overdue"] else "false")
-            writer.writerow(["" if record[c] is None else record[c] for c in EXPORT_COLUMNS])
+            cells = ["" if record[c] is None else record[c] for c in EXPORT_COLUMNS]
+            writer.writerow([neutralise_cell(c) for c in cells])
     return target

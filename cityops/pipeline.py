@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from cityops.freshness import check_reference_time
 from cityops.fsio import atomic_path, clean_stale, make_stage, publish_folder, run_lock, write_text
 from cityops.geo.calendar import apply_attention, special_periods
 from cityops.geo.exposure import evaluate_assets, geohazard_risk, load_assets, load_geohazard_zones
@@ -35,6 +36,7 @@ from cityops.rules.observed import (
     settle_observed,
 )
 from cityops.rules.seasons import bind_seasons
+from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
 __all__ = ["EXTREME_RULES", "Assessment", "assess", "publish_assessment", "write_assessment"]
@@ -162,6 +164,9 @@ def assess(
     # banner needs. The grid must cover the jurisdiction.
     forecast = open_forecast(paths, bounds=juris.bounds, mapping=mapping)
     source = forecast.attrs.get("cityops_source_files", str(paths))
+    issued = parse_utc(forecast.attrs["issued"])
+    now_ts = parse_utc(now) if now is not None else issued
+    check_reference_time(issued, now_ts, source=source.split(", ")[0])
     if forecast.nbytes <= IN_MEMORY_BYTES:
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.
@@ -263,7 +268,8 @@ def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, out_dir: Path) -> None:
     """``town_hazards.csv`` and ``.json`` (interfaces.md §4) into ``out_dir``, each atomically."""
-    write_text(Path(out_dir) / "town_hazards.csv", _csv_frame(frame).to_csv(index=False))
+    # Opened in spreadsheets too: formula-like text is neutralised (the JSON keeps it as is).
+    write_text(Path(out_dir) / "town_hazards.csv", person_csv(_csv_frame(frame)))
     records = json.loads(frame.to_json(orient="records", force_ascii=False))
     write_text(
         Path(out_dir) / "town_hazards.json", json.dumps(records, ensure_ascii=False, indent=1)

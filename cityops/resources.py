@@ -27,6 +27,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataFileError(f"{path}: is a folder; expected a YAML file") from None
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "expected a UTF-8 YAML file (a GBK file converts with: iconv -f GBK -t UTF-8)"
+        ) from None
+    except OSError as err:
+        raise DataFileError(f"{path}: cannot read ({err.strerror or err})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

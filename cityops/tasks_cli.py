@@ -6,9 +6,11 @@ Register in ``cityops/cli.py`` with ``add_tasks_parser(sub)`` and ``"tasks": run
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
 from cityops.errors import InputError
+from cityops.text import check_name, escape_control
 
 __all__ = ["add_tasks_parser", "run_tasks"]
 
@@ -71,15 +73,34 @@ def _line(task: dict) -> str:
         flags.append(f"ESCALATED x{task['escalated']}")
     due = task.get("due_utc") or "-"
     extra = f"  [{' '.join(flags)}]" if flags else ""
-    return f"{task['task_id']}  {task['state']:<10s} due {due}  {task['lead_unit']}{extra}"
+    line = f"{task['task_id']}  {task['state']:<10s} due {due}  {task['lead_unit']}{extra}"
+    return escape_control(line)
 
 
 def run_tasks(args) -> int:
     """Run one ``tasks`` sub-command; exit status (errors raise :class:`InputError`)."""
+    import contextlib
+
     from cityops import ledger
 
-    db = getattr(args, "ledger", None)
     cmd = args.tasks_command
+    if cmd in ("update", "close"):
+        # A name is one plain line (refused otherwise); a note may be several lines and is
+        # kept as written, shown escaped (below) so it can never forge a history line.
+        check_name(args.by, what="--by")
+    # Every tasks sub-command works on an existing ledger: none creates one (a typo in
+    # --ledger must not leave folders and an empty ledger behind).
+    path = ledger.default_ledger_path(getattr(args, "ledger", None))
+    with contextlib.closing(ledger.connect(path, create=False)) as db:
+        try:
+            return _run(args, cmd, db)
+        except sqlite3.DatabaseError as err:  # locked past the timeout, damaged pages
+            raise ledger.ledger_error(path, err) from None
+
+
+def _run(args, cmd: str, db) -> int:
+    from cityops import ledger
+
     if cmd == "list":
         tasks = ledger.list_tasks(
             db,
@@ -96,13 +117,14 @@ def run_tasks(args) -> int:
         task = ledger.get_task(db, args.task_id)
         task["overdue"] = ledger.overdue(task, args.now or "now")
         for key, value in task.items():
-            print(f"{key}: {'' if value is None else value}")
+            print(escape_control(f"{key}: {'' if value is None else value}"))
         print("history:")
         for h in ledger.task_history(db, args.task_id):
             note = f"  {h['note']}" if h["note"] else ""
-            print(
-                f"  {h['time_utc']}  {h['actor']}  {h['from_state'] or '-'} -> {h['to_state']}{note}"
+            line = (
+                f"{h['time_utc']}  {h['actor']}  {h['from_state'] or '-'} -> {h['to_state']}{note}"
             )
+            print("  " + escape_control(line))
         return 0
     if cmd in ("update", "close"):
         to_state = args.state if cmd == "update" else "closed"

@@ -180,7 +180,7 @@ def test_filters_and_escalation_flag(db):
 
 
 def test_missing_ledger_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="no task ledger here"):
         response.task_timeline(tmp_path / "nope.sqlite")
 
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 from cityops import __version__
 from cityops.errors import CityopsError, InputError, PartialFailure
+from cityops.freshness import check_not_future
 from cityops.fsio import (
     check_out_dir,
     check_replaceable,
@@ -55,6 +56,7 @@ from cityops.fsio import (
 from cityops.fsio import clean_stale as _clean_stale
 from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
+from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
 __all__ = ["BriefOptions", "Terminated", "check_kernel", "run_briefings", "template_path"]
@@ -113,12 +115,20 @@ def check_kernel(name: str) -> None:
 
 
 def _check_fresh(assessment: Assessment, opts: BriefOptions) -> None:
-    """A scheduled run must never publish yesterday's forecast as today's."""
-    if assessment.is_exercise or opts.allow_stale:
+    """A scheduled run must never publish yesterday's forecast as today's, nor tomorrow's.
+
+    A real forecast issued after the wall clock (or ``--now``) is refused even with
+    ``--allow-stale`` (:func:`cityops.freshness.check_not_future`); ``not age <= limit`` so
+    that a NaN limit can never switch the guard off.
+    """
+    if assessment.is_exercise:
         return
     reference = parse_utc(opts.now) if opts.now else parse_utc("now")
+    check_not_future(assessment.issued, reference, source=assessment.sources[0])
+    if opts.allow_stale:
+        return
     age = (reference - assessment.issued) / pd.Timedelta("1h")
-    if age > opts.max_age_hours:
+    if not age <= opts.max_age_hours:
         raise InputError(
             f"{assessment.sources[0]}: forecast issued {assessment.issued:%Y-%m-%dT%H:%MZ} is "
             f"{age:.0f} h old (limit {opts.max_age_hours:g} h); use --allow-stale to brief it anyway"
@@ -126,10 +136,34 @@ def _check_fresh(assessment: Assessment, opts: BriefOptions) -> None:
 
 
 def _select_units(assessment: Assessment, towns: str) -> list[str]:
+    """Unit codes of a ``--towns`` selection: each unit once, in the order first named.
+
+    The same unit named by code, name and alias runs once (duplicates merged after
+    resolution); every unknown name is reported in one line; an empty selection is refused
+    (it would publish an empty run over the previous one).
+    """
     juris = assessment.jurisdiction
-    if towns in ("all", "", None):
+    if towns in ("all", None):
         return [u.code for u in juris.units]
-    return [juris.unit(key.strip()).code for key in towns.split(",") if key.strip()]
+    keys = [key.strip() for key in str(towns).split(",") if key.strip()]
+    if not keys:
+        raise InputError(
+            f"--towns {towns!r}: no unit named; expected all, or unit codes or names "
+            "separated by commas"
+        )
+    codes: list[str] = []
+    unknown: list[str] = []
+    for key in keys:
+        try:
+            code = juris.unit(key).code
+        except InputError as err:
+            unknown.append(str(err))
+            continue
+        if code not in codes:
+            codes.append(code)
+    if unknown:
+        raise InputError(f"--towns: {'; '.join(unknown)}")
+    return codes
 
 
 def _strip_execution_metadata(path: Path, *, stage: Path | None = None, final: Path | None = None):
@@ -261,11 +295,11 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
     for code in codes:
         folder = stage / code
         folder.mkdir(parents=True, exist_ok=True)
-        by_unit.get(code, none).to_csv(folder / "tasks.csv", index=False, encoding="utf-8")
+        (folder / "tasks.csv").write_text(person_csv(by_unit.get(code, none)), encoding="utf-8")
     if assessment.response is not None and assessment.response.dissemination is not None:
         # For the release system: who receives each warning, through which channels.
-        assessment.response.dissemination.to_csv(
-            stage / "dissemination.csv", index=False, encoding="utf-8"
+        (stage / "dissemination.csv").write_text(
+            person_csv(assessment.response.dissemination), encoding="utf-8"
         )
 
 

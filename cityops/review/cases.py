@@ -46,6 +46,7 @@ from cityops.fsio import write_text
 from cityops.resources import load_yaml, package_data
 from cityops.response.plan import Plan, load_plan
 from cityops.rules.table import level_names, load_rule_table
+from cityops.text import person_csv
 from cityops.timeutil import format_local, iso_utc
 
 __all__ = [
@@ -563,7 +564,7 @@ def _rebuild_index(library: Path) -> Path:
             raise InputError(f"{path}: not a readable case file ({err})") from None
     frame = pd.DataFrame(rows, columns=list(INDEX_COLUMNS)).sort_values("case_id", kind="stable")
     target = library / INDEX_FILE
-    write_text(target, frame.to_csv(index=False, lineterminator="\n"))
+    write_text(target, person_csv(frame, lineterminator="\n"))
     return target
 
 

@@ -298,9 +298,7 @@ def _open_ledger(source) -> tuple[sqlite3.Connection, bool]:
     if isinstance(source, sqlite3.Connection):
         return source, False
     path = ledger_db.default_ledger_path(source)
-    if not path.is_file():
-        raise InputError(f"ledger {path}: no such file")
-    return ledger_db.connect(path), True
+    return ledger_db.connect(path, create=False), True
 
 
 def _milestones(task: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

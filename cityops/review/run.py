@@ -26,6 +26,7 @@ from cityops.review.observations import observed_levels
 from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
 from cityops.review.warnings import load_warnings
 from cityops.review.windows import parse_window
+from cityops.text import person_csv
 from cityops.timeutil import iso_utc, parse_utc
 
 __all__ = ["Review", "ReviewInputs", "run_review", "write_review"]
@@ -100,10 +101,15 @@ def _paths(value) -> list[str]:
 
 
 def _is_scenario(paths: list[str]) -> bool:
-    """Whether any input is a cityops scenario file (then the review is an exercise)."""
+    """Whether any input is a cityops scenario file (then the review is an exercise).
+
+    Folders (brief run folders, archive roots, CAP folders) are valid review inputs: they are
+    read by :func:`cityops.review.warnings.load_warnings`; only forecast files are looked at
+    here.
+    """
     import xarray as xr
 
-    for path in expand_paths(paths):
+    for path in expand_paths(paths, allow_dirs=True):
         if Path(path).suffix.lower() not in (".nc", ".nc4", ".netcdf"):
             continue
         with contextlib.suppress(Exception), xr.open_dataset(path) as ds:
@@ -161,8 +167,9 @@ def run_review(inputs: ReviewInputs) -> Review:
     timeline = response_figures = None
     now = parse_utc(inputs.now, what="now") if inputs.now else end
     if inputs.ledger:
-        if not Path(inputs.ledger).exists():
-            raise InputError(f"{inputs.ledger}: no such ledger file")
+        from cityops.ledger import connect
+
+        connect(inputs.ledger, create=False).close()  # refused by name; nothing is created
         timeline = response.task_timeline(inputs.ledger, start=start, end=end, now=now)
         response_figures = response.response_kpis(
             timeline, incidents=inputs.incidents or None, heating=inputs.heating or None
@@ -262,7 +269,7 @@ def write_review(review: Review, out_dir: str | os.PathLike) -> list[Path]:
     written = []
     for name, frame in tables.items():
         path = out / name
-        write_text(path, _csv_frame(frame).to_csv(index=False))
+        write_text(path, person_csv(_csv_frame(frame)))
         written.append(path)
     path = out / "kpis.json"
     write_text(

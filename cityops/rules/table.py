@@ -8,6 +8,7 @@ values are reduced over time, the comparison and the threshold with its units.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -535,13 +536,32 @@ def load_rule_table(name_or_path: str | Path = "national") -> RuleTable:
         When the file is missing or a row is malformed; the message names the row and field.
     """
     path = Path(name_or_path)
+    if path.is_dir():
+        raise DataFileError(f"{path}: is a folder; expected a YAML rule table or a shipped name")
     if not path.suffix:
         shipped = package_data("rules", "tables", f"{name_or_path}.yaml")
         if not shipped.exists():
             names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
             raise DataFileError(f"unknown rule set {name_or_path!r}; shipped: {', '.join(names)}")
         path = shipped
-    return _load_cached(path.resolve())
+    path = path.resolve()
+    chain = _LOADING.__dict__.setdefault("chain", [])
+    if path in chain:
+        # extends: itself, or a cycle (a -> b -> a): refuse before recursing without end.
+        cycle = " -> ".join(str(p) for p in [*chain[chain.index(path) :], path])
+        raise DataFileError(
+            f"{chain[-1]}: extends {path.name} makes a cycle ({cycle}); expected 'extends' to "
+            "name another rule table"
+        )
+    chain.append(path)
+    try:
+        return _load_cached(path)
+    finally:
+        chain.pop()
+
+
+#: The tables being loaded in this thread (``extends`` chain), to detect cycles.
+_LOADING = threading.local()
 
 
 @cache
