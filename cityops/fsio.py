@@ -227,7 +227,6 @@ def write_marker(folder: Path, kind: str, **extra) -> Path:
     record = {
         "kind": kind,
         "cityops_version": __version__,
-        "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,
     }
     return write_text(Path(folder) / MARKER, json.dumps(record, indent=1) + "\n")

@@ -43,7 +43,7 @@ from cityops.errors import DataFileError
 from cityops.ingest.canonical import MISSING_ATTR, UNUSABLE_ATTR
 from cityops.resources import load_yaml, package_data
 from cityops.rules import fused
-from cityops.rules.derived import add_derived
+from cityops.rules.derived import add_derived, derived_inputs
 from cityops.rules.fused import HazardProgram, Leaf, daily_drop, leaves, run_program
 from cityops.rules.resolution import at_resolution, compare, resolution
 from cityops.rules.table import Condition, Group, HazardRules, LevelRule, RuleTable, level_names
@@ -372,6 +372,13 @@ def _condition_spec(
         why = [unusable[v] for v in condition.variables if v in unusable]
         if why:
             note = f"{'/'.join(condition.variables)} unusable ({'; '.join(why)})"
+        else:
+            # A derived variable (rain from precip, ...) is missing because its input is.
+            sources = [v for name in condition.variables for v in derived_inputs(name)]
+            bad = [v for v in dict.fromkeys(sources) if v in unusable]
+            if bad:
+                why = "; ".join(unusable[v] for v in bad)
+                note = f"{'/'.join(bad)} unusable ({why})"
         return _Spec(condition, None, note=note)
     da = ds[var]
     scale, offset = linear_conversion(da, condition.units, source=ds.encoding.get("source", ""))

@@ -43,6 +43,14 @@ def resolution(variable: str | None) -> float | None:
     if variable is None:
         return None
     value = canonical_variables().get(variable, {}).get("resolution")
+    if value is None:
+        # A derived amount (rain = precip - snowfall, ...) is recorded like the amount it
+        # is built from.
+        from cityops.rules.derived import derived_variables
+
+        spec = derived_variables().get(variable)
+        if spec is not None:
+            return resolution(str(spec["derive"]["from"]))
     return None if value is None else float(value)
 
 
