@@ -344,9 +344,13 @@ def meteogram_data(assessment, code: str) -> dict[str, xr.DataArray]:
     out: dict[str, xr.DataArray | None] = {"precip": town_series(assessment, unit.code, "precip")}
     if out["precip"] is not None:
         for hours in METEOGRAM_WINDOWS:
-            out[f"precip_{hours}h"] = condition_series(
-                assessment, unit.code, "precip", "sum", pd.Timedelta(hours=hours)
-            )
+            # The rainstorm rules sum rain (precip less snow water, cityops.rules.derived);
+            # tables that sum precip directly are drawn the same way.
+            window = pd.Timedelta(hours=hours)
+            sums = condition_series(assessment, unit.code, "rain", "sum", window)
+            if sums is None:
+                sums = condition_series(assessment, unit.code, "precip", "sum", window)
+            out[f"precip_{hours}h"] = sums
     temp = None
     if "t2m_max" in assessment.forecast:
         temp = town_series(assessment, unit.code, "t2m_max")
@@ -415,7 +419,10 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
                 )
                 if bool(acc.notnull().any()):
                     top = max(top, float(acc.max()) * 1.1)
-            for thr, lv in _thresholds(assessment, "precip", "sum", pd.Timedelta("3h")):
+            three = pd.Timedelta("3h")
+            for thr, lv in _thresholds(assessment, "rain", "sum", three) or _thresholds(
+                assessment, "precip", "sum", three
+            ):
                 ax.axhline(thr, color=colours[lv], lw=1.2, ls=":")
                 top = max(top, thr * 1.05)
             ax.set_ylim(0, top)
