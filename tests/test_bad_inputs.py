@@ -583,9 +583,9 @@ def ledger_is_folder(tmp: Path) -> Path:
 
 
 LEDGER_ERRORS = [
-    pytest.param(ledger_random_bytes, ("not a usable cityops ledger", "expected an SQLite database"), id="ledger-random-bytes"),
+    pytest.param(ledger_random_bytes, ("not an SQLite database", "expected a cityops task ledger"), id="ledger-random-bytes"),
     pytest.param(ledger_damaged_pages, ("not a usable cityops ledger", "malformed", "expected an SQLite database"), id="ledger-damaged-pages"),
-    pytest.param(ledger_is_folder, ("cannot open", "expected a writable SQLite file"), id="ledger-is-a-folder"),
+    pytest.param(ledger_is_folder, ("is a folder", "expected a cityops task ledger"), id="ledger-is-a-folder"),
 ]  # fmt: skip
 
 
