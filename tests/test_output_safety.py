@@ -3,13 +3,13 @@
 Every case drives the ``cityops`` command line in a subprocess and asserts the exit status,
 the single stderr line and that the user's files are all still there, byte for byte. Runs that
 must publish replace the notebooks by a stub (``CHILD``): the folder machinery is under test,
-not the briefings. Cases that need a permission to be missing run as ``nobody`` when the tests
-run as root (root may write anywhere), and are skipped where neither is possible.
+not the briefings. Cases that need a permission to be missing run without the capabilities
+that let root write anywhere (``setpriv``) when the tests run as root, and are skipped where
+that is not possible.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -45,12 +45,13 @@ from cityops.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
-NOBODY = 65534
+#: As root, a command prefix that drops the capabilities overriding file permissions.
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A folder every account can read (``nobody`` runs in it); removed afterwards."""
+    """A folder for the module's files; removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="cityops-output-safety-", dir="/tmp"))
     folder.chmod(0o755)
     yield folder
@@ -78,32 +79,24 @@ def rain(world):
 
 @pytest.fixture
 def place(world):
-    """A fresh folder for one test, writable by every account (so ``nobody`` can use it)."""
+    """A fresh folder for one test."""
     folder = Path(tempfile.mkdtemp(dir=world))
     folder.chmod(0o777)
     return folder
 
 
-@functools.cache
-def can_be_nobody() -> bool:
-    """Root, and ``nobody`` can run this interpreter (not when it lives under a 0700 /root)."""
+def unprivileged() -> list[str]:
+    """The prefix that makes file permissions count (none needed when not root)."""
     if os.geteuid() != 0:
-        return False
-
-    def become_nobody():
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-
-    try:
-        probe = subprocess.run([sys.executable, "-c", "import cityops"], capture_output=True,
-                               timeout=120, preexec_fn=become_nobody, cwd="/")  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return probe.returncode == 0
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: file permissions cannot be made to count")
+    return UNPRIVILEGED
 
 
-def cityops(*args, cwd: Path, stub=False, umask=None, nobody=False, env=None):
-    """Run ``cityops ARGS`` (``-q``); ``stub``: notebooks replaced; ``nobody``: as nobody."""
+def cityops(*args, cwd: Path, stub=False, umask=None, unprivileged=False, env=None):
+    """Run ``cityops ARGS`` (``-q``); ``stub``: notebooks replaced; ``unprivileged``: file
+    permissions count even for root."""
     world = cwd
     while world.parent != world and not (world / "child.py").exists():
         world = world.parent
@@ -115,9 +108,6 @@ def cityops(*args, cwd: Path, stub=False, umask=None, nobody=False, env=None):
     def preexec():
         if umask is not None:
             os.umask(umask)
-        if nobody:
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
 
     full_env = {
         **os.environ,
@@ -128,7 +118,8 @@ def cityops(*args, cwd: Path, stub=False, umask=None, nobody=False, env=None):
         **(env or {}),
     }
     return subprocess.run(
-        [sys.executable, *argv, "-q", *map(str, args)],
+        [*(globals()["unprivileged"]() if unprivileged else []), sys.executable, *argv, "-q"]
+        + [str(a) for a in args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -404,16 +395,6 @@ def test_archive_at_a_file_is_refused(rain, place):
 
 
 # --------------------------------------------------------------------------- permissions
-@pytest.fixture
-def nobody() -> bool:
-    """Whether to run as ``nobody``; skips where a missing permission cannot be had."""
-    if os.geteuid() != 0:
-        return False
-    if not can_be_nobody():
-        pytest.skip("running as root and 'nobody' cannot run this interpreter (under /root?)")
-    return True
-
-
 def _read_only(folder: Path) -> Path:
     folder.mkdir()
     folder.chmod(0o555)
@@ -421,38 +402,40 @@ def _read_only(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("command", ["brief", "review", "assess"])
-def test_out_at_an_unwritable_place_exits_2(rain, place, command, nobody):
+def test_out_at_an_unwritable_place_exits_2(rain, place, command):
     ro = _read_only(place / "ro")
     out = ro / "run"
     if command == "brief":
-        proc = brief(rain, out, cwd=place, nobody=nobody)
+        proc = brief(rain, out, cwd=place, unprivileged=True)
     elif command == "assess":
-        proc = assess(rain, out, cwd=place, nobody=nobody)
+        proc = assess(rain, out, cwd=place, unprivileged=True)
     else:
         proc = cityops(
             "review", "--forecast", rain, "--observed", rain, "--out", out, "--no-case",
-            cwd=place, nobody=nobody,
+            cwd=place, unprivileged=True,
         )  # fmt: skip
     one_error(proc, f"{out}: cannot be written ({ro}: permission denied)")
     assert list(ro.iterdir()) == []
 
 
-def test_archive_root_without_permission_exits_2(rain, place, nobody):
+def test_archive_root_without_permission_exits_2(rain, place):
     ro = _read_only(place / "ro")
     root = ro / "archive"
     proc = cityops(
         "brief", rain, "--rules", rain.parent / "rules.yaml", "--towns", GOOD, "--no-ledger",
-        "--archive", root, cwd=place, nobody=nobody,
+        "--archive", root, cwd=place, unprivileged=True,
     )  # fmt: skip
     one_error(proc, f"{root}: cannot be written ({ro}: permission denied)")
 
 
-def test_run_lock_without_permission_exits_2(rain, place, nobody):
+@pytest.mark.parametrize("command", ["brief", "assess"])
+def test_run_lock_without_permission_exits_2(rain, place, command):
     out = place / "levels"
     lock = place / ".levels.lock"
     lock.write_text("")
     lock.chmod(0o444)
-    proc = assess(rain, out, cwd=place, nobody=nobody)
+    run = brief if command == "brief" else assess
+    proc = run(rain, out, cwd=place, unprivileged=True)
     one_error(proc, f"{lock}: cannot open the run lock (Permission denied)")
     assert not out.exists()
 
