@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -221,8 +225,13 @@ def test_brief_refuses_forecast_issued_in_the_future(tmp_path, extra):
     fc = _real_forecast(tmp_path / "future.nc", "2099-07-10T00:00")
     out = tmp_path / "b"
     res = cityops("-q", "brief", fc, "--out", out, "--no-ledger", *extra)
-    assert_error(res, 2, "future.nc", "issued 2099-07-10T00:00Z", "tolerance 1 h",
-                 "--allow-stale does not cover this")  # fmt: skip
+    # The check runs after assess, whose calendar warns that 2099 has no holiday data: the
+    # error is the last line.
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    for word in ("future.nc", "issued 2099-07-10T00:00Z", "tolerance 1 h",
+                 "--allow-stale does not cover this"):  # fmt: skip
+        assert word in last, last
     assert not out.exists()
 
 
