@@ -38,9 +38,24 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
+_SURROGATE_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _undo_surrogate_escape(text: str) -> str:
+    """A file name decoded under an ASCII (C) locale holds its UTF-8 bytes as surrogate escapes
+    (``雨`` arrives as ``\\udce9\\udc9b\\udca8``): give back the name the user typed where the
+    bytes are UTF-8; otherwise leave the text as it is."""
+    if _SURROGATE_ESCAPED.search(text) is None:
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return text
+
+
 def escape_control(text: object) -> str:
     """``text`` with every control character shown as a backslash escape (one safe line)."""
-    return _CONTROL.sub(_escape, str(text))
+    return _CONTROL.sub(_escape, _undo_surrogate_escape(str(text)))
 
 
 def has_control(text: object) -> bool:

@@ -111,11 +111,12 @@ def test_rain_on_a_warm_road_that_freezes_later_is_not_road_icing(tmp_path):
 
 
 def test_rain_on_a_frozen_road_gives_nested_levels(tmp_path):
-    """ "当路表温度低于0℃，出现降水": on a -1 °C road, hourly 0.05, 0.3, 0.8, 0.2 mm.
+    """ "当路表温度低于0℃，出现降水": on a -1 °C road, hourly 0.04, 0.3, 0.8, 0.2 mm.
     By hand (cityops impact proxy: yellow >= 0.1 mm in the step or in 3 h, orange >= 1 mm
-    in 3 h): 3 h sums 0.05, 0.35, 1.15, 1.3, 1.0, 0.2, 0 -> levels 0, 2, 3, 3, 3, 2, 0.
-    Yellow holds at every hour orange does; the unit is orange from hour 3."""
-    precip = [0.05, 0.3, 0.8, 0.2] + [0.0] * 8
+    in 3 h; amounts judged as recorded to 0.1 mm, so 0.04 mm is a trace, 0.0 mm): 3 h sums
+    0.04, 0.34, 1.14, 1.3, 1.0, 0.2, 0 recorded 0.0, 0.3, 1.1, 1.3, 1.0, 0.2, 0.0 -> levels
+    0, 2, 3, 3, 3, 2, 0. Yellow holds at every hour orange does; orange from hour 3."""
+    precip = [0.04, 0.3, 0.8, 0.2] + [0.0] * 8
     ds = banner_forecast({"tsurf": np.full(12, -1.0), "precip": precip}, JAN)
     table = assess(tmp_path, ds)
     seat = row(table, "road_icing")
@@ -141,8 +142,10 @@ def test_road_icing_levels_nest_and_need_a_frozen_road(precip, tsurf):
     p, t = np.asarray(precip), np.asarray(tsurf)
     frozen = np.where(t < 0, p, 0.0)
     recent = np.array([frozen[max(0, i - 2) : i + 1].sum() for i in range(len(p))])
+    # Amounts are judged as recorded to 0.1 mm (rounded half away from zero: 0.05 -> 0.1).
+    recorded = np.floor(recent / 0.1 + 0.5 + 1e-3)
     level = res.level.values[:, 0, 0]
-    assert not ((level > 0) & ~((recent >= 0.1 - 1e-9) & (t < 0))).any()
+    assert not ((level > 0) & ~((recorded >= 1) & (t < 0))).any()
 
 
 # --------------------------------------------------------------------------------------------
