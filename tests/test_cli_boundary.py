@@ -572,7 +572,10 @@ def _sqlite_other(path: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "words"),
     [
-        (lambda p: (p.write_bytes(b""), p)[1], ("empty file (0 bytes)", "not turned into a new one")),
+        (
+            lambda p: (p.write_bytes(b""), p)[1],
+            ("empty file (0 bytes)", "not turned into a new one"),
+        ),
         (lambda p: (p.write_text("town,hazard\n"), p)[1], ("not an SQLite database",)),
         (lambda p: p.mkdir() or p, ("is a folder",)),
         (_sqlite_other, ("not a cityops ledger", "no schema_version table")),
