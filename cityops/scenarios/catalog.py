@@ -65,6 +65,11 @@ class ScenarioInfo:
         of each town the situation is built to hit, for the control run at
         ``default_issued``. Onset is the first valid time whose window meets the level
         (interfaces.md §2). See :meth:`expected_at` for another ``issued``.
+    anchored : bool
+        A reconstruction of a past event whose published station totals pin where the rain
+        fell: the observed companion keeps the forecast's positions (no displacement) and
+        departs from it in timing, intensity and small-scale detail only, and its builder
+        calibrates it to the published totals at the stations' nearest cells.
 
     Notes
     -----
@@ -95,6 +100,7 @@ class ScenarioInfo:
     default_issued: pd.Timestamp
     hours: int
     expected: tuple[dict, ...]
+    anchored: bool = False
 
     def expected_at(self, issued: str | pd.Timestamp | None = None) -> tuple[dict, ...]:
         """``expected`` with onsets moved along when the scenario is issued at another time."""
@@ -485,9 +491,26 @@ def _autumn_fog(f: Frame) -> Fields:
 
 # --- 2022-08-17/18 Ejin Horo extreme rain ------------------------------------------------------
 
-# Event totals up to 09:00 BJT on 18 August (spec/events.md), at the nearest grid cells.
+# Event totals up to 09:00 BJT on 18 August (spec/events.md), at the nearest grid cells:
+# 伊金霍洛镇 (Haolai station), Kangbashi (Qingchunshan) and Dongsheng (station 53543).
 EVENT_2022_TOTALS = {"150627106": 248.4, "150603002": 96.2, "53543": 46.9}
 EVENT_2022_END_LEAD = 25  # 2022-08-18T01:00Z = 09:00 BJT
+EVENT_2022_SIGMA_KM = 20.0  # reach of the calibration around each station
+
+
+def _log_correction(x, y, cx, cy, ratios: np.ndarray):
+    """Smooth log-factor over ``(x, y)``, exactly ``log(ratios)`` at the points ``(cx, cy)``.
+
+    Gaussian radial basis functions (width :data:`EVENT_2022_SIGMA_KM`) in log space: the
+    factor ``exp`` of the result is positive everywhere, 1 far from the points.
+    """
+    sigma = EVENT_2022_SIGMA_KM
+    phi = np.exp(-0.5 * ((cx[:, None] - cx) ** 2 + (cy[:, None] - cy) ** 2) / sigma**2)
+    coef = np.linalg.solve(phi, np.log(ratios))
+    return sum(
+        c * np.exp(-0.5 * ((x - a) ** 2 + (y - b) ** 2) / sigma**2)
+        for c, a, b in zip(coef, cx, cy, strict=True)
+    )
 
 
 def _rain_2022(f: Frame, x, y, jitter: np.ndarray, extras: bool = True):
@@ -525,31 +548,36 @@ def _event_2022(f: Frame) -> Fields:
     texture = 1.0 + 0.05 * f.noise(12.0)
     rate, anvils, hail = _rain_2022(f, x, y, jitter)
     rate = rate * texture
-    # Calibrate the control run to the published totals at the three stations' nearest
-    # cells: a smooth correction (Gaussian radial basis in log space, exact at the three
-    # cells) that travels with the storm.
+    # Calibrate to the published totals (to 09:00 BJT on the 18th) at the three stations'
+    # nearest cells with a smooth factor (Gaussian radial basis in log space, exact at the
+    # three cells).
     g = f.grid
     pts = [g.nearest(PLACES[c].lon, PLACES[c].lat) for c in EVENT_2022_TOTALS]
-    ctrl = Frame(g, f.hours, 0.0, type(f.pert)(), f.rng)
-    ctrl_rate = _rain_2022(ctrl, g.x, g.y, jitter, extras=False)[0]
-    ctrl_rate = ctrl_rate * texture
-    end = EVENT_2022_END_LEAD
-    totals = ctrl.step_sum(ctrl_rate)[:end]
-    ratios = np.array(
-        [
-            EVENT_2022_TOTALS[c] / totals[:, j, i].sum()
-            for c, (j, i) in zip(EVENT_2022_TOTALS, pts, strict=True)
-        ]
-    )
+    published = np.array(list(EVENT_2022_TOTALS.values()))
     cx = np.array([g.x[j, i] for j, i in pts])
     cy = np.array([g.y[j, i] for j, i in pts])
-    sigma = 20.0
-    phi = np.exp(-0.5 * ((cx[:, None] - cx) ** 2 + (cy[:, None] - cy) ** 2) / sigma**2)
-    coef = np.linalg.solve(phi, np.log(ratios))
-    corr = sum(
-        c * np.exp(-0.5 * ((x - a) ** 2 + (y - b) ** 2) / sigma**2)
-        for c, a, b in zip(coef, cx, cy, strict=True)
-    )
+    end = EVENT_2022_END_LEAD
+    if f.observed:
+        # What really happened: the published totals were measured at the stations, so
+        # the observed companion (anchored: retimed and rescaled from the forecast, not
+        # displaced, see ScenarioInfo.anchored) is calibrated itself with a factor fixed in
+        # geography: its totals at the three cells are the published ones. Displacing the
+        # storm 10-25 km and then forcing the totals would inflate the displaced core to
+        # 300-700 mm (the published maximum of the event is 248.4 mm); anchored, the
+        # observed maximum stays within about 255-275 mm for seeds 0-9.
+        totals = f.step_sum(rate)[:end]
+        ratios = published / np.array([totals[:, j, i].sum() for j, i in pts])
+        corr = _log_correction(f.x, f.y, cx, cy, ratios)
+    else:
+        # The forecast's control run (its texture, no perturbation) meets the published
+        # totals at the three cells; the factor travels with the storm, so ensemble members
+        # (displaced, retimed, rescaled) spread around them.
+        ctrl = Frame(g, f.hours, 0.0, type(f.pert)(), f.rng)
+        ctrl_rate = _rain_2022(ctrl, g.x, g.y, jitter, extras=False)[0]
+        ctrl_rate = ctrl_rate * texture
+        totals = ctrl.step_sum(ctrl_rate)[:end]
+        ratios = published / np.array([totals[:, j, i].sum() for j, i in pts])
+        corr = _log_correction(x, y, cx, cy, ratios)
     rate = np.clip(rate * np.exp(corr), 0.0, None)
 
     t = f.t
@@ -786,20 +814,29 @@ _INFOS = (
         description_zh=(
             "依据公开资料重建的2022年8月17—18日伊金霍洛旗极端降雨：17日傍晚起（北京时间），对流"
             "单体在伊金霍洛镇西南侧反复生成并向北偏东移动，形成“列车效应”，18日0时前后最强，伊金"
-            "霍洛镇3小时雨量超过100毫米。截至18日9时累计雨量：伊金霍洛镇约248毫米、康巴什青春山约"
-            "96毫米、东胜约47毫米（按最近格点校准到公布值）。时间和空间细节为合成，仅供演练与复盘。"
+            "霍洛镇3小时雨量超过100毫米。截至18日9时的公布累计雨量：伊金霍洛镇248.4毫米、康巴什"
+            "青春山96.2毫米、东胜46.9毫米。实况文件在这三处的最近格点上与公布值一致；预报（控制成员）"
+            "在这三处也校准到公布值。公布的站点雨量确定了降雨落区，因此实况的风暴位置与预报相同，"
+            "只是时间（提前或推迟1—3小时）、逐时强度和细节不同，其他地点的雨量也随之不同；集合成员"
+            "不逐点等于公布值。时间和空间细节为合成，仅供演练与复盘。"
         ),
         description_en=(
             "Reconstruction of the Ejin Horo extreme rain of 17-18 August 2022 from published "
             "figures: from the evening of the 17th (Beijing time) convective cells form again and "
             "again south-west of Ejin Horo town and move north-north-east (train effect), "
-            "strongest around midnight, with more than 100 mm in 3 h at Ejin Horo town. Totals "
-            "to 09 BJT on the 18th: about 248 mm at Ejin Horo town, 96 mm at Kangbashi "
-            "(Qingchunshan), 47 mm at Dongsheng (calibrated at the nearest grid cells to the "
-            "published values). Timing and spatial detail are synthetic; for drills and reviews."
+            "strongest around midnight, with more than 100 mm in 3 h at Ejin Horo town. "
+            "Published totals to 09 BJT on the 18th: 248.4 mm at Ejin Horo town, 96.2 mm at "
+            "Kangbashi (Qingchunshan), 46.9 mm at Dongsheng. The observed companion holds these "
+            "totals at the three places' nearest grid cells; the forecast's control run is "
+            "calibrated to them too. The published station totals pin where the rain fell, so "
+            "the observed storm keeps the forecast's position and differs in timing (1-3 h "
+            "early or late), hourly intensity and detail, and amounts elsewhere differ; "
+            "ensemble members do not meet the totals point by point. Timing and spatial detail "
+            "are synthetic; for drills and reviews."
         ),
         default_issued=pd.Timestamp("2022-08-17T00:00Z"),
         hours=48,
+        anchored=True,
         expected=(
             _exp("150627106", "rainstorm", 4, "2022-08-17T16:00:00Z"),
             _exp("150627101", "rainstorm", 3, "2022-08-17T15:00:00Z"),

@@ -70,13 +70,17 @@ def observed_perturbation(name: str, seed: int) -> Perturbation:
     """How "what really happened" departs from the forecast, drawn from ``seed``.
 
     Timing 1-3 h early or late, features displaced 10-25 km in any direction, intensity
-    off by a factor 0.7-0.9 or 1.1-1.3. :func:`make_scenario` takes an explicit departure
+    off by a factor 0.7-0.9 or 1.1-1.3. An anchored scenario (a reconstruction pinned by
+    published station totals, :attr:`ScenarioInfo.anchored`) gets the same timing and
+    intensity draws but no displacement. :func:`make_scenario` takes an explicit departure
     instead through ``observed_shift``.
     """
     rng = np.random.default_rng([seed, _key(name), _OBSERVED_DRAW])
     dt = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 3.0)
     dist, direction = rng.uniform(10.0, 25.0), rng.uniform(0.0, 2.0 * np.pi)
     amp = 1.0 + rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 0.3)
+    if get_scenario(name).anchored:
+        return Perturbation(dt=float(dt), amp=float(amp))
     return Perturbation(
         dt=float(dt),
         dx=float(dist * np.sin(direction)),
@@ -103,7 +107,7 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def _check_shift(shift, observed: bool) -> Perturbation | None:
+def _check_shift(shift, observed: bool, info: ScenarioInfo) -> Perturbation | None:
     """An explicit observed departure: a :class:`Perturbation` with finite numbers, amp > 0."""
     if shift is None:
         return None
@@ -126,6 +130,12 @@ def _check_shift(shift, observed: bool) -> Perturbation | None:
             raise InputError(f"observed_shift: {field_name} must be a finite number, not {value!r}")
     if shift.amp <= 0:
         raise InputError(f"observed_shift: amp must be a positive factor, not {shift.amp!r}")
+    if info.anchored and (shift.dx != 0 or shift.dy != 0):
+        raise InputError(
+            f"observed_shift: {info.name} reconstructs a past event whose published station "
+            f"totals pin where the rain fell; its observed companion cannot be displaced "
+            f"(dx=0, dy=0; dt and amp are allowed)"
+        )
     return Perturbation(**{k: float(v) for k, v in values.items()})
 
 
@@ -165,9 +175,18 @@ def _parse_issued(issued, info: ScenarioInfo) -> pd.Timestamp:
     return ts
 
 
-def _realise(info: ScenarioInfo, pert: Perturbation, rng: np.random.Generator) -> dict:
+def _realise(
+    info: ScenarioInfo, pert: Perturbation, rng: np.random.Generator, observed: bool = False
+) -> dict:
     """Hourly canonical variables (float64 arrays, time x lat x lon) of one realisation."""
-    f = Frame(scenario_grid(), info.hours, float(info.default_issued.hour), pert, rng)
+    f = Frame(
+        scenario_grid(),
+        info.hours,
+        float(info.default_issued.hour),
+        pert,
+        rng,
+        observed=observed,
+    )
     s = BUILDERS[info.name](f)
     rate = np.clip(f.full(s["precip_rate"]), 0.0, None)
     t2m = f.full(s["t2m"])
@@ -246,7 +265,8 @@ def make_scenario(
         (positive) of the forecast's features; ``amp`` factor on the hazard features'
         intensity. ``Perturbation(dt=2.0, dx=20.0)``: the storm arrives 2 h later and
         20 km east of the forecast, exactly as strong. Fixed geography (terrain, valleys)
-        and the air mass's diurnal temperature cycle do not move.
+        and the air mass's diurnal temperature cycle do not move. An anchored scenario
+        (:attr:`ScenarioInfo.anchored`) takes no displacement.
 
     Returns
     -------
@@ -273,7 +293,7 @@ def make_scenario(
     members = _check_members(members)
     if observed and members is not None:
         raise InputError("observed: an observed companion has no ensemble members")
-    shift = _check_shift(observed_shift, observed)
+    shift = _check_shift(observed_shift, observed, info)
     issued_ts = _parse_issued(issued, info)
     key = _key(name)
     if observed:
@@ -289,7 +309,9 @@ def make_scenario(
             )
             for m in range(members)
         ]
-    fields = [_realise(info, p, np.random.default_rng(key)) for p, key in realisations]
+    fields = [
+        _realise(info, p, np.random.default_rng(key), observed=observed) for p, key in realisations
+    ]
 
     grid = scenario_grid()
     time = pd.date_range(issued_ts + pd.Timedelta("1h"), periods=info.hours, freq="1h").tz_convert(
@@ -379,4 +401,8 @@ def make_scenario(
             f"timing {p.dt:+.1f} h, displacement {p.dx:+.1f} km east {p.dy:+.1f} km north, "
             f"intensity x{p.amp:.2f}"
         )
+        if info.anchored:
+            ds.attrs["cityops_perturbation"] += (
+                "; anchored reconstruction: rain calibrated to the published station totals"
+            )
     return ds

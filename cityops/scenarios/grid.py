@@ -123,6 +123,10 @@ class Frame:
     pert : Perturbation
     rng : numpy.random.Generator
         Texture (small-scale weather detail) of this realisation.
+    observed : bool, optional
+        The realisation is the observed companion ("what really happened"): a builder that
+        reconstructs a past event calibrates it to the observations at their fixed places,
+        not with the features' displacement.
     """
 
     def __init__(
@@ -132,8 +136,11 @@ class Frame:
         start_hour: float,
         pert: Perturbation,
         rng: np.random.Generator,
+        *,
+        observed: bool = False,
     ):
         self.grid = grid
+        self.observed = observed
         self.hours = hours
         self.pert = pert
         self.rng = rng
