@@ -621,3 +621,166 @@ def test_newer_schema_ledger_refused_naming_both_versions(ledger):
         f"cityops: error: ledger {ledger}: schema version 9 is newer than this cityops knows "
         "(1); expected version <= 1: upgrade cityops"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Spreadsheet formulas in town_hazards.csv and the review's CSV; numbers left alone
+
+
+def _assert_no_live_formula(path: Path) -> list[dict]:
+    """Every cell of ``path`` is inert in a spreadsheet (numbers such as -1.0 included)."""
+    from cityops.text import neutralise_cell
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for key, cell in row.items():
+            assert neutralise_cell(cell) == cell, (path.name, key, cell)
+    return rows
+
+
+def _formula_jurisdiction(dest: Path) -> Path:
+    """Ejin Horo with the storm town renamed to a HYPERLINK formula (its real name an alias)."""
+    import json
+    import shutil
+
+    from tests.conftest import ROOT
+
+    shutil.copytree(ROOT / "data" / "jurisdictions" / "ejin-horo", dest)
+    path = dest / "units.geojson"
+    units = json.loads(path.read_text(encoding="utf-8"))
+    for feature in units["features"]:
+        props = feature["properties"]
+        if props["code"] == STORM_TOWN:
+            props["aliases"] = [props["name_zh"], *props.get("aliases", [])]
+            props["name_zh"] = FORMULAS[0]
+    path.write_text(json.dumps(units, ensure_ascii=False), encoding="utf-8")
+    return dest
+
+
+def test_town_hazards_csv_neutralises_a_formula_unit_name(drill, tmp_path):
+    import json
+
+    juris = _formula_jurisdiction(tmp_path / "juris")
+    out = tmp_path / "o"
+    # --now 12 h after issue: onsets before it give negative lead times (-1.0, -2.0)
+    res = cityops("-q", "assess", drill["forecast"], "--out", out, "--jurisdiction", juris,
+                  "--now", "2026-07-10T12:00Z")  # fmt: skip
+    assert_ok(res)
+    rows = _assert_no_live_formula(out / "town_hazards.csv")
+    storm = [r for r in rows if r["town_code"] == STORM_TOWN]
+    assert storm and {r["town_name"] for r in storm} == {"'" + FORMULAS[0]}
+    negative = [r["lead_hours"] for r in rows if r["lead_hours"].startswith("-")]
+    assert negative and all(float(v) < 0 for v in negative)  # numbers unchanged, no apostrophe
+    # the JSON is data for programs: the name as written
+    records = json.loads((out / "town_hazards.json").read_text(encoding="utf-8"))
+    assert {r["town_name"] for r in records if str(r["town_code"]) == STORM_TOWN} == {FORMULAS[0]}
+
+
+@pytest.mark.slow
+def test_review_warnings_csv_neutralises_formulas_from_the_signal_log(drill, tmp_path):
+    """A signal log whose unit code (and file name) start with ``=cmd|``: warnings.csv holds
+    them with a leading apostrophe; verification.csv keeps the level error -1 as a number."""
+    log_name = "=cmd|' -C calc'!A0.csv"  # reference column: <file>:<line>, as given
+    (tmp_path / log_name).write_text(
+        "town_code,hazard,level,issued_utc,onset_utc,expires_utc,area_fraction,note\n"
+        f"{STORM_TOWN},rainstorm,orange,2026-07-10T03:00:00Z,2026-07-10T06:00:00Z,"
+        f'2026-07-11T00:00:00Z,0.5,"{FORMULAS[2]}"\n'
+        f'"{FORMULAS[2]}",rainstorm,yellow,2026-07-10T03:00:00Z,,,,\n',
+        encoding="utf-8",
+    )
+    res = cityops("-q", "review", "--forecast", log_name, "--observed", drill["observed"],
+                  "--out", "review", "--no-case", cwd=tmp_path)  # fmt: skip
+    assert_ok(res)
+    out = tmp_path / "review"
+    rows = _assert_no_live_formula(out / "warnings.csv")
+    assert [(r["town_code"], r["level"], r["area_fraction"], r["reference"]) for r in rows] == [
+        (STORM_TOWN, "3", "0.5", f"'{log_name}:2"),
+        ("'" + FORMULAS[2], "2", "", f"'{log_name}:3"),
+    ]
+    verification = _assert_no_live_formula(out / "verification.csv")
+    storm = next(
+        r for r in verification if r["town_code"] == STORM_TOWN and r["hazard"] == "rainstorm"
+    )
+    levels = (storm["warned_level"], storm["observed_level"], storm["level_error"])
+    assert levels == ("3", "4", "-1")
+
+
+# ---------------------------------------------------------------------------------------------
+# The review's station CSV: Kelvin without a unit is refused through the CLI
+
+
+def test_review_refuses_station_kelvin_without_unit(drill, tmp_path):
+    stations = tmp_path / "stations.csv"
+    stations.write_text(
+        "station_id,lon,lat,time_utc,t2m\n"
+        "53543,109.98,39.83,2026-07-10T01:00Z,292.8\n"
+        "53543,109.98,39.83,2026-07-10T02:00Z,293.4\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "review"
+    res = cityops("-q", "review", "--forecast", drill["forecast"], "--observed", stations,
+                  "--out", out, "--no-case")  # fmt: skip
+    assert_error(res, 2, f"{stations}: line 2", "variable 't2m'", "above 70 degC",
+                 "state other units in the header, e.g. t2m[K]")  # fmt: skip
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing steps (all NaN) named in the briefing and the notes, per variable
+
+
+def _gappy_forecast(path: Path) -> Path:
+    """precip missing for the first 9 h, then 60 mm in 3 h; wind missing at 06 and 07 UTC."""
+    import numpy as np
+
+    from tests.conftest import make_forecast
+
+    rain = np.r_[np.full(9, np.nan), [20.0, 20.0, 20.0], np.zeros(12)]
+    wind = np.r_[np.full(5, 5.0), [np.nan, np.nan], np.full(17, 5.0)]
+    ds = make_forecast(
+        {"precip": rain, "t2m": 22.0, "wind": wind},
+        lat=np.arange(38.8, 39.95, 0.1),
+        lon=np.arange(108.9, 110.55, 0.1),
+    )
+    ds.to_netcdf(path, engine="netcdf4")
+    return path
+
+
+RAIN_GAP = (
+    "precip: no data at 9 valid times (2026-07-10 01:00–09:00 UTC "
+    "(2026-07-10 09:00–17:00 Beijing time))"
+)
+WIND_GAP = (
+    "wind: no data at 2 valid times (2026-07-10 06:00–07:00 UTC "
+    "(2026-07-10 14:00–15:00 Beijing time))"
+)
+NO_DATA_NOT_NONE = "level 0 means no data, not no hazard"
+
+
+@pytest.mark.slow
+def test_brief_names_missing_steps_in_briefing_and_notes(tmp_path):
+    import html
+    import re
+
+    fc = _gappy_forecast(tmp_path / "gaps.nc")
+    out = tmp_path / "b"
+    res = cityops("-q", "brief", fc, "--out", out, "--no-ledger", "--towns", STORM_TOWN,
+                  "--jobs", "1", "--now", "2026-07-10T00:00Z")  # fmt: skip
+    assert_ok(res)
+    with (out / "town_hazards.csv").open(encoding="utf-8", newline="") as fh:
+        notes = {r["hazard"]: r["note"] for r in csv.DictReader(fh) if r["town_code"] == STORM_TOWN}
+    assert RAIN_GAP in notes["rainstorm"] and NO_DATA_NOT_NONE in notes["rainstorm"]
+    assert WIND_GAP in notes["gale"] and NO_DATA_NOT_NONE in notes["gale"]
+    page = (out / STORM_TOWN / "briefing.html").read_text(encoding="utf-8")
+
+    def row(label: str) -> str:
+        found = re.search(rf"<th[^>]*>{label}</th><td[^>]*>(.*?)</td>", page, re.S)
+        assert found, label
+        return html.unescape(found.group(1))
+
+    shown = row("说明")  # the data section's notes, per hazard
+    assert f"暴雨: {RAIN_GAP}" in shown and NO_DATA_NOT_NONE in shown
+    assert "大风: " in shown and WIND_GAP in shown
+    history = row("数据处理记录")  # the ingest history
+    assert f"gaps.nc: {RAIN_GAP}" in history and f"gaps.nc: {WIND_GAP}" in history
