@@ -69,7 +69,7 @@ def test_storm_core_town_gets_red_far_town_nothing(storm_table):
 
 def test_unit_without_geometry_is_not_evaluated(storm_table):
     r = row(storm_table, "150627L01")
-    assert not r.evaluated and "no geometry" in r.note
+    assert not r.evaluated and "no location" in r.note
 
 
 def test_missing_variables_give_not_evaluated_rows(storm_table):

@@ -26,7 +26,7 @@ import math
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +40,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cityops.errors import DataFileError, InputError
+from cityops.geo.policy import LevelPolicy, level_policy
 from cityops.resources import load_yaml
 
 __all__ = [
@@ -188,6 +189,10 @@ class Unit:
         Seat (or representative point) in WGS-84 degrees.
     geometry : shapely.Polygon or shapely.MultiPolygon or None
         Outline in WGS-84 lon/lat; ``None`` for a unit with no known location.
+    geometry_source : {"polygon", "seat_disc", "none"}
+        Where ``geometry`` comes from: the units file, a disc around the seat of a unit with
+        no polygon (the jurisdiction's level policy sets its radius; always approximate), or
+        nothing (no polygon and no seat: the unit cannot be assessed).
     """
 
     code: str
@@ -199,6 +204,12 @@ class Unit:
     seat_lon: float | None = None
     seat_lat: float | None = None
     geometry: Geometry | None = field(default=None, repr=False)
+    geometry_source: str = "polygon"
+
+    @property
+    def seat_disc(self) -> bool:
+        """True when the unit is assessed on a disc around its seat (it has no polygon)."""
+        return self.geometry_source == "seat_disc"
 
     @property
     def has_geometry(self) -> bool:
@@ -280,6 +291,11 @@ class Jurisdiction:
             ) from None
         object.__setattr__(self, "_index", MappingProxyType(index))
         object.__setattr__(self, "_traps", MappingProxyType(traps))
+
+    @property
+    def policy(self) -> LevelPolicy:
+        """How a unit gets its level (``level_policy.yaml`` of the folder over the default)."""
+        return level_policy(self.path)
 
     # ---- look-up -------------------------------------------------------------------------
     @property
@@ -434,13 +450,14 @@ def jurisdiction_search_path() -> list[Path]:
     """Folders searched for jurisdiction names, in order.
 
     ``$CITYOPS_JURISDICTIONS`` (``os.pathsep``-separated), ``./data/jurisdictions``, then the
-    repository's ``data/jurisdictions`` next to the package.
+    jurisdictions shipped with cityops: the copy inside the installed package (a wheel), or the
+    repository's ``data/jurisdictions`` (a source checkout or editable install).
     """
+    from cityops._shipped import shipped_folders
+
     dirs = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
     dirs.append(Path.cwd() / "data" / "jurisdictions")
-    import cityops
-
-    dirs.append(Path(cityops.__file__).resolve().parents[1] / "data" / "jurisdictions")
+    dirs.extend(shipped_folders("jurisdictions"))
     unique: list[Path] = []
     for d in dirs:
         if d not in unique:
@@ -478,7 +495,7 @@ def _resolve(name_or_path: str | Path) -> Path:
     available = _available(dirs) or ["none"]
     raise InputError(
         f"unknown jurisdiction {name!r}; available: {', '.join(available)} "
-        f"(searched ${ENV_VAR}, ./data/jurisdictions and the repository's data/jurisdictions)"
+        f"(searched ${ENV_VAR}, ./data/jurisdictions and the jurisdictions shipped with cityops)"
     )
 
 
@@ -581,6 +598,7 @@ def _load(path: Path) -> Jurisdiction:
 
     units_path = path / str(files["units"])
     units, unit_traps = _read_units(units_path, mapping, defaults)
+    units = _with_seat_discs(units, level_policy(path).seat_disc_km)
     traps = {**unit_traps, **traps}
     if files.get("outline"):
         outline_path = path / str(files["outline"])
@@ -606,6 +624,34 @@ def _load(path: Path) -> Jurisdiction:
     )
     _warn_geometry(jurisdiction, units_path)
     return jurisdiction
+
+
+def seat_disc(lon: float, lat: float, radius_km: float) -> Geometry:
+    """A disc of ``radius_km`` around a seat, drawn in an equal-area plane centred on it and
+    returned in WGS-84 lon/lat (128 vertices)."""
+    transformer = _laea_transformer(round(float(lon), 6), round(float(lat), 6))
+    disc = shapely.Point(0.0, 0.0).buffer(radius_km * 1000.0, quad_segs=32)
+
+    def _back(xy: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(xy[:, 0], xy[:, 1], direction="INVERSE")
+        return np.column_stack([x, y])
+
+    return shapely.transform(disc, _back)
+
+
+def _with_seat_discs(units: list[Unit], radius_km: float) -> list[Unit]:
+    """Units without a polygon but with a seat get a disc around the seat (approximate);
+    units with neither keep no geometry (``geometry_source="none"``)."""
+    out = []
+    for unit in units:
+        if unit.has_geometry:
+            out.append(unit)
+        elif unit.seat_lon is not None and unit.seat_lat is not None:
+            geom = seat_disc(unit.seat_lon, unit.seat_lat, radius_km)
+            out.append(replace(unit, geometry=geom, geometry_source="seat_disc", approximate=True))
+        else:
+            out.append(replace(unit, geometry=None, geometry_source="none"))
+    return out
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

@@ -344,13 +344,7 @@ class SparseWeights:
         """Equal-area km² of each cell (flattened; computed for cells with a weight only,
         0 elsewhere), as :func:`cell_area_km2` gives them."""
         if self._cell_km2 is None:
-            grid = self._grid
-            if grid is None:
-                lat = xr.DataArray(self.coords["lat"][1], dims=self.coords["lat"][0])
-                lon = xr.DataArray(self.coords["lon"][1], dims=self.coords["lon"][0])
-                grid = _Grid(
-                    lat.values if lat.ndim == 1 else lat, lon.values if lon.ndim == 1 else lon
-                )
+            grid = self._grid_cells()
             used = np.unique(self.matrix.indices)
             lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
             centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
@@ -359,6 +353,29 @@ class SparseWeights:
                 areas[used] = np.atleast_1d(equal_area_km2(grid.cells[used], centre))
             self._cell_km2 = areas
         return self._cell_km2
+
+    def _grid_cells(self) -> _Grid:
+        if self._grid is None:
+            lat = xr.DataArray(self.coords["lat"][1], dims=self.coords["lat"][0])
+            lon = xr.DataArray(self.coords["lon"][1], dims=self.coords["lon"][0])
+            self._grid = _Grid(
+                lat.values if lat.ndim == 1 else lat, lon.values if lon.ndim == 1 else lon
+            )
+        return self._grid
+
+    def cells_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Flat index of the cell holding each point (``-1`` outside the grid): the cell
+        whose bounds contain it, as the weights bound cells (first one on a shared edge)."""
+        boxes = self._grid_cells().cells
+        tree = shapely.STRtree(boxes)
+        points = shapely.points(np.asarray(lon, float), np.asarray(lat, float))
+        out = np.full(len(points), -1, dtype=np.int64)
+        pairs = tree.query(points, predicate="intersects")
+        if pairs.size:
+            pairs = pairs[:, np.lexsort((pairs[1], pairs[0]))]  # lowest cell index first
+            first = np.unique(pairs[0], return_index=True)[1]
+            out[pairs[0][first]] = pairs[1][first]
+        return out
 
     def select(self, keep: np.ndarray) -> SparseWeights:
         """The units where ``keep`` (bool per unit) is True."""

@@ -1,7 +1,12 @@
 """Town-level risk: the level fields aggregated to jurisdiction units (interfaces.md §4).
 
-A unit reaches a level when any grid cell overlapping it reaches the level (a storm core over
-part of a town warns the town); ``area_fraction`` says how much of the unit is affected.
+How a unit gets its level is the jurisdiction's policy (:mod:`cityops.geo.policy`, data in
+``level_policy.yaml``). By default (``area_share``) a level holds for a unit at a time when the
+cells reaching it cover at least a tenth of the unit's area at that time, or when the cell of
+its seat or of one of its exposure points reaches it; ``any_cell`` takes the level of any cell
+that counts for the unit. ``area_fraction`` says how much of the unit reaches the level at
+some time. A unit with a seat but no polygon is assessed on a disc around the seat (marked
+approximate); a unit with neither is not assessed, and says so.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -17,6 +22,7 @@ import xarray as xr
 
 from cityops.geo.jurisdiction import Jurisdiction
 from cityops.geo.masks import SparseWeights, cell_area_km2, sparse_overlap_weights
+from cityops.geo.policy import LevelPolicy
 from cityops.resources import load_yaml, package_data
 from cityops.rules.engine import ConditionResult, HazardResult, LevelResult
 from cityops.rules.table import level_names
@@ -73,7 +79,7 @@ class RiskOptions:
 
     now: pd.Timestamp | None = None
     report_probability: float = 0.3
-    min_cell_overlap: float = 0.25
+    policy: LevelPolicy = field(default_factory=LevelPolicy)
 
 
 def _spatial_dims(weights: xr.DataArray) -> list[str]:
@@ -106,6 +112,44 @@ def counting_cells(
     return (share_of_cell >= min_cell_overlap) | largest
 
 
+#: Note on the rows of a unit assessed on a disc around its seat (it has no polygon).
+SEAT_DISC = "approximate: no polygon, assessed on a {km} km disc around the unit's seat"
+#: Note on the rows of a unit that has neither a polygon nor a seat.
+NO_LOCATION = "not assessed: the unit has no location (no polygon and no seat)"
+
+
+def _anchor_points(jurisdiction: Jurisdiction, policy: LevelPolicy) -> dict[str, list]:
+    """``{unit code: [(lon, lat), ...]}`` of the policy's anchors: the unit's seat and the
+    exposure points of the jurisdiction's asset register that lie in it."""
+    out: dict[str, list] = {}
+    if "seat" in policy.anchors:
+        for unit in jurisdiction.units:
+            if unit.seat_lon is not None and unit.seat_lat is not None:
+                out.setdefault(unit.code, []).append((unit.seat_lon, unit.seat_lat))
+    if "exposure_points" in policy.anchors:
+        for code, lon, lat in _exposure_points(jurisdiction):
+            out.setdefault(code, []).append((lon, lat))
+    return out
+
+
+def _exposure_points(jurisdiction: Jurisdiction) -> list[tuple[str, float, float]]:
+    """Unique ``(unit, lon, lat)`` of the asset register, if the jurisdiction has one."""
+    path = jurisdiction.path
+    if not ((path / "assets.csv").exists() or (path / "assets.yaml").exists()):
+        return []
+    from cityops.geo.exposure import load_assets
+
+    assets = load_assets(jurisdiction)
+    if assets.empty:
+        return []
+    first = assets.drop_duplicates("asset_id")
+    return [
+        (str(r.unit), float(r.lon), float(r.lat))
+        for r in first.itertuples()
+        if str(r.unit) in jurisdiction.codes
+    ]
+
+
 @functools.cache
 def _tiers() -> list[dict]:
     """The plan's tiers (levels.yaml), read once: ``tier_for_lead`` runs for every row."""
@@ -128,8 +172,17 @@ class _UnitCells:
     reductions of gridded fields over them: one gather and one segmented reduction per
     field for all units at once, however many units there are."""
 
-    def __init__(self, weights: SparseWeights, unit_km2: np.ndarray, min_cell_overlap: float):
+    def __init__(
+        self,
+        weights: SparseWeights,
+        unit_km2: np.ndarray,
+        policy: LevelPolicy,
+        anchors: list[np.ndarray] | None = None,
+    ):
         from scipy import sparse
+
+        min_cell_overlap = policy.min_cell_overlap
+        self.policy = policy
 
         w = weights.matrix.tocsr()
         w.sort_indices()
@@ -152,23 +205,64 @@ class _UnitCells:
             shape=w.shape,
         )  # fmt: skip
         self.filled = np.diff(self.touch.indptr) > 0
+        # Anchor cells (seat, exposure points) per unit: their own level sets the unit's.
+        anchors = anchors or [np.zeros(0, dtype=np.int64)] * self.n_units
+        cols = [np.unique(a[a >= 0]) for a in anchors]
+        self.anchor = sparse.csr_matrix(
+            (np.ones(sum(c.size for c in cols)),
+             np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, np.int64),
+             np.r_[0, np.cumsum([c.size for c in cols])]),
+            shape=w.shape,
+        )  # fmt: skip
+        # Area weights restricted to the cells any unit uses (a level field is read there only).
+        self.used = np.unique(np.r_[w.indices, self.anchor.indices]).astype(np.int64)
+        self.w_used = w[:, self.used]
 
-    def reduce(self, field: xr.DataArray, how: str) -> tuple[np.ndarray, list[str]]:
-        """Max or min of ``field`` over each unit's cells: ``(unit, *other dims)`` float32,
-        NaN where a unit has no cell or only missing values (as ``_reduce_cells``)."""
+    def _rows(self, field: xr.DataArray) -> tuple[np.ndarray, list[str], tuple[int, ...]]:
         other = [d for d in field.dims if d not in self.spatial]
         arr = np.asarray(field.transpose(*other, *self.spatial).values)
         extra = arr.shape[: len(other)]
-        arr = arr.reshape(int(np.prod(extra, dtype=np.int64)), -1)
-        t = self.touch
+        return arr.reshape(int(np.prod(extra, dtype=np.int64)), -1), other, extra
+
+    def level_series(self, level: xr.DataArray) -> tuple[np.ndarray, list[str]]:
+        """Each unit's level at each time (and member) under the jurisdiction's policy:
+        ``(unit, *other dims)`` float32 (NaN where a unit has no cell)."""
+        if self.policy.rule == "any_cell":
+            out, other = self.reduce(level, "max")
+        else:
+            arr, other, extra = self._rows(level)
+            out = np.zeros((self.n_units, arr.shape[0]), dtype=np.float32)
+            sub = arr[:, self.used]
+            step = max(1, (1 << 24) // max(1, self.used.size))
+            share_min = self.policy.min_area_share - 1e-9
+            for a in range(0, sub.shape[0], step):
+                block = sub[a : a + step]
+                for lv in range(1, 5):
+                    hit = (block >= lv).astype(np.float64)
+                    share = np.asarray(self.w_used @ hit.T)  # (unit, block)
+                    out[:, a : a + step][share >= share_min] = lv
+            out[~self.filled] = np.nan
+            out = out.reshape(self.n_units, *extra)
+        if self.anchor.nnz:
+            anchored, _ = self.reduce(level, "max", matrix=self.anchor)
+            out = np.fmax(out, anchored)
+        return out, other
+
+    def reduce(self, field: xr.DataArray, how: str, *, matrix=None) -> tuple[np.ndarray, list[str]]:
+        """Max or min of ``field`` over each unit's cells (or over the cells of ``matrix``):
+        ``(unit, *other dims)`` float32, NaN where a unit has no cell or only missing
+        values."""
+        arr, other, extra = self._rows(field)
+        t = self.touch if matrix is None else matrix
+        filled = np.diff(t.indptr) > 0
         out = np.full((arr.shape[0], self.n_units), np.nan, dtype=np.float32)
         f = np.fmax if how == "max" else np.fmin
-        starts = t.indptr[:-1][self.filled]
+        starts = t.indptr[:-1][filled]
         if t.nnz:
             step = max(1, (1 << 24) // t.nnz)  # bound the gathered block
             for a in range(0, arr.shape[0], step):
                 block = arr[a : a + step][:, t.indices].astype(np.float32, copy=False)
-                out[a : a + step, self.filled] = f.reduceat(block, starts, axis=1)
+                out[a : a + step, filled] = f.reduceat(block, starts, axis=1)
         out[~np.isfinite(out)] = np.nan
         return out.T.reshape(self.n_units, *extra), other
 
@@ -211,8 +305,8 @@ def _unit_rows(
     names = level_names()
     p = opts.report_probability
     has_members = "member" in res.level.dims
-    # Unit x member x time level series: the max over the cells that count for each unit.
-    raw, dims = cells.reduce(res.level, "max")
+    # Unit x member x time level series under the jurisdiction's policy.
+    raw, dims = cells.level_series(res.level)
     series = _member_time(raw, dims)
     times = res.level["time"].values
     reached = np.fmax.reduce(series, axis=2)  # (unit, member)
@@ -247,7 +341,8 @@ def _unit_rows(
     ).astype(np.float64)
     area = cells.weights @ hit  # (unit, 4)
     keys = _key_conditions(res, level, cells)
-    peaks = _peaks(res, level, keys, cells, opts, has_members)
+    episode = _episodes(after, onset_idx, level)
+    peaks = _peaks(res, level, keys, cells, opts, has_members, episode)
     extreme = np.zeros(len(codes), dtype=bool)
     if extreme_res is not None and extreme_res.evaluated:
         raw, dims = cells.reduce(extreme_res.level, "max")
@@ -336,8 +431,21 @@ def _key_conditions(
     return keys
 
 
-def _peaks(res, level, keys, cells: _UnitCells, opts: RiskOptions, has_members: bool):
-    """Per unit ``(peak_time, peak_value)`` of its key condition's aggregated value."""
+def _episodes(after: np.ndarray, onset_idx: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per unit ``(first, last)`` time index of the episode that set its level: from the
+    onset while the level holds (``after``, unit x time); the whole forecast for level 0."""
+    n = after.shape[1]
+    out = np.tile(np.array([0, n - 1]), (len(level), 1))
+    for u in np.flatnonzero((level > 0) & (onset_idx >= 0)):
+        start = int(onset_idx[u])
+        stops = np.flatnonzero(~after[u, start + 1 :])
+        out[u] = (start, start + int(stops[0]) if stops.size else n - 1)
+    return out
+
+
+def _peaks(res, level, keys, cells: _UnitCells, opts: RiskOptions, has_members: bool, episode=None):
+    """Per unit ``(peak_time, peak_value)`` of its key condition's aggregated value, within
+    the episode that set the unit's level (``episode``: unit x (first, last) index)."""
     p = opts.report_probability
     out: list[tuple] = [(None, None)] * len(level)
     groups: dict[int, list[int]] = {}
@@ -362,6 +470,11 @@ def _peaks(res, level, keys, cells: _UnitCells, opts: RiskOptions, has_members: 
         for i, u in enumerate(units):
             v = vs[i]
             ok = ~np.isnan(v)
+            if episode is not None and len(v) == res.level.sizes["time"]:
+                first, last = episode[u]
+                inside = np.zeros(len(v), dtype=bool)
+                inside[first : last + 1] = True
+                ok &= inside
             if not ok.any():
                 continue
             w = np.where(ok, v, -np.inf if how == "max" else np.inf)
@@ -405,6 +518,7 @@ def town_hazards(
     opts = RiskOptions(
         now=parse_utc(now) if now is not None else result.issued,
         report_probability=report_probability,
+        policy=jurisdiction.policy,
     )
     now_ts = opts.now
     if now_ts is None:
@@ -425,7 +539,14 @@ def town_hazards(
         with_geom = weights.select(keep)
         codes = list(with_geom.units)
         areas = np.array([unit_km2[c] for c in codes], dtype=float)
-        cells = _UnitCells(with_geom, areas, opts.min_cell_overlap)
+        points = _anchor_points(jurisdiction, opts.policy)
+        anchors = [
+            with_geom.cells_at(*np.asarray(points[c], float).reshape(-1, 2).T)
+            if points.get(c)
+            else np.zeros(0, np.int64)
+            for c in codes
+        ]
+        cells = _UnitCells(with_geom, areas, opts.policy, anchors)
     rows: list[dict] = []
     for res in result:
         ext_res = extreme.hazards.get(res.hazard) if extreme is not None else None
@@ -438,7 +559,11 @@ def town_hazards(
         for unit in jurisdiction.units:
             if unit.code in done:
                 continue
-            reason = "; ".join(res.notes) if not res.evaluated else "unit has no geometry"
+            reason = "; ".join(res.notes) if not res.evaluated else ""
+            if units[unit.code].geometry_source == "none":
+                reason = f"{NO_LOCATION}; {reason}" if reason else NO_LOCATION
+            elif not reason:
+                reason = "unit has no geometry"
             hazard_rows.append(
                 {
                     "town_code": unit.code,
@@ -453,6 +578,9 @@ def town_hazards(
             )
         for row in hazard_rows:
             unit = units[row["town_code"]]
+            if unit.seat_disc:
+                disc = SEAT_DISC.format(km=f"{opts.policy.seat_disc_km:g}")
+                row["note"] = f"{row['note']}; {disc}" if row.get("note") else disc
             row["town_name"] = unit.name_zh
             row["hazard_name_zh"] = res.rules.name_zh
             row["hazard_name_en"] = res.rules.name_en

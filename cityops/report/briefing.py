@@ -149,12 +149,30 @@ def _unit_name(assessment, code: str, lang: str) -> str:
     return unit.name_zh if lang == "zh" else unit.name_en
 
 
+def _assessed(rows: pd.DataFrame) -> pd.Series:
+    return rows["evaluated"].astype(bool) if len(rows) else pd.Series([], dtype=bool)
+
+
+def unit_assessed(assessment, code: str) -> bool:
+    """Whether any hazard of the unit could be assessed (else nothing may read as safe)."""
+    return bool(_assessed(unit_rows(assessment, code)).any())
+
+
 def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
-    """One sentence: the highest level, its hazard, when (Beijing time) — or no weather."""
+    """One sentence: the highest level, its hazard, when (Beijing time) and the share of the
+    unit's area; no warning weather only for what was assessed; "cannot be assessed" when
+    nothing was (a unit that could not be assessed never reads as safe)."""
     rows = unit_rows(assessment, code)
-    top = rows.iloc[0] if len(rows) else None
     name = _unit_name(assessment, code, lang)
-    if top is None or int(top["level"]) == 0:
+    unit = assessment.jurisdiction.unit(code)
+    assessed = _assessed(rows)
+    if not assessed.any():
+        reasons = [localize_note(str(n), lang) for n in rows["note"].fillna("") if n]
+        reason = reasons[0] if reasons else t("not_evaluated", lang)
+        return t("headline_unassessed", lang, unit=name, reason=reason)
+    done = rows[assessed]
+    top = done.iloc[0]
+    if int(top["level"]) == 0:
         hours = (
             int(
                 (assessment.forecast["time"].values[-1] - assessment.forecast["time"].values[0])
@@ -162,20 +180,42 @@ def headline_text(assessment, code: str, *, lang: str = "zh") -> str:
             )
             + 1
         )
-        return t("headline_none", lang, unit=name, hours=hours)
-    fmt = "%m月%d日%H时" if lang == "zh" else "%d %b %H:%M"
-    # Every hazard at the top level, in order of onset ("暴雨、雷电").
-    same = rows[rows["level"] == top["level"]]
-    names = same["hazard_name_zh"] if lang == "zh" else same["hazard_name_en"]
-    hazard = ("、" if lang == "zh" else ", ").join(names)
-    return t(
-        "headline",
-        lang,
-        unit=name,
-        when=format_local(top["onset_utc"], fmt),
-        hazard=hazard,
-        level=level_label(int(top["level"]), lang),
-    )
+        text = t("headline_none", lang, unit=name, hours=hours)
+        missing = rows[~assessed]
+        if len(missing):
+            names = missing["hazard_name_zh"] if lang == "zh" else missing["hazard_name_en"]
+            text += t(
+                "headline_partly",
+                lang,
+                n=len(missing),
+                hazards=("、" if lang == "zh" else ", ").join(names.astype(str)),
+            )
+    else:
+        fmt = "%m月%d日%H时" if lang == "zh" else "%d %b %H:%M"
+        # Every hazard at the top level, in order of onset ("暴雨、雷电").
+        same = done[done["level"] == top["level"]]
+        names = same["hazard_name_zh"] if lang == "zh" else same["hazard_name_en"]
+        hazard = ("、" if lang == "zh" else ", ").join(names)
+        text = t(
+            "headline",
+            lang,
+            unit=name,
+            when=format_local(top["onset_utc"], fmt),
+            hazard=hazard,
+            level=level_label(int(top["level"]), lang),
+        )
+        share = pd.to_numeric(same["area_fraction"], errors="coerce").max()
+        if pd.notna(share):
+            kinds = t("unit_kind", lang)
+            text += t(
+                "headline_area",
+                lang,
+                kind=kinds.get(unit.kind, kinds["town"]),
+                pct=f"{max(1, round(float(share) * 100)):d}" if share > 0 else "0",
+            )
+    if unit.seat_disc:
+        text += t("headline_disc", lang, km=f"{assessment.jurisdiction.policy.seat_disc_km:g}")
+    return text
 
 
 def localize_note(note: str, lang: str = "zh") -> str:
@@ -206,7 +246,12 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
     """The headline box: highest level, hazard, when and the Annex 3 flag."""
     rows = unit_rows(assessment, code)
     level = int(rows["level"].max()) if len(rows) else 0
-    colour = level_names()[level]["colour"] if level else "#DDEEDD"
+    # Nothing assessed is grey, never the green of "no warning weather".
+    colour = (
+        level_names()[level]["colour"]
+        if level
+        else ("#DDEEDD" if unit_assessed(assessment, code) else "#AAAAAA")
+    )
     extreme = bool(rows["extreme"].any()) if len(rows) else False
     extra = (
         f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>'

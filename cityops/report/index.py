@@ -38,7 +38,8 @@ def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
                 "name": unit.name_zh if lang == "zh" else unit.name_en,
                 "level": level,
                 "level_text": level_label(level, lang) if len(sub) else t("not_evaluated", lang),
-                "colour": names[level]["colour"],
+                # Nothing assessed is grey, never the colour of "no warning weather".
+                "colour": names[level]["colour"] if len(sub) else "#AAAAAA",
                 "fg": "#000" if level in (0, 2) else "#fff",
                 "hazards": hazards,
                 "onset": format_local(min(onsets), "%m-%d %H:%M") if onsets else "",

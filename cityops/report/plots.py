@@ -478,6 +478,33 @@ def meteogram(assessment, code: str, *, lang: str = "zh", figsize=(8.0, 8.0)) ->
 def headline_card(assessment, code: str, headline: str, *, lang: str = "zh") -> Figure:
     """The messaging-app image: headline text above the unit's level map."""
     fig = level_map(assessment, highlight=code, zoom=code, lang=lang, figsize=(6.4, 6.0))
-    # The headline is data: "$" is escaped (parse_math=False is ignored when wrapping).
-    fig.suptitle(headline.replace("$", r"\$"), fontsize=12, wrap=True)
+    # The headline is data: "$" is escaped. Lines are broken here by display width
+    # (matplotlib's wrap only breaks at spaces, so a Chinese sentence ran off the image).
+    fig.suptitle(
+        "\n".join(_wrap_display(headline.replace("$", r"\$"), 44)), fontsize=12, wrap=False
+    )
     return fig
+
+
+def _wrap_display(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` display columns (a CJK character is two),
+    breaking English at spaces where it can."""
+    import unicodedata
+
+    lines, line, cols = [], "", 0
+    for ch in text:
+        w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if cols + w > width and line:
+            cut = line.rfind(" ")
+            if w == 1 and ch != " " and cut > 0 and line.isascii():
+                lines.append(line[:cut])
+                line = line[cut + 1 :]
+            else:
+                lines.append(line)
+                line = ""
+            cols = sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in line)
+        line += ch
+        cols += w
+    if line:
+        lines.append(line)
+    return [x.strip() for x in lines]

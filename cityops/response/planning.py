@@ -50,6 +50,14 @@ class Response:
         return (post.iloc[0] if len(post) else None), tasks
 
 
+#: Posture of a unit none of whose hazards could be assessed.
+UNASSESSED = {
+    "posture": "unassessed",
+    "posture_zh": "未评估（无法判断响应级别）",
+    "posture_en": "not assessed (response level cannot be judged)",
+}
+
+
 def _due(measure, row, now: pd.Timestamp | None) -> str:
     """Deadline of a measure: hours relative to the onset, or to the warning's issue-by time;
     a deadline already past at the reference time becomes the reference time (act now)."""
@@ -86,7 +94,13 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
     postures = []
     for code, rows in table.groupby("town_code", sort=False):
         rows = rows[rows["evaluated"].astype(bool)]
-        level = int(rows["level"].max()) if len(rows) else 0
+        if not len(rows):
+            # Nothing could be assessed: no posture can be judged (never 常态 by default).
+            postures.append({"town_code": code, "level": 0, "extreme": False,
+                             "special_period": False, **UNASSESSED, "groups": "",
+                             "plans": "", "four_stops": ""})  # fmt: skip
+            continue
+        level = int(rows["level"].max())
         extreme = bool(rows["extreme"].astype(bool).any()) if len(rows) else False
         special = bool(
             len(rows) and "special_conditions" in rows
