@@ -89,11 +89,14 @@ class BriefOptions:
 
 
 def template_path(name: str = "town_briefing.ipynb") -> Path:
-    """The briefing template: ``templates/`` of the repository (or ``CITYOPS_TEMPLATES``)."""
+    """A notebook template: in ``$CITYOPS_TEMPLATES``, ``./templates``, then the templates
+    shipped with cityops (inside the installed package, or the repository's ``templates/``)."""
+    from cityops._shipped import shipped_folders
+
     folders = [
         os.environ.get("CITYOPS_TEMPLATES"),
         Path.cwd() / "templates",
-        Path(__file__).resolve().parents[2] / "templates",
+        *shipped_folders("templates"),
     ]
     for folder in folders:
         if folder and (Path(folder) / name).exists():

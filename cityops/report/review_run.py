@@ -15,7 +15,6 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from cityops.errors import InputError
 from cityops.fsio import (
     check_out_dir,
     clean_stale,
@@ -34,11 +33,12 @@ log = logging.getLogger("cityops")
 
 
 def review_template_path() -> Path:
-    """The review template (``templates/post_event_review.ipynb`` beside the package)."""
-    path = Path(__file__).resolve().parents[2] / "templates" / "post_event_review.ipynb"
-    if not path.exists():
-        raise InputError(f"{path}: review template not found")
-    return path
+    """The review template ``post_event_review.ipynb``, found as the briefing's
+    (:func:`cityops.report.batch.template_path`: ``$CITYOPS_TEMPLATES``, ``./templates``, then
+    the templates shipped with cityops)."""
+    from cityops.report.batch import template_path
+
+    return template_path("post_event_review.ipynb")
 
 
 def default_case_id(review) -> str:
