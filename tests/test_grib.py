@@ -332,14 +332,9 @@ def test_subprocess_exit_status_after_grib_then_pyproj(gfs, tmp_path):
     assert "unable to set PROJ database path" not in proc.stderr
 
 
-def test_import_order_hazard_is_real():
-    """The negative control: with these wheels, ecCodes before pyproj crashes at exit. When a
-    future ecCodes wheel no longer does, this test skips and the workaround can be retired."""
-    proc = _run("import eccodes, pyproj; print('done')")
-    if proc.returncode == 0:
-        pytest.skip("ecCodes-before-pyproj no longer crashes with the installed wheels")
-    assert "done" in proc.stdout  # the work succeeded; only the exit crashed
-    assert proc.returncode != 0
+# The hazard itself (findlibs < 0.1.4 loaded the ecCodes wheels' bundled PROJ globally) is gone
+# with the pinned findlibs: tests/test_environment.py runs plain scripts (no cityops) in every
+# import order and requires exit status 0.
 
 
 # ---------------------------------------------------------------------------------------------
