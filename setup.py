@@ -9,6 +9,7 @@ copies nothing: the package then reads the repository's folders directly.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -47,6 +48,8 @@ class BuildPyShipped(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
+        for target in SHIPPED.values():  # a reused build/ must not keep files since removed
+            shutil.rmtree(Path(self.build_lib, target), ignore_errors=True)
         for src, dst in _shipped_files(self.build_lib):
             self.mkpath(str(dst.parent))
             self.copy_file(str(src), str(dst), preserve_mode=False)
