@@ -10,22 +10,10 @@ Public entry points are imported lazily so that ``import cityops`` stays cheap.
 
 from __future__ import annotations
 
-import sys as _sys
-
-# pyproj before anything loads ecCodes: the eccodes wheels bundle their own PROJ, and a pyproj
-# imported after them crashes the interpreter at exit (see cityops.ingest.grib and
-# docs/process_health.md). Too late when ecCodes is already in: say so instead of crashing later.
-if "pyproj" not in _sys.modules and {"gribapi", "eccodes", "cfgrib"} & set(_sys.modules):
-    import warnings as _warnings
-
-    _warnings.warn(
-        "ecCodes (eccodes/cfgrib) was loaded before pyproj in this process: pyproj will not find "
-        "its database and the interpreter may crash at exit (status 134/139). Import cityops "
-        "(or pyproj) before eccodes, cfgrib or xarray's GRIB engine.",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-import pyproj  # noqa: F401
+# The ecCodes/PROJ import-order crash (findlibs < 0.1.4 loading the eccodes wheels' bundled
+# PROJ globally) is fixed in the environment: pyproject.toml requires findlibs >= 0.1.4, and
+# tests/test_environment.py runs plain xarray/cfgrib/pyproj scripts in every import order
+# (docs/process_health.md).
 
 __version__ = "0.10.0"
 
