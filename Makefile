@@ -12,7 +12,7 @@ DEMO_SCENARIO ?= july-rainstorm
 DRILL_SCENARIOS := july-rainstorm
 export MPLBACKEND := agg
 
-.PHONY: demo test install kernel browser samples lint unit nbval bench clean
+.PHONY: demo test install kernel browser cf-tools samples lint unit nbval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,17 @@ browser:
 	    || echo "warning: could not install chromium; browser tests will skip"; \
 	else echo "note: chromium absent and not root; browser tests will skip"; fi
 
-$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/rules/drought.py cityops/review/drill.py cityops/data/drill.yaml
+# The UDUNITS-2 C library for cfchecker (tests/test_cf_conformance.py; Debian package, needs
+# root). Without it those tests skip with the reason.
+cf-tools:
+	@if ldconfig -p 2>/dev/null | grep -q libudunits2; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing libudunits2-0 (Debian)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libudunits2-0 >/dev/null) \
+	    || echo "warning: could not install libudunits2-0; CF checker tests will skip"; \
+	else echo "note: libudunits2 absent and not root; CF checker tests will skip"; fi
+
+$(SAMPLES)/%.nc: $(STAMP) cityops/scenarios/*.py cityops/data/variables.yaml cityops/rules/drought.py cityops/review/drill.py cityops/data/drill.yaml
 	@mkdir -p $(SAMPLES)
 	$(BIN)/cityops -q scenario $* --out $@ --observed $(SAMPLES)/$*.observed.nc --history $(SAMPLES)/$*.history.nc \
 	  $(if $(filter $*,$(DRILL_SCENARIOS)),--ledger $(SAMPLES)/$*.ledger.sqlite)
@@ -52,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: $(STAMP) kernel samples browser
+unit: $(STAMP) kernel samples browser cf-tools
 	$(BIN)/pytest -n 2 -q tests
 
 nbval: $(STAMP) kernel samples

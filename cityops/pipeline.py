@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -104,7 +105,8 @@ class Assessment:
                 flag = (res.level >= 1).astype("int8")
                 flag.attrs = {
                     "long_name": f"Ejin Horo Annex 3 extreme-weather criterion ({res.rules.name_en})",
-                    "flag_values": [0, 1],
+                    # CF: flag_values of the variable's own type (int8), not Python ints.
+                    "flag_values": np.array([0, 1], dtype=np.int8),
                     "flag_meanings": "not_extreme extreme",
                     "units": "1",
                     "source": res.rules.levels[0].source,
@@ -285,12 +287,75 @@ def write_assessment(assessment: Assessment, out_dir: str | Path) -> Path:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = assessment.levels_dataset()
-    encoding = {v: {"zlib": True, "complevel": 4} for v in ds.data_vars}
+    ds, encoding = levels_for_netcdf(assessment.levels_dataset())
     with atomic_path(out_dir / "levels.nc") as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     write_table(assessment.table, out_dir)
     return out_dir
+
+
+_COORD_ATTRS = {
+    "time": {"standard_name": "time", "long_name": "valid time (end of the step)", "axis": "T"},
+    "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"},
+    "lon": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"},
+}
+
+
+def levels_for_netcdf(ds: xr.Dataset) -> tuple[xr.Dataset, dict]:
+    """``levels.nc`` as CF 1.8 wants it (checked with cfchecker, tests/test_cf_conformance.py).
+
+    Returns the dataset to write and its encoding. Beyond :meth:`Assessment.levels_dataset`:
+
+    - ``time_bnds`` (time, nv): the CF bounds of each step, ``[step_start, time]``, named by
+      ``time``'s ``bounds`` attribute (values with ``cell_methods`` over ``time`` cover the
+      step); ``step_start`` stays for the readers that use it;
+    - ``units: "1"`` on the ``level`` coordinate (signal levels 1-4, a flag coordinate) and
+      on ``member`` (ensemble member numbers); ``time``, ``lat`` and ``lon`` named and with
+      units even when the forecast file had none;
+    - temperature differences in ``K`` (pint's ``delta_degC``, as in ``town_hazards.csv``,
+      is no UDUNITS unit; a fall of 14 degC is 14 K);
+    - no ``_FillValue`` on coordinates; a declared ``_FillValue`` on times that may be
+      missing (onsets never reached), so that a CF reader masks them instead of reading
+      the most negative int64 as a date;
+    - ``time``, ``step_start`` and ``time_bnds`` in minutes since the first step's start, as
+      int32 (float64 if a time is not a whole minute): cfchecker 4.1 counts only int32 and
+      floating-point bounds as numeric.
+    """
+    ds = ds.copy()
+    for name in ("level", "member"):
+        if name in ds.coords:
+            ds[name].attrs.setdefault("units", "1")
+    # Coordinates say what they are whatever the forecast file said (ingest renames them).
+    for name, attrs in _COORD_ATTRS.items():
+        if name in ds.coords:
+            for key, value in attrs.items():
+                ds[name].attrs.setdefault(key, value)
+    for var in ds.data_vars.values():
+        if var.attrs.get("units") == "delta_degC":
+            var.attrs["units"] = "K"
+            var.attrs["comment"] = "temperature difference: 1 K is 1 degC of difference"
+    axis = ("time", "step_start", "time_bnds")
+    time_units, axis_dtype = None, None
+    if "time" in ds.dims and "step_start" in ds.coords and ds.sizes["time"]:
+        bounds = np.stack([ds["step_start"].values, ds["time"].values], 1)
+        start = pd.Timestamp(bounds.min())
+        time_units = f"minutes since {start.strftime('%Y-%m-%d %H:%M:%S')}"
+        minutes = (bounds - start.to_datetime64()) / np.timedelta64(1, "m")
+        whole = bool((minutes == np.round(minutes)).all()) and float(minutes.max()) < 2**31
+        axis_dtype = "int32" if whole else "float64"
+        ds["time_bnds"] = (("time", "nv"), bounds)
+        ds["time"].attrs["bounds"] = "time_bnds"
+    encoding: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        enc: dict = {"_FillValue": None} if name in ds.coords else {"zlib": True, "complevel": 4}
+        if np.issubdtype(var.dtype, np.datetime64) and time_units is not None:
+            enc["units"] = time_units
+        if name in axis and axis_dtype is not None:
+            enc.update(_FillValue=None, dtype=axis_dtype)
+        elif np.issubdtype(var.dtype, np.datetime64) and name not in ds.coords:
+            enc.update(_FillValue=np.iinfo(np.int64).min, dtype="int64")
+        encoding[name] = enc
+    return ds, encoding
 
 
 def publish_assessment(

@@ -358,6 +358,7 @@ def make_scenario(
             np.arange(members, dtype=np.int32),
             {
                 "standard_name": "realization",
+                "units": "1",
                 "long_name": "ensemble member",
                 "comment": "member 0 is the control run",
             },

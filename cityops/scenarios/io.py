@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -15,6 +16,20 @@ from cityops.scenarios.dataset import make_scenario
 from cityops.scenarios.grid import Perturbation
 
 __all__ = ["write_dataset", "write_scenario"]
+
+
+def _with_time_bounds(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with CF time bounds: ``time_bnds`` (time, nv) = [time - 1 h, time].
+
+    Every value stands for the hourly step ending at ``time`` (sums, maxima and minima over
+    it, ``cell_methods``); CF 7.1 asks for the step as bounds of the time coordinate.
+    """
+    if "time" not in ds.dims or "time_bnds" in ds.variables:
+        return ds
+    time = ds["time"].values
+    ds = ds.assign(time_bnds=(("time", "nv"), np.stack([time - np.timedelta64(1, "h"), time], 1)))
+    ds["time"].attrs["bounds"] = "time_bnds"
+    return ds
 
 
 def _encoding(ds: xr.Dataset) -> dict:
@@ -27,9 +42,18 @@ def _encoding(ds: xr.Dataset) -> dict:
             "_FillValue": None,
         }
         for name in ds.data_vars
+        if name != "time_bnds"
     }
-    for name in ("lat", "lon"):
-        enc[name] = {"_FillValue": None}
+    # CF: no _FillValue on coordinates (the time axis keeps make_scenario's encoding).
+    keep = ("units", "calendar", "dtype")
+    for name in ds.coords:
+        own = {k: v for k, v in ds[name].encoding.items() if k in keep}
+        enc[name] = {**own, "_FillValue": None}
+    if "time_bnds" in ds.variables:
+        # The bounds in the time axis's own units; int32 (cfchecker 4.1 counts only int32
+        # and floating-point bounds as numeric).
+        axis = {k: v for k, v in ds["time"].encoding.items() if k in ("units", "calendar")}
+        enc["time_bnds"] = {**axis, "dtype": "int32", "_FillValue": None}
     return enc
 
 
@@ -53,6 +77,7 @@ def _write_all(items: list[tuple[xr.Dataset, Path]]) -> None:
     with contextlib.ExitStack() as stack:
         for ds, target in items:
             tmp = stack.enter_context(atomic_path(target))
+            ds = _with_time_bounds(ds)
             ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
 
 
