@@ -264,7 +264,8 @@ def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFr
 def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in ("extreme", "evaluated", "overdue"):
-        out[col] = out[col].map(lambda v: "true" if bool(v) else "false")
+        # Unknown stays empty: bool(NaN) is True, so a not-evaluated row read "overdue".
+        out[col] = out[col].map(lambda v: "" if pd.isna(v) else ("true" if v else "false"))
     return out
 
 
