@@ -134,16 +134,7 @@ def scenario_files(tmp_path_factory):
         "forecast",
         "observed",
         "ensemble",
-        pytest.param(
-            "history",
-            marks=pytest.mark.xfail(
-                reason="the --history file is written by cityops/rules/drought.py "
-                "(write_synthetic_history), outside this change: precipitation_amount in mm "
-                "(ERROR, CF wants kg m-2 or lwe_thickness_of_precipitation_amount) and daily "
-                "cell_methods without time bounds (WARN)",
-                strict=False,
-            ),
-        ),
+        "history",
     ],
 )
 def test_scenario_inputs_pass_the_cf_checker(cf_check, scenario_files, kind):

@@ -1212,7 +1212,8 @@ def synthetic_history(
                 precip,
                 {
                     "units": "mm",
-                    "standard_name": "precipitation_amount",
+                    # CF: precipitation_amount is kg m-2; an amount in mm is a water depth.
+                    "standard_name": "lwe_thickness_of_precipitation_amount",
                     "long_name": "daily precipitation amount",
                     "cell_methods": "time: sum (interval: 1 day)",
                 },
@@ -1255,7 +1256,11 @@ def synthetic_history(
     ds["time"].attrs = {
         "standard_name": "time",
         "long_name": "day (value = that day's total or mean)",
+        "bounds": "time_bnds",
     }
+    # CF: the daily sums, means and extremes (cell_methods) cover [day, next day).
+    day = ds["time"].values
+    ds["time_bnds"] = (("time", "nv"), np.stack([day, day + np.timedelta64(1, "D")], axis=1))
     ds.attrs = {
         "Conventions": "CF-1.8",
         "title": "Synthetic daily climate series for Ejin Horo Banner (not observations)",
@@ -1289,8 +1294,10 @@ def write_synthetic_history(path: str | os.PathLike, **kw) -> Path:
     encoding = {
         name: {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": None}
         for name in ds.data_vars
+        if name != "time_bnds"
     }
     encoding["time"] = {"units": "days since 1970-01-01", "calendar": "standard", "dtype": "int32"}
+    encoding["time_bnds"] = {**encoding["time"], "_FillValue": None}
     with atomic_path(out) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
     return out
