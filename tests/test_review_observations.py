@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +25,9 @@ from cityops.geo.risk import town_hazards
 from cityops.review.observations import (
     OBSERVED_COLUMNS,
     observation_kind,
-    observed_levels,
     read_station_csv,
 )
+from cityops.review.observations import observed_levels as _observed_levels
 from cityops.rules import evaluate, load_rule_table
 from cityops.scenarios import Perturbation, make_scenario
 from tests.conftest import make_forecast
@@ -49,6 +51,27 @@ NO_GEOMETRY = "150627L01"  # 水岸新城
 CELL = {ALTAN: (39.55, 109.70), JASAG: (39.05, 109.60), SUBUR: (39.50, 109.45)}
 
 DAY1, DAY2 = pd.Timestamp("2026-07-10"), pd.Timestamp("2026-07-11")
+
+
+def _any_cell_jurisdiction() -> Path:
+    """Ejin Horo with the level policy ``any_cell``: these tests put storms on single known
+    cells, and reason by hand about the cell, not about a share of the unit's area (the
+    default policy is tested below and in tests/test_unit_levels.py)."""
+    src = load_jurisdiction("ejin-horo").path
+    dst = Path(tempfile.mkdtemp(prefix="cityops-any-cell-")) / "ejin-horo"
+    shutil.copytree(src, dst)
+    (dst / "level_policy.yaml").write_text(
+        "rule: any_cell\nsource: tests - storms on single known cells\n", encoding="utf-8"
+    )
+    return dst
+
+
+ANY_CELL = _any_cell_jurisdiction()
+
+
+def observed_levels(*args, **kwargs):
+    kwargs.setdefault("jurisdiction", ANY_CELL)
+    return _observed_levels(*args, **kwargs)
 
 
 def rows(frame: pd.DataFrame, code: str, hazard: str) -> pd.DataFrame:
@@ -102,7 +125,7 @@ def grid_levels(tmp_path_factory):
 def test_columns_and_one_row_per_unit_hazard_window(grid_levels):
     obs = grid_levels
     assert list(obs.columns) == OBSERVED_COLUMNS
-    juris, table = load_jurisdiction("ejin-horo"), load_rule_table("national")
+    juris, table = load_jurisdiction(ANY_CELL), load_rule_table("national")
     assert len(obs) == 2 * len(juris.units) * len(list(table))
     assert sorted(obs.window_start_utc.unique()) == [DAY1, DAY2]
     assert (obs.window_end_utc - obs.window_start_utc == pd.Timedelta("24h")).all()
@@ -118,7 +141,7 @@ def test_exact_threshold_counts_and_onset(grid_levels):
     assert altan.observed_onset_utc == pd.Timestamp("2026-07-10T13:00")
     assert altan.observed_peak_value == 50.0 and altan.units == "mm"
     # One cell of the unit reaches it: the share of the unit's area in that cell.
-    weights = overlap_weights(load_jurisdiction("ejin-horo"), LAT, LON)
+    weights = overlap_weights(load_jurisdiction(ANY_CELL), LAT, LON)
     w = float(weights.sel(unit=ALTAN, lat=CELL[ALTAN][0], lon=CELL[ALTAN][1]))
     assert altan.observed_area_fraction == pytest.approx(w, abs=1e-4)
     jasag = one(grid_levels, JASAG, "rainstorm")
@@ -155,7 +178,7 @@ def test_same_rule_as_the_town_risk_table(tmp_path):
     ds.to_netcdf(tmp_path / "day.nc")
     obs = observed_levels(tmp_path / "day.nc")
     assert set(obs.window_start_utc) == {DAY1}
-    juris = load_jurisdiction("ejin-horo")
+    juris = load_jurisdiction(ANY_CELL)
     table = town_hazards(evaluate(ds, load_rule_table("national")), juris)
     merged = obs.merge(table, on=["town_code", "hazard"])
     assert len(merged) == len(obs)
@@ -171,6 +194,24 @@ def test_same_rule_as_the_town_risk_table(tmp_path):
     np.testing.assert_allclose(ev.observed_peak_value, ev.peak_value.astype(float))
     np.testing.assert_allclose(ev.observed_area_fraction, ev.area_fraction.astype(float))
     assert ev.observed_level.max() == 3
+
+
+def test_same_rule_as_the_town_risk_table_under_the_default_policy(tmp_path):
+    """The shipped policy (a tenth of the area at one time, or the seat or an exposure
+    point): the observed levels over one window are still exactly the town table's, because
+    both take the unit series from :func:`cityops.geo.risk.unit_level_series`."""
+    ds = make_scenario("july-rainstorm", observed=True).isel(time=slice(0, 23))
+    ds.to_netcdf(tmp_path / "obs.nc")
+    juris = load_jurisdiction("ejin-horo")
+    obs = _observed_levels(tmp_path / "obs.nc", jurisdiction=juris)
+    obs = obs[obs.window_start_utc == DAY1]
+    table = town_hazards(evaluate(ds, load_rule_table("national"), timezone=juris.timezone),
+                         juris)  # fmt: skip
+    merged = obs.merge(table, on=["town_code", "hazard"])
+    ev = merged[merged.evaluated_x & merged.evaluated_y]
+    assert len(ev) > 20
+    assert (ev.observed_level == ev.level).all()
+    assert ev.observed_level.max() >= 3
 
 
 def test_shorter_windows(tmp_path):

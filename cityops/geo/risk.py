@@ -28,7 +28,7 @@ from cityops.rules.engine import ConditionResult, HazardResult, LevelResult
 from cityops.rules.table import level_names
 from cityops.timeutil import iso_utc, parse_utc
 
-__all__ = ["COLUMNS", "RiskOptions", "tier_for_lead", "town_hazards"]
+__all__ = ["COLUMNS", "RiskOptions", "tier_for_lead", "town_hazards", "unit_level_series"]
 
 log = logging.getLogger("cityops")
 
@@ -116,6 +116,49 @@ def counting_cells(
 SEAT_DISC = "approximate: no polygon, assessed on a {km} km disc around the unit's seat"
 #: Note on the rows of a unit that has neither a polygon nor a seat.
 NO_LOCATION = "not assessed: the unit has no location (no polygon and no seat)"
+
+
+def _unit_cells(
+    weights: SparseWeights, jurisdiction: Jurisdiction
+) -> tuple[_UnitCells, list[str], np.ndarray]:
+    """The units with geometry as :class:`_UnitCells` under the jurisdiction's policy, their
+    codes, and which of ``weights``' units they are (bool)."""
+    policy = jurisdiction.policy
+    units = {u.code: u for u in jurisdiction.units}
+    unit_km2 = dict(zip(jurisdiction.codes, jurisdiction._unit_areas, strict=True))
+    keep = np.array([units[str(c)].has_geometry for c in weights.units], dtype=bool)
+    with_geom = weights.select(keep)
+    codes = list(with_geom.units)
+    areas = np.array([unit_km2[c] for c in codes], dtype=float)
+    points = _anchor_points(jurisdiction, policy)
+    anchors = [
+        with_geom.cells_at(*np.asarray(points[c], float).reshape(-1, 2).T)
+        if points.get(c)
+        else np.zeros(0, np.int64)
+        for c in codes
+    ]
+    return _UnitCells(with_geom, areas, policy, anchors), codes, keep
+
+
+def unit_level_series(
+    level: xr.DataArray, weights: xr.DataArray | SparseWeights, jurisdiction: Jurisdiction
+) -> tuple[np.ndarray, list[str]]:
+    """Each unit's level at each time under the jurisdiction's level policy, exactly as the
+    town risk table takes it (the review's observed levels use it too).
+
+    Returns
+    -------
+    (numpy.ndarray, list of str)
+        ``(unit, *other dims)`` float32 in the order of ``weights``' units (NaN for a unit
+        without geometry), and the names of the other dims.
+    """
+    if isinstance(weights, xr.DataArray):
+        weights = SparseWeights.from_dataarray(weights)
+    cells, _, keep = _unit_cells(weights, jurisdiction)
+    raw, other = cells.level_series(level)
+    out = np.full((len(keep), *raw.shape[1:]), np.nan, dtype=np.float32)
+    out[keep] = raw
+    return out, other
 
 
 def _anchor_points(jurisdiction: Jurisdiction, policy: LevelPolicy) -> dict[str, list]:
@@ -535,18 +578,7 @@ def town_hazards(
     unit_km2 = dict(zip(jurisdiction.codes, jurisdiction._unit_areas, strict=True))
     cells = codes = None
     if weights is not None and first is not None:
-        keep = np.array([units[str(c)].has_geometry for c in weights.units], dtype=bool)
-        with_geom = weights.select(keep)
-        codes = list(with_geom.units)
-        areas = np.array([unit_km2[c] for c in codes], dtype=float)
-        points = _anchor_points(jurisdiction, opts.policy)
-        anchors = [
-            with_geom.cells_at(*np.asarray(points[c], float).reshape(-1, 2).T)
-            if points.get(c)
-            else np.zeros(0, np.int64)
-            for c in codes
-        ]
-        cells = _UnitCells(with_geom, areas, opts.policy, anchors)
+        cells, codes, _ = _unit_cells(weights, jurisdiction)
     rows: list[dict] = []
     for res in result:
         ext_res = extreme.hazards.get(res.hazard) if extreme is not None else None
