@@ -73,5 +73,33 @@ test: lint unit nbval
 bench: $(STAMP) samples
 	$(BIN)/python benchmarks/run.py
 
+# Version floors: a separate venv with every direct dependency at the lowest version
+# pyproject.toml allows (uv --resolution lowest-direct; ci/lowest-constraints.txt holds back
+# transitive packages newer than those floors), then a smoke subset of the unit tests that
+# exercises numpy/pandas/xarray/dask/netCDF4/pint/metpy/scipy/scores/shapely/pyproj/matplotlib.
+# Needs no samples, kernel or browser. Rebuilt from scratch each run, so a stale venv cannot
+# keep newer versions. Deselected: tests of things outside the installed package that need
+# newer versions than the runtime floors (tests/test_drought.py uses Dataset.drop_attrs,
+# xarray > 2024.6; tools/build_approximate_units.py uses shapely.orient_polygons, shapely 2.1)
+# and one that needs the Jupyter kernel.
+LOWEST := .venv-lowest
+LOWEST_TESTS := tests/test_rules.py tests/test_ingest.py tests/test_risk.py tests/test_masks.py \
+  tests/test_exposure.py tests/test_unit_levels.py tests/test_review_verification.py \
+  tests/test_drought.py tests/test_trigger_semantics.py tests/test_jurisdiction.py \
+  tests/test_plots.py tests/test_cap.py tests/test_calendar.py tests/test_scenarios.py
+LOWEST_DESELECT := \
+  --deselect tests/test_drought.py::test_synthetic_history_is_deterministic \
+  --deselect tests/test_jurisdiction.py::test_build_script_is_reproducible \
+  --deselect tests/test_unit_levels.py::test_unit_without_any_location_never_reads_as_safe
+
+.PHONY: lowest
+lowest:
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q uv
+	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct \
+	  -c ci/lowest-constraints.txt -e ".[test]"
+	$(LOWEST)/bin/pytest -q -x -n 2 -p no:cacheprovider $(LOWEST_DESELECT) -k "not slow" $(LOWEST_TESTS)
+
 clean:
 	rm -rf out $(SAMPLES) .pytest_cache
