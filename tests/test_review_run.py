@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,24 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shifted(files):
-    return run_review(ReviewInputs(forecast=files["forecast"], observed=files["late_east"]))
+def any_cell(tmp_path_factory):
+    """Ejin Horo under the level policy ``any_cell``: the hand reasoning below follows the
+    storm's cells through each town (a town is in the storm when a cell of it is); the
+    default area-share policy is tested in tests/test_unit_levels.py and
+    tests/test_review_observations.py."""
+    dst = tmp_path_factory.mktemp("juris") / "ejin-horo"
+    shutil.copytree(ROOT / "data" / "jurisdictions" / "ejin-horo", dst)
+    (dst / "level_policy.yaml").write_text(
+        "rule: any_cell\nsource: tests - hand reasoning on the storm's cells\n", encoding="utf-8"
+    )
+    return str(dst)
+
+
+@pytest.fixture(scope="module")
+def shifted(files, any_cell):
+    return run_review(
+        ReviewInputs(forecast=files["forecast"], observed=files["late_east"], jurisdiction=any_cell)
+    )
 
 
 def _case(review, code, hazard="rainstorm", day="2026-07-10"):
@@ -99,13 +116,15 @@ def test_banner_scores_agree_with_the_hand_formulas(shifted):
     assert k["miss_rate"] == pytest.approx(1 - k["pod"])
 
 
-def test_signal_log_warns_later_and_lead_time_follows(files, tmp_path):
+def test_signal_log_warns_later_and_lead_time_follows(files, tmp_path, any_cell):
     log = tmp_path / "signals.csv"
     log.write_text(
         "town_code,hazard,level,issued_utc\n150627100,rainstorm,4,2026-07-10T14:30:00Z\n",
         encoding="utf-8",
     )
-    review = run_review(ReviewInputs(forecast=[str(log)], observed=files["late_east"]))
+    review = run_review(
+        ReviewInputs(forecast=[str(log)], observed=files["late_east"], jurisdiction=any_cell)
+    )
     case = _case(review, "150627100")
     # Observed red from 15:00 UTC; the red signal went out at 14:30 → 30 min ahead.
     assert case.outcome == "hit" and case.lead_time_min == 30
