@@ -116,12 +116,15 @@ def test_a_storm_on_a_sliver_of_a_town_does_not_warn_the_town(tmp_path):
     table = _assess(tmp_path, _rain(_edge_cell()))
     row = _row(table, NALIN)
     assert row.level == "0", row
+    # The Annex 3 flag (50 mm in 3 h on that cell) follows the same policy: no extreme
+    # weather for a town that is not warned.
+    assert row.extreme == "false"
     # any_cell, the cautious reading, stays available as jurisdiction data.
     juris = _copy_jurisdiction(
         tmp_path, {"rule": "any_cell", "source": "test: the cautious reading"}
     )
     row = _row(_assess(tmp_path, _rain(_edge_cell()), jurisdiction=juris, name="any"), NALIN)
-    assert row.level == "3"
+    assert row.level == "3" and row.extreme == "true"
     assert 0 < float(row.area_fraction) < 0.1
 
 
@@ -150,14 +153,25 @@ def test_a_storm_over_a_third_of_a_town_warns_it_and_says_the_share(tmp_path):
     assert abs(float(row.area_fraction) - cell_share) < 0.08, (row.area_fraction, cell_share)
 
 
-def test_policy_file_is_validated_by_name(tmp_path):
-    juris = _copy_jurisdiction(tmp_path, {"rule": "most_cells", "source": "x"})
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"rule": "most_cells", "source": "x"}, "'rule'"),
+        ({"min_area_share": 0, "source": "x"}, "'min_area_share'"),
+        ({"min_area_share": True, "source": "x"}, "'min_area_share'"),
+        ({"anchors": ["school"], "source": "x"}, "'anchors'"),
+        ({"rule": "any_cell"}, "'source'"),
+    ],
+)
+def test_policy_file_is_validated_by_name(tmp_path, policy, field):
+    juris = _copy_jurisdiction(tmp_path, policy)
     fc = tmp_path / "fc.nc"
     make_forecast({"precip": np.zeros(6)}, lat=LAT, lon=LON, issued=ISSUED).to_netcdf(fc)
     res = cityops("assess", fc, "--out", tmp_path / "o", "--jurisdiction", juris)
     assert res.returncode == 2
     line = res.stderr.strip().splitlines()
-    assert len(line) == 1 and "level_policy.yaml" in line[0] and "'rule'" in line[0], line
+    assert len(line) == 1 and "level_policy.yaml" in line[0] and field in line[0], line
+    assert not (tmp_path / "o").exists()
 
 
 # --------------------------------------------------------------------------------------------

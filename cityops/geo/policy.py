@@ -84,7 +84,7 @@ class LevelPolicy:
 
 def _number(value, where: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
     try:
-        x = float(value)
+        x = math.nan if isinstance(value, bool) else float(value)  # true is not 1.0
     except (TypeError, ValueError):
         x = math.nan
     ok = math.isfinite(x) and (x > lo if lo_open else x >= lo) and x <= hi

@@ -388,7 +388,8 @@ def _unit_rows(
     peaks = _peaks(res, level, keys, cells, opts, has_members, episode)
     extreme = np.zeros(len(codes), dtype=bool)
     if extreme_res is not None and extreme_res.evaluated:
-        raw, dims = cells.reduce(extreme_res.level, "max")
+        # The Annex 3 flag holds for a unit by the same policy as its level (not any cell).
+        raw, dims = cells.level_series(extreme_res.level)
         ext = np.fmax.reduce(_member_time(raw, dims), axis=2) >= 1
         extreme = ext.mean(axis=1) >= p if has_members else ext[:, 0]
     rows = []
