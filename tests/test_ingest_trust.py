@@ -325,6 +325,25 @@ def test_undeclared_9999_missing_code_is_refused(tmp_path, capsys):
     refused(path, tmp_path, capsys, "'precip'", "9999 mm over 1 h", "1 × 9999", "_FillValue")
 
 
+def test_undeclared_999_9_code_inside_the_bounds_is_refused(tmp_path, capsys):
+    """999.9 mm in one 6 h step is below the world-record bound for 6 h, but it is the
+    MICAPS missing code: refused by name, never read as a yellow rainstorm."""
+    times = ISSUED + pd.to_timedelta(np.arange(6, 49, 6), unit="h")
+    rain = np.zeros((times.size, LAT.size, LON.size))
+    rain[2, 2:5, 2:5] = 999.9
+    path = write_nc(grid_forecast({"precip": rain}, times=times), tmp_path / "rain_6h_999.nc")
+    refused(path, tmp_path, capsys, "'precip'", "9 × 999.9", "missing-value code", "_FillValue")
+
+
+def test_visibility_9999_m_is_a_reading_not_a_code(tmp_path, capsys):
+    """METAR reports 10 km or more as 9999 m (variables.yaml missing_code_is_value)."""
+    vis = np.full((24, LAT.size, LON.size), 9999.0)
+    path = write_nc(grid_forecast({"vis": vis}), tmp_path / "vis_9999.nc")
+    from cityops.cli import main
+
+    assert main(["-q", "assess", str(path), "--out", str(tmp_path / "o")]) == 0
+
+
 def test_undeclared_minus_9999_temperature_is_named(tmp_path, capsys):
     t2m = np.full((24, LAT.size, LON.size), 20.0)
     t2m[2, 1, 1] = -9999.0

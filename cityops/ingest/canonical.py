@@ -30,6 +30,7 @@ from cityops.errors import InputError
 from cityops.ingest.plausibility import (
     ValueSummary,
     check_bounds,
+    check_missing_codes,
     check_period_amounts,
     summarize,
 )
@@ -1047,6 +1048,7 @@ def inspect_values(
             summary.step_max, period_hours, name, source=source, label=label, times=times,
             raw_units=raw_units, summary=summary,
         )  # fmt: skip
+    check_missing_codes(summary, name, source=source, label=label)
     return None, describe_missing(summary, times, issued)
 
 

@@ -35,6 +35,7 @@ from cityops.resources import canonical_variables, load_yaml, package_data
 __all__ = [
     "ValueSummary",
     "check_bounds",
+    "check_missing_codes",
     "check_period_amounts",
     "max_for_period",
     "missing_codes",
@@ -215,4 +216,23 @@ def check_period_amounts(
             "records, valid_max_by_period in cityops/data/variables.yaml): physically "
             f"impossible, the file or its units are wrong{_units_hint(raw_units, spec['units'])}"
             + (_codes_hint(summary) if summary is not None else "")
+        )
+
+
+def check_missing_codes(summary: ValueSummary, name: str, *, source: str, label: str) -> None:
+    """Refuse an undeclared missing code that no bound caught (run after the bounds and the
+    per-period amounts, which name such codes with their own reason)."""
+    spec = canonical_variables()[name]
+    what = f"{label!r}" if label == name else f"{label!r} ({name})"
+    # An undeclared missing code inside the bounds (999.9 mm in a 6 h step is possible by
+    # the world records, but it is the MICAPS code) is refused too, never read as a value;
+    # a variable may list codes that are real readings for it (METAR visibility 9999 m).
+    legit = {float(c) for c in spec.get("missing_code_is_value", ())}
+    codes = {c: n for c, n in summary.codes.items() if c not in legit}
+    if codes:
+        found = ", ".join(f"{n} × {c:g}" for c, n in codes.items())
+        raise InputError(
+            f"{source}: variable {what} holds {found}: a missing-value code the file does not "
+            "declare; expected real values, with missing ones declared as _FillValue or "
+            "missing_value or left empty (missing_codes in cityops/data/variables.yaml)"
         )

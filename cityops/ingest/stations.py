@@ -35,6 +35,7 @@ from cityops.ingest import expand_paths, sniff_format
 from cityops.ingest.micaps import read_micaps1
 from cityops.ingest.plausibility import (
     check_bounds,
+    check_missing_codes,
     check_period_amounts,
     max_for_period,
     summarize,
@@ -115,6 +116,12 @@ def check_station_values(
                 da.values, np.asarray(period_h, dtype=float), name, source=where_period,
                 label=column, raw_units=raw_units, summary=summary,
             )  # fmt: skip
+        found = np.asarray(raw if raw is not None else values, dtype=float)
+        coded = np.zeros(found.shape, dtype=bool)
+        for code in summary.codes:
+            coded |= np.abs(found - code) <= 1e-6 * abs(code)
+        at = f"{path}: line {line_of(coded)}" if line_of is not None and coded.any() else where
+        check_missing_codes(summary, name, source=at, label=column)
     except InputError as err:
         raise InputError(f"{err}{hint}") from None
 
