@@ -261,6 +261,23 @@ def read_marker(folder: Path) -> dict | None:
     return None
 
 
+def _tree(folder: Path) -> list[str]:
+    """Every file and folder below ``folder``, as relative POSIX paths (links not followed)."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        out += [(rel / name).as_posix() for name in dirs + files]
+    return out
+
+
+def _record_files(stage: Path) -> None:
+    """List in the marker everything the run holds (what a later run may replace)."""
+    path = stage / MARKER
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["files"] = sorted(p for p in _tree(stage) if p != MARKER)
+    write_text(path, json.dumps(record, indent=1) + "\n")
+
+
 # --------------------------------------------------------------------------- output folders
 def _not_a_run(out: Path) -> InputError:
     return InputError(
@@ -293,6 +310,18 @@ def check_replaceable(out: Path, kind: str) -> None:
             f"{out}: is a cityops {marker.get('kind')} run; expected a new folder or an "
             f"earlier cityops {kind} run"
         )
+    written = marker.get("files")
+    if isinstance(written, list):
+        # Replace only what cityops wrote: a file someone added (minutes, notes), or a
+        # marker copied into a user's folder, stops the run instead of being deleted.
+        extra = sorted(set(_tree(out)) - set(written) - {MARKER})
+        if extra:
+            shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+            raise InputError(
+                f"{out}: is a cityops {kind} run but also holds what cityops did not write "
+                f"({shown}); expected an unchanged earlier run: move those out or choose "
+                "another --out"
+            )
 
 
 def _inputs(paths: Iterable[str | os.PathLike | None], *, existing: bool = True) -> list[Path]:
@@ -390,6 +419,7 @@ def publish_folder(
     """
     if not (stage / MARKER).exists():
         write_marker(stage, kind)
+    _record_files(stage)
     apply_umask(stage)
     checkpoint()
     check_replaceable(out, kind)
@@ -488,6 +518,8 @@ def _dead_here(holder: dict) -> bool:
 
 def _open_lock(lock_path: Path) -> int:
     try:
+        # --out a/b/run with a/b not there yet: made, as the run's stage would be.
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(lock_path, os.O_RDWR | os.O_CREAT, file_mode())
     except OSError as err:
         raise InputError(f"{lock_path}: cannot open the run lock ({err.strerror or err})") from None

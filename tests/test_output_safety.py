@@ -318,11 +318,41 @@ def test_empty_folder_then_rerun_over_the_earlier_run(rain, place):
     marker = json.loads((out / fsio.MARKER).read_text(encoding="utf-8"))
     assert marker["kind"] == "brief" and marker["cityops_version"]
     assert (out / GOOD / "briefing.html").exists()
-    (out / "stale.txt").write_text("left in the earlier run")
+    assert "files" in marker and f"{GOOD}/briefing.html" in marker["files"]
+    # A file someone put into the earlier run is not cityops': the rerun stops, keeps it.
+    (out / "minutes.txt").write_text("会议纪要", encoding="utf-8")
+    before = snapshot(out)
+    proc = brief(rain, out, cwd=place, stub=True)
+    one_error(
+        proc,
+        f"{out}: is a cityops brief run but also holds what cityops did not write "
+        "(minutes.txt); expected an unchanged earlier run: move those out or choose another "
+        "--out",
+    )
+    assert snapshot(out) == before
+    (out / "minutes.txt").unlink()
     proc = brief(rain, out, cwd=place, stub=True)
     assert proc.returncode == 0, proc.stderr
-    assert not (out / "stale.txt").exists()  # the earlier run was replaced whole
     assert hidden_leftovers(place) == [".run.lock"]
+
+
+def test_a_marker_copied_into_a_user_folder_does_not_open_it(rain, place):
+    """A run's marker copied into someone's folder lists the run's files, not theirs."""
+    run = place / "a-run"
+    assert assess(rain, run, cwd=place).returncode == 0
+    mine = place / "mine"
+    contents = user_folder(mine)
+    shutil.copy(run / fsio.MARKER, mine / fsio.MARKER)
+    proc = assess(rain, mine, cwd=place)
+    assert proc.returncode == 2 and "did not write" in proc.stderr, proc.stderr
+    assert {k: v for k, v in snapshot(mine).items() if k != fsio.MARKER} == contents
+
+
+def test_missing_parent_folders_are_made(rain, place):
+    out = place / "new" / "deeper" / "run"
+    proc = assess(rain, out, cwd=place)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "town_hazards.csv").exists()
 
 
 def test_a_run_of_an_older_cityops_without_marker_is_recognised_by_its_run_json(rain, place):
