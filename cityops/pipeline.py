@@ -185,7 +185,9 @@ def assess(
     series, joined = forecast, None
     if observed is not None:
         obs = open_observed(observed, bounds=juris.bounds, mapping=mapping)
-        joined = join_observed(forecast, obs, now=now_ts)
+        names = [Path(str(p)).name for p in (observed if isinstance(observed, (list, tuple))
+                                              else [observed])]  # fmt: skip
+        joined = join_observed(forecast, obs, now=now_ts, source=", ".join(names))
         series = joined.dataset
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     kwargs = {"timezone": timezone, "prior_daily_min": prior}

@@ -317,7 +317,8 @@ def join_observed(
     joined["source"].attrs = {"long_name": "provenance of each step (observed or forecast)"}
     joined.attrs = dict(forecast.attrs)
     joined.encoding = dict(forecast.encoding)
-    notes.insert(0, f"observed steps {iso_utc(obs_times[0])} to {iso_utc(cut)} ({source}) "
+    where = f" ({source})" if source else ""
+    notes.insert(0, f"observed steps {iso_utc(obs_times[0])} to {iso_utc(cut)}{where} "
                     "joined before the forecast: windows straddling the reference time count "
                     "both")  # fmt: skip
     if missing:
