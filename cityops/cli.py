@@ -247,6 +247,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="the brief output folder")
     p.add_argument("--by", required=True, help="name of the duty forecaster")
 
+    p = sub.add_parser(
+        "issue",
+        help="the duty forecaster issues, updates or lifts a signal from a run (kept in the ledger)",
+    )
+    p.add_argument("run", type=Path, help="a brief or assess output folder")
+    p.add_argument("--towns", required=True, help="units: codes, names or aliases, comma-separated")
+    p.add_argument("--hazard", required=True, help="hazard id, e.g. rainstorm")
+    p.add_argument("--by", required=True, help="name of the duty forecaster")
+    p.add_argument(
+        "--level", default=None, help="level to issue instead of the run's (1-4 or colour)"
+    )
+    p.add_argument("--lift", action="store_true", help="lift (解除) the signal in force")
+    p.add_argument("--at", default=None, help="issue time (ISO 8601; default now)")
+    p.add_argument("--note", default="", help="free text kept with the record")
+    p.add_argument("--ledger", default=None, help="task ledger (default CITYOPS_LEDGER or var/)")
+
+    p = sub.add_parser("signals", help="list the signals issued, updated and lifted (CSV)")
+    p.add_argument("--ledger", default=None, help="task ledger (default CITYOPS_LEDGER or var/)")
+
     from cityops.tasks_cli import add_tasks_parser
 
     add_tasks_parser(sub)
@@ -399,6 +418,36 @@ def _cmd_sign(args) -> int:
     return 0
 
 
+def _cmd_issue(args) -> int:
+    from cityops.issuing import issue_signals
+    from cityops.text import escape_control
+
+    records = issue_signals(
+        args.run, towns=args.towns, hazard=args.hazard, by=args.by, at=args.at,
+        level=args.level, lift=args.lift, ledger_path=args.ledger, note=args.note,
+    )  # fmt: skip
+    for r in records:
+        print(escape_control(
+            f"{r['action']} {r['identifier']}: {r['town_code']} {r['hazard']} level {r['level']} "
+            f"({r['status']}) issued {r['issued_utc']} by {r['issuer']}"
+            + (f", replaces {r['supersedes']}" if r["supersedes"] else "")
+        ))  # fmt: skip
+    return 0
+
+
+def _cmd_signals(args) -> int:
+    from cityops import ledger
+    from cityops.text import person_csv
+
+    conn = ledger.connect(ledger.default_ledger_path(args.ledger), create=False)
+    try:
+        frame = ledger.list_signals(conn)
+    finally:
+        conn.close()
+    sys.stdout.write(person_csv(frame))
+    return 0
+
+
 def _cmd_tasks(args) -> int:
     from cityops.tasks_cli import run_tasks
 
@@ -411,6 +460,8 @@ COMMANDS = {
     "brief": _cmd_brief,
     "tasks": _cmd_tasks,
     "sign": _cmd_sign,
+    "issue": _cmd_issue,
+    "signals": _cmd_signals,
     "review": _cmd_review,
 }
 

@@ -135,7 +135,7 @@ COMPLEX_CLOSURE_MONTHS = 1  # calendar month
 STALL = pd.Timedelta(days=14)  # calendar days
 ESCALATION_ACTOR = "cityops escalation"
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -193,6 +193,27 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             status TEXT NOT NULL
         )""",
         "CREATE INDEX cap_alerts_hazard ON cap_alerts (hazard, sent_utc)",
+    ),
+    # Signals actually issued by a duty forecaster (cityops issue): what the review counts.
+    2: (
+        """CREATE TABLE signals (
+            identifier TEXT PRIMARY KEY,
+            town_code TEXT NOT NULL,
+            hazard TEXT NOT NULL,
+            level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 4),
+            action TEXT NOT NULL CHECK (action IN ('issue', 'update', 'lift')),
+            valid_from_utc TEXT,
+            valid_to_utc TEXT,
+            issuer TEXT NOT NULL,
+            issued_utc TEXT NOT NULL,
+            recorded_utc TEXT NOT NULL,
+            run TEXT NOT NULL DEFAULT '',
+            run_issued_utc TEXT,
+            status TEXT NOT NULL CHECK (status IN ('Actual', 'Exercise')),
+            supersedes TEXT REFERENCES signals (identifier),
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX signals_unit ON signals (town_code, hazard, issued_utc)",
     ),
 }
 
@@ -962,3 +983,78 @@ def export_tasks(db, path, *, now=None) -> Path:
             cells = ["" if record[c] is None else record[c] for c in EXPORT_COLUMNS]
             writer.writerow([neutralise_cell(c) for c in cells])
     return target
+
+
+# --------------------------------------------------------------------------- issued signals
+#: Columns of :func:`list_signals`.
+SIGNAL_COLUMNS = (
+    "identifier", "town_code", "hazard", "level", "action", "valid_from_utc", "valid_to_utc",
+    "issuer", "issued_utc", "recorded_utc", "run", "run_issued_utc", "status", "supersedes",
+    "superseded_by", "note",
+)  # fmt: skip
+
+
+_SIGNAL_INSERT = (
+    "identifier", "town_code", "hazard", "level", "action", "valid_from_utc", "valid_to_utc",
+    "issuer", "issued_utc", "run", "run_issued_utc", "status", "supersedes", "note",
+    "recorded_utc",
+)  # fmt: skip
+
+
+def live_signal(db, town_code: str, hazard: str) -> dict | None:
+    """The signal in force for a unit and hazard (the latest issue or update not lifted or
+    superseded), or ``None``."""
+    with _open(db) as conn:
+        row = conn.execute(
+            "SELECT * FROM signals WHERE town_code = ? AND hazard = ? "
+            "ORDER BY issued_utc DESC, recorded_utc DESC LIMIT 1",
+            (town_code, hazard),
+        ).fetchone()
+    if row is None or row["action"] == "lift":
+        return None
+    return dict(row)
+
+
+def record_signals(db, signals: list[dict]) -> list[dict]:
+    """Record issued, updated or lifted signals in one transaction: all of them or none.
+
+    Each of ``signals`` holds the table's columns but ``recorded_utc``. Refused (nothing
+    written): an identifier already recorded, an issue time before the signal it replaces.
+    """
+    now = iso_utc(parse_utc("now"))
+    rows = [{**{k: s.get(k) for k in _SIGNAL_INSERT}, "recorded_utc": now} for s in signals]
+    with _open(db) as conn, _transaction(conn):
+        for row in rows:
+            ident = row["identifier"]
+            if conn.execute("SELECT 1 FROM signals WHERE identifier = ?", (ident,)).fetchone():
+                raise InputError(f"signal {ident}: already recorded in the ledger")
+            if row.get("supersedes"):
+                prev = conn.execute(
+                    "SELECT issued_utc FROM signals WHERE identifier = ?", (row["supersedes"],)
+                ).fetchone()
+                if prev is not None and parse_utc(prev["issued_utc"]) > parse_utc(
+                    row["issued_utc"]
+                ):
+                    raise InputError(
+                        f"signal {ident}: issued {row['issued_utc']}, before the signal it "
+                        f"replaces ({row['supersedes']}, issued {prev['issued_utc']})"
+                    )
+            conn.execute(
+                "INSERT INTO signals (identifier, town_code, hazard, level, action, "
+                "valid_from_utc, valid_to_utc, issuer, issued_utc, run, run_issued_utc, status, "
+                "supersedes, note, recorded_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                tuple(row[k] for k in _SIGNAL_INSERT),
+            )
+    return rows
+
+
+def list_signals(db) -> pd.DataFrame:
+    """Every recorded signal, in issue order, with ``superseded_by`` filled in."""
+    with _open(db) as conn:
+        rows = [dict(r) for r in conn.execute(
+            "SELECT * FROM signals ORDER BY issued_utc, recorded_utc")]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=[c for c in SIGNAL_COLUMNS if c != "superseded_by"])
+    later = {r["supersedes"]: r["identifier"] for r in rows if r.get("supersedes")}
+    frame["superseded_by"] = frame["identifier"].map(later).fillna("")
+    return frame[list(SIGNAL_COLUMNS)]

@@ -113,7 +113,10 @@ class Assessment:
                 }
                 ds[f"{res.hazard}_extreme"] = flag
         ds.attrs["jurisdiction"] = self.jurisdiction.name
+        ds.attrs["jurisdiction_path"] = str(self.jurisdiction.path)
         ds.attrs["forecast_sources"] = ", ".join(self.sources)
+        # Drill inputs: a signal issued from this run is an Exercise (cityops issue).
+        ds.attrs["cityops_exercise"] = "true" if self.is_exercise else "false"
         return ds
 
 

@@ -70,11 +70,14 @@ def test_schema_pragmas_and_default_path(tmp_path, monkeypatch):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            == ledger.SCHEMA_VERSION
+        )
     finally:
         conn.close()
     ledger.connect().close()  # reopening does not migrate twice
-    assert _count(tmp_path / "x" / "l.sqlite", "schema_version") == 1
+    assert _count(tmp_path / "x" / "l.sqlite", "schema_version") == ledger.SCHEMA_VERSION
 
 
 def test_merge_twice_no_duplicates_and_task_id(db):

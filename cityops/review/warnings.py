@@ -72,7 +72,7 @@ WARNING_COLUMNS = [
     "reference",
 ]
 #: Kinds of source a warning row can come from.
-SOURCE_KINDS = ("forecast", "run", "cap", "log")
+SOURCE_KINDS = ("forecast", "run", "cap", "log", "ledger")
 
 #: Columns a CSV log must have, and those it may have.
 LOG_REQUIRED = ("town_code", "hazard", "level", "issued_utc")
@@ -606,6 +606,73 @@ def warnings_from_log(path: str | Path) -> pd.DataFrame:
     return _resolve(messages)
 
 
+# --------------------------------------------------------------------------- the ledger
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _given(value) -> bool:
+    """A stored time that is there (SQL NULL arrives as None or NaN)."""
+    return isinstance(value, str) and bool(value.strip())
+
+
+def warnings_from_ledger(path: str | Path) -> pd.DataFrame:
+    """Warnings from the signals a duty forecaster issued (``cityops issue``), kept in the task
+    ledger: lead times then count from the issue time, not from the model run.
+
+    Each issue or update is a message at its issue time with its level for the unit and
+    hazard, valid from ``valid_from_utc`` (the onset) to ``valid_to_utc``; an update to a lower
+    level ends the earlier signal, a lift (level 0) ends it. ``source="ledger"``,
+    ``reference`` the signal's identifier.
+    """
+    from cityops import ledger
+
+    path = Path(path)
+    conn = ledger.connect(path, create=False)
+    try:
+        signals = ledger.list_signals(conn)
+    finally:
+        conn.close()
+    messages = []
+    for rec in signals.to_dict("records"):
+        sent = parse_utc(rec["issued_utc"])
+        key = (str(rec["hazard"]), str(rec["town_code"]))
+        level = int(rec["level"])
+        rows = []
+        if level >= 1:
+            start = parse_utc(rec["valid_from_utc"]) if _given(rec["valid_from_utc"]) else sent
+            rows.append(
+                {
+                    "town_code": key[1],
+                    "hazard": key[0],
+                    "level": level,
+                    "issued_utc": sent,
+                    "onset_utc": start,
+                    "expires_utc": (
+                        parse_utc(rec["valid_to_utc"]) if _given(rec["valid_to_utc"]) else pd.NaT
+                    ),
+                    "area_fraction": np.nan,
+                    "source": "ledger",
+                    "reference": str(rec["identifier"]),
+                }
+            )
+        messages.append(
+            _Message(
+                str(rec["identifier"]),
+                sent,
+                frozenset([key[0]]),
+                {key: level},
+                complete=False,
+                rows=rows,
+            )
+        )
+    return _resolve(messages) if messages else empty_warnings()
+
+
 # --------------------------------------------------------------------------- CAP
 def _cap_files(path: Path) -> list[Path]:
     if path.is_dir():
@@ -809,6 +876,8 @@ def source_kind(path: str | Path) -> str:
             f"{path}: is a folder but neither a brief run, an archive of runs nor a CAP folder"
         )
     suffix = path.suffix.lower()
+    if suffix in (".sqlite", ".sqlite3", ".db") or _is_sqlite(path):
+        return "ledger"
     if suffix == ".xml":
         return "cap"
     if suffix == ".csv":
@@ -856,6 +925,8 @@ def load_warnings(
         frames.append(warnings_from_cap(kinds["cap"]))
     for path in kinds["log"]:
         frames.append(warnings_from_log(path))
+    for path in kinds["ledger"]:
+        frames.append(warnings_from_ledger(path))
     if kinds["forecast"]:
         frames.append(
             warnings_from_forecasts(
