@@ -123,8 +123,17 @@ def title_html(assessment, code: str, *, lang: str = "zh") -> str:
     juris = assessment.jurisdiction
     name = _unit_name(assessment, code, lang)
     sub = juris.name_zh if lang == "zh" else juris.name_en
+    # A drill shows as a drill at the top of every page people forward, not only at the end.
+    banner = (
+        "<div style='background:#5b2c83;color:#fff;font-weight:bold;padding:6px 10px;"
+        f"margin-bottom:6px'>{html.escape(t('exercise_banner', lang))}</div>"
+        if assessment.is_exercise
+        else ""
+    )
+    tag = t("exercise_tag", lang) if assessment.is_exercise else ""
     return (
-        f"<h1 style='margin-bottom:2px'>{html.escape(t('briefing_title', lang, unit=name))}</h1>"
+        f"{banner}<h1 style='margin-bottom:2px'>"
+        f"{html.escape(tag + t('briefing_title', lang, unit=name))}</h1>"
         f"<div style='color:#555'>{html.escape(sub)}</div>"
     )
 

@@ -85,6 +85,8 @@ def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") 
             if assessment.forecast.attrs.get("cityops_scenario")
             else ""
         ),
+        exercise_banner=t("exercise_banner", lang) if assessment.is_exercise else "",
+        exercise_tag=t("exercise_tag", lang) if assessment.is_exercise else "",
         overview_label=t("overview", lang),
         overview_png=base64.b64encode(png).decode("ascii"),
         grid_png=base64.b64encode(grid_png).decode("ascii"),

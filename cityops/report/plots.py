@@ -480,8 +480,12 @@ def headline_card(assessment, code: str, headline: str, *, lang: str = "zh") -> 
     fig = level_map(assessment, highlight=code, zoom=code, lang=lang, figsize=(6.4, 6.0))
     # The headline is data: "$" is escaped. Lines are broken here by display width
     # (matplotlib's wrap only breaks at spaces, so a Chinese sentence ran off the image).
+    tag = t("exercise_tag", lang) if getattr(assessment, "is_exercise", False) else ""
     fig.suptitle(
-        "\n".join(_wrap_display(headline.replace("$", r"\$"), 44)), fontsize=12, wrap=False
+        "\n".join(_wrap_display(tag + headline.replace("$", r"\$"), 44)),
+        fontsize=12,
+        wrap=False,
+        color="#5b2c83" if tag else "black",
     )
     return fig
 
