@@ -58,6 +58,9 @@ def test_fixture_outputs_name_the_expected_level():
     assert "阿勒腾席热镇：07月10日19时起可能出现雷电、冰雹、暴雨红色预警信号标准天气" in shown(
         "july-rainstorm"
     )
-    assert "苏布尔嘎镇：01月21日11时起可能出现道路结冰、暴雪红色预警信号标准天气" in shown(
+    # Blizzard is orange at 苏布尔嘎镇, as the scenario describes it ("苏布尔嘎镇等地10毫米以上
+    # （橙色）"); red snow touched only the edge of the town, which the default level policy
+    # (a tenth of the area at one time) no longer counts.
+    assert "苏布尔嘎镇：01月21日12时起可能出现道路结冰红色预警信号标准天气" in shown(
         "january-blizzard"
     )
