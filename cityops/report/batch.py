@@ -205,6 +205,20 @@ _READER_CSS = """
 """
 
 
+def _first_heading(nb) -> str:
+    """Text of the first ``<h1>`` an output of the notebook shows ('' when none)."""
+    import html
+    import re
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            found = re.search(r"<h1[^>]*>(.*?)</h1>", out.get("data", {}).get("text/html", ""),
+                              re.S)  # fmt: skip
+            if found:
+                return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip()
+    return ""
+
+
 def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     import nbformat
     from nbconvert import HTMLExporter
@@ -213,7 +227,11 @@ def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    # The page title is the report's own first heading (with its 【演练】 tag in a drill), not
+    # nbconvert's "Notebook": it is what a phone shows in the tab and in a forwarded link.
+    resources = {"metadata": {"name": _first_heading(nb) or notebook.stem}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     if lang == "zh":
         body = body.replace('<html lang="en">', '<html lang="zh-CN">', 1)
     body = body.replace(
