@@ -427,7 +427,9 @@ def test_lead_time_across_midnight_is_a_duration():
     assert a["lead_target"] == "alert" and bool(a["lead_met"]) is True
 
 
-def test_negative_lead_time_is_kept_and_flagged():
+def test_a_warning_after_the_onset_is_late_not_a_hit():
+    """Issued at 14:00 for weather that began at 13:20: nobody was warned of it. The case is a
+    miss (no negative-lead hit), the late warning is kept and named."""
     warn = issued(
         [
             {
@@ -442,11 +444,29 @@ def test_negative_lead_time_is_kept_and_flagged():
         [{"town_code": A_ZHEN, "observed_level": 2, "observed_onset_utc": T("2026-07-10T13:20")}]
     )
     case = verify(warn, obs).iloc[0]
-    assert case["outcome"] == "hit"
-    assert case["lead_time_min"] == -40.0
-    assert bool(case["lead_met"]) is False
-    assert "warned 40 min after the observed onset" in case["note"]
-    assert scores_table(verify(warn, obs)).iloc[0]["warned_after_onset"] == 1
+    assert case["outcome"] == "miss" and case["warned_level"] == 0
+    assert pd.isna(case["lead_time_min"])
+    assert case["late_warning_utc"] == T("2026-07-10T14:00")
+    assert "issued 40 min after the observed onset counts as late" in case["note"]
+    row = scores_table(verify(warn, obs)).iloc[0]
+    assert row["warned_after_onset"] == 1 and row["hits"] == 0 and row["misses"] == 1
+
+
+def test_a_timely_warning_stays_a_hit_when_a_late_one_follows():
+    warn = issued(
+        [
+            {"town_code": A_ZHEN, "level": 2, "issued_utc": T("2026-07-10T11:00"),
+             "onset_utc": T("2026-07-10T13:00")},
+            {"town_code": A_ZHEN, "level": 3, "issued_utc": T("2026-07-10T14:00"),
+             "onset_utc": T("2026-07-10T14:00")},
+        ]
+    )  # fmt: skip
+    obs = observed(
+        [{"town_code": A_ZHEN, "observed_level": 2, "observed_onset_utc": T("2026-07-10T13:20")}]
+    )
+    case = verify(warn, obs).iloc[0]
+    assert case["outcome"] == "hit" and case["lead_time_min"] == 140.0
+    assert case["warned_level"] == 2  # the orange after the onset warned nobody in advance
 
 
 def test_lead_targets_by_hazard_and_jurisdiction():

@@ -69,6 +69,7 @@ EXTRA_COLUMNS = [
     "note",
     "town_name",
     "lead_target_min",
+    "late_warning_utc",
 ]
 OUTCOMES = ("hit", "miss", "false_alarm", "correct_negative")
 _WARNED = ("hit", "false_alarm")
@@ -125,7 +126,7 @@ KPI_DESCRIPTIONS = {
     "false_alarm_ratio_zh": "空报率 FA/(H+FA): the same as FAR (the false-alarm ratio, not POFD)",
     "median_lead_time_min": "median lead time of hits, minutes 预警提前量中位数",
     "lead_met_fraction": "share of cases with a lead time that met their target",
-    "warned_after_onset": "cases first warned after the observed onset (negative lead time)",
+    "warned_after_onset": "misses warned only after the observed onset (late warnings: not hits)",
 }
 
 _MINUTE = pd.Timedelta(minutes=1)
@@ -443,6 +444,13 @@ def verify(
     n = len(obs)
 
     pairs = _belonging(obs, w)
+    # A warning issued after the observed onset did not warn anybody of it: it is late, not
+    # a hit with a negative lead (the case counts as a miss unless an earlier one warned).
+    onset_of = pairs["_case"].map(obs["observed_onset_utc"])
+    late_mask = (pairs["issued_utc"] > onset_of).fillna(False).to_numpy(bool)
+    late_first = pairs[late_mask].groupby("_case")["issued_utc"].min()
+    late_warning = late_first.reindex(range(n)).astype("datetime64[ns]")
+    pairs = pairs[~late_mask]
     warned = pairs.groupby("_case")["level"].max()
     warned_level = warned.reindex(range(n), fill_value=0).astype("int64")
 
@@ -500,8 +508,12 @@ def verify(
                 )
             if ol >= 1 and pd.isna(obs["observed_onset_utc"].iat[i]):
                 parts.append("observed onset unknown: no lead time")
-            if not math.isnan(lead.iat[i]) and lead.iat[i] < 0:
-                parts.append(f"warned {-lead.iat[i]:.0f} min after the observed onset")
+            if pd.notna(late_warning.iat[i]) and pd.notna(obs["observed_onset_utc"].iat[i]):
+                after = (late_warning.iat[i] - obs["observed_onset_utc"].iat[i]) / _MINUTE
+                parts.append(
+                    f"a warning issued {after:.0f} min after the observed onset counts as late, "
+                    "not as a warning"
+                )
         notes.append("; ".join(parts))
 
     out = pd.DataFrame(
@@ -526,6 +538,7 @@ def verify(
             "note": notes,
             "town_name": obs["town_name"],
             "lead_target_min": target_min,
+            "late_warning_utc": late_warning,
         }
     )
     return out[CASE_COLUMNS + EXTRA_COLUMNS]
@@ -590,8 +603,9 @@ def _group_scores(cases: pd.DataFrame) -> dict:
         ev["lead_met"].dropna().astype(bool) if "lead_met" in ev.columns else pd.Series(dtype=bool)
     )
     out["lead_met_fraction"] = float(met.mean()) if len(met) else np.nan
-    all_leads = pd.to_numeric(ev["lead_time_min"], errors="coerce")
-    out["warned_after_onset"] = int((all_leads < 0).sum())
+    late = ev["late_warning_utc"] if "late_warning_utc" in ev else pd.Series(dtype=object)
+    # Occurred cases whose only warning at the level came after the onset (counted as misses).
+    out["warned_after_onset"] = int((pd.notna(late) & (ev["outcome"] == "miss")).sum())
     return out
 
 
