@@ -617,9 +617,11 @@ def test_newer_schema_ledger_refused_naming_both_versions(ledger):
         conn.execute("INSERT INTO schema_version (version, applied_utc) VALUES (9, 'later')")
     res = cityops("tasks", "--ledger", ledger, "list")
     line = assert_error(res, 2)
+    from cityops.ledger import SCHEMA_VERSION as known
+
     assert line == (
         f"cityops: error: ledger {ledger}: schema version 9 is newer than this cityops knows "
-        "(1); expected version <= 1: upgrade cityops"
+        f"({known}); expected version <= {known}: upgrade cityops"
     )
 
 
