@@ -30,6 +30,7 @@ import pandas as pd
 from cityops import fsio, ledger
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import load_jurisdiction
+from cityops.rules.table import parse_level
 from cityops.text import check_name
 from cityops.timeutil import iso_utc, parse_utc
 
@@ -37,15 +38,10 @@ __all__ = ["FUTURE_SLACK", "issue_signals"]
 
 #: How far ahead of the clock an issue time may be (clock skew between machines).
 FUTURE_SLACK = pd.Timedelta("5min")
-_LEVEL_WORDS = {"blue": 1, "yellow": 2, "orange": 3, "red": 4,
-                "蓝色": 1, "黄色": 2, "橙色": 3, "红色": 4}  # fmt: skip
 
 
 def _level(value) -> int:
-    text = str(value).strip().lower()
-    level = _LEVEL_WORDS.get(text)
-    if level is None and text.isdigit():
-        level = int(text)
+    level = parse_level(value)
     if level not in (1, 2, 3, 4):
         raise InputError(f"--level {value!r}: expected 1-4 or blue/yellow/orange/red")
     return level

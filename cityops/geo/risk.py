@@ -28,7 +28,14 @@ from cityops.rules.engine import ConditionResult, HazardResult, LevelResult
 from cityops.rules.table import level_names
 from cityops.timeutil import iso_utc, parse_utc
 
-__all__ = ["COLUMNS", "RiskOptions", "tier_for_lead", "town_hazards", "unit_level_series"]
+__all__ = [
+    "COLUMNS",
+    "RiskOptions",
+    "UnitLevelRule",
+    "tier_for_lead",
+    "town_hazards",
+    "unit_level_series",
+]
 
 log = logging.getLogger("cityops")
 
@@ -140,25 +147,32 @@ def _unit_cells(
     return _UnitCells(with_geom, areas, policy, anchors), codes, keep
 
 
+class UnitLevelRule:
+    """The jurisdiction's level policy on one grid, built once (counting cells, area weights,
+    anchor cells): :meth:`series` then takes each unit's level series from any level field on
+    that grid, exactly as the town risk table takes it (the review's observed levels use it).
+    """
+
+    def __init__(self, weights: xr.DataArray | SparseWeights, jurisdiction: Jurisdiction):
+        if isinstance(weights, xr.DataArray):
+            weights = SparseWeights.from_dataarray(weights)
+        self.cells, _, self.keep = _unit_cells(weights, jurisdiction)
+
+    def series(self, level: xr.DataArray) -> tuple[np.ndarray, list[str]]:
+        """``(unit, *other dims)`` float32 in the order of the weights' units (NaN for a unit
+        without geometry), and the names of the other dims."""
+        raw, other = self.cells.level_series(level)
+        out = np.full((len(self.keep), *raw.shape[1:]), np.nan, dtype=np.float32)
+        out[self.keep] = raw
+        return out, other
+
+
 def unit_level_series(
     level: xr.DataArray, weights: xr.DataArray | SparseWeights, jurisdiction: Jurisdiction
 ) -> tuple[np.ndarray, list[str]]:
-    """Each unit's level at each time under the jurisdiction's level policy, exactly as the
-    town risk table takes it (the review's observed levels use it too).
-
-    Returns
-    -------
-    (numpy.ndarray, list of str)
-        ``(unit, *other dims)`` float32 in the order of ``weights``' units (NaN for a unit
-        without geometry), and the names of the other dims.
-    """
-    if isinstance(weights, xr.DataArray):
-        weights = SparseWeights.from_dataarray(weights)
-    cells, _, keep = _unit_cells(weights, jurisdiction)
-    raw, other = cells.level_series(level)
-    out = np.full((len(keep), *raw.shape[1:]), np.nan, dtype=np.float32)
-    out[keep] = raw
-    return out, other
+    """Each unit's level at each time under the jurisdiction's level policy (one field; for
+    several fields on one grid build a :class:`UnitLevelRule` once)."""
+    return UnitLevelRule(weights, jurisdiction).series(level)
 
 
 def _anchor_points(jurisdiction: Jurisdiction, policy: LevelPolicy) -> dict[str, list]:

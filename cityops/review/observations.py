@@ -37,7 +37,7 @@ Station conventions (``cityops/data/observations.yaml``):
 
 Gridded conventions: a unit's level is its highest level at any valid time of the window,
 each time's level taken exactly as in the town risk table, under the jurisdiction's level
-policy (:func:`cityops.geo.risk.unit_level_series`: by default a tenth of the unit's area at
+policy (:class:`cityops.geo.risk.UnitLevelRule`: by default a tenth of the unit's area at
 one time, or its seat or an exposure point; ``level_policy.yaml``); ``observed_area_fraction`` is the area-weighted share of the unit whose cells reach the
 level at some valid time of the window (as ``area_fraction`` in ``town_hazards.csv``).
 
@@ -62,7 +62,7 @@ import xarray as xr
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, Unit, load_jurisdiction
 from cityops.geo.masks import cell_area_km2, overlap_weights
-from cityops.geo.risk import counting_cells, unit_level_series
+from cityops.geo.risk import UnitLevelRule, counting_cells
 from cityops.ingest import expand_paths, open_forecast
 from cityops.ingest.stations import (
     STATION_COLUMNS,
@@ -146,7 +146,7 @@ class _Part:
     result: HazardResult
     touch: xr.DataArray  # (unit, <space dims>) bool
     weights: xr.DataArray | None = None  # area weights (unit, <space dims>): grids only
-    jurisdiction: Jurisdiction | None = None  # grids: its level policy gives the unit level
+    unit_rule: UnitLevelRule | None = None  # grids: the town table's level policy
 
     def __post_init__(self) -> None:
         res = self.result
@@ -155,9 +155,9 @@ class _Part:
         cells = [np.flatnonzero(row) for row in flat.reshape(flat.shape[0], -1)]
         self.times = pd.DatetimeIndex(res.level["time"].values)
         self.members = np.array([c.size > 0 for c in cells])
-        if self.weights is not None and self.jurisdiction is not None:
+        if self.unit_rule is not None:
             # The town risk table's own rule (jurisdiction level policy), not a copy of it.
-            series, other = unit_level_series(res.level, self.weights, self.jurisdiction)
+            series, other = self.unit_rule.series(res.level)
             self.level = np.asarray(series, dtype=float).reshape(len(cells), -1)
             if other != ["time"]:
                 raise InputError(f"observed levels: unexpected dims {other}; expected time")
@@ -325,12 +325,13 @@ def _grid_inputs(files: list[Path], table: RuleTable, juris: Jurisdiction, mappi
     weights = overlap_weights(juris, ds["lat"], ds["lon"])
     areas = {str(c): juris.area_km2(str(c)) for c in weights["unit"].values}
     touch = counting_cells(weights, areas, min_cell_overlap=juris.policy.min_cell_overlap)
+    rule = UnitLevelRule(weights, juris)  # built once for every hazard
     unit_notes: dict[str, list[str]] = {u.code: [] for u in juris.units}
     for code, note in _coarse_grid_notes(weights, juris).items():
         unit_notes[code].append(note)
     names = ", ".join(f.name for f in files)
     return _Inputs(
-        parts={r.hazard: [_Part(r, touch, weights, juris)] for r in result if r.evaluated},
+        parts={r.hazard: [_Part(r, touch, weights, rule)] for r in result if r.evaluated},
         reasons={r.hazard: list(r.notes) for r in result if not r.evaluated},
         times=pd.DatetimeIndex(ds["time"].values),
         step_starts=pd.DatetimeIndex(ds["step_start"].values)

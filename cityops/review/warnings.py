@@ -42,6 +42,8 @@ import pandas as pd
 from cityops.errors import InputError
 from cityops.resources import load_yaml, package_data
 from cityops.rules.table import level_names
+from cityops.rules.table import level_words as _level_words
+from cityops.rules.table import parse_level as _parse_level
 from cityops.timeutil import parse_utc
 
 __all__ = [
@@ -129,26 +131,6 @@ def known_hazards() -> frozenset[str]:
         data = load_yaml(package_data("rules", "tables", f"{name}.yaml"))
         out.update(data.get("hazards", {}))
     return frozenset(out)
-
-
-@cache
-def _level_words() -> dict[str, int]:
-    """Words naming a level: 1, blue, Blue, 蓝色, 蓝色预警 … → 1."""
-    words: dict[str, int] = {}
-    for level, row in level_names().items():
-        for key in ("name", "name_en", "name_zh"):
-            if row.get(key):
-                words[str(row[key]).lower()] = int(level)
-        words[str(level)] = int(level)
-    return words
-
-
-def _parse_level(value) -> int | None:
-    """A level from an integer or a level name; None when it is not one."""
-    text = str(value).strip().lower().removesuffix("预警").removesuffix("warning").strip()
-    if re.fullmatch(r"[0-4](\.0*)?", text):
-        return int(float(text))
-    return _level_words().get(text)
 
 
 def _time_or_nat(value, *, what: str) -> pd.Timestamp:

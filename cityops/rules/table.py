@@ -8,6 +8,7 @@ values are reduced over time, the comparison and the threshold with its units.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -289,6 +290,27 @@ def level_names() -> dict[int, dict[str, str]]:
     """Level number to its names and colour (``cityops/data/levels.yaml``)."""
     data = load_yaml(package_data("data", "levels.yaml"))
     return {int(row["level"]): row for row in data["levels"]}
+
+
+@cache
+def level_words() -> dict[str, int]:
+    """Words naming a level: 1, blue, Blue, 蓝色 … → 1 (from ``levels.yaml``)."""
+    words: dict[str, int] = {}
+    for level, row in level_names().items():
+        for key in ("name", "name_en", "name_zh"):
+            if row.get(key):
+                words[str(row[key]).lower()] = int(level)
+        words[str(level)] = int(level)
+    return words
+
+
+def parse_level(value) -> int | None:
+    """A level 0-4 from an integer or a level name (``红色``, ``red``, ``红色预警``); None when
+    it is not one. The one reader of levels people type (signal logs, CAP, ``--level``)."""
+    text = str(value).strip().lower().removesuffix("预警").removesuffix("warning").strip()
+    if re.fullmatch(r"[0-4](\.0*)?", text):
+        return int(float(text))
+    return level_words().get(text)
 
 
 def _fail(path: Path, where: str, message: str) -> DataFileError:
