@@ -243,9 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
     _lock_timeout(p)
 
-    p = sub.add_parser("sign", help="a duty forecaster signs a briefing run: CAP Draft -> Actual")
+    p = sub.add_parser(
+        "sign", help="the duty forecaster issues everything a run proposes now (cityops issue)"
+    )
     p.add_argument("run", type=Path, help="the brief output folder")
     p.add_argument("--by", required=True, help="name of the duty forecaster")
+    p.add_argument("--at", default=None, help="issue time (ISO 8601; default now)")
+    p.add_argument("--ledger", default=None, help="task ledger (default CITYOPS_LEDGER or var/)")
+    p.add_argument("--lang", default="zh", choices=["zh", "en", "both"], help="texts and card")
 
     p = sub.add_parser(
         "issue",
@@ -262,9 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", default=None, help="issue time (ISO 8601; default now)")
     p.add_argument("--note", default="", help="free text kept with the record")
     p.add_argument("--ledger", default=None, help="task ledger (default CITYOPS_LEDGER or var/)")
+    p.add_argument(
+        "--out", type=Path, default=None,
+        help="folder of the act's pack (default <ledger folder>/issued/<message identifier>)",
+    )  # fmt: skip
+    p.add_argument("--lang", default="zh", choices=["zh", "en", "both"], help="texts and card")
 
-    p = sub.add_parser("signals", help="list the signals issued, updated and lifted (CSV)")
+    p = sub.add_parser(
+        "signals",
+        help="list the signals issued, updated and lifted (CSV); record acknowledgements",
+    )
     p.add_argument("--ledger", default=None, help="task ledger (default CITYOPS_LEDGER or var/)")
+    p.add_argument("--ack", default=None, metavar="MESSAGE",
+                   help="record that a recipient acknowledged this message (identifier)")  # fmt: skip
+    p.add_argument("--recipient", default=None, help="with --ack: the recipient (role or name)")
+    p.add_argument("--by", default=None, help="with --ack: who reports the acknowledgement")
+    p.add_argument("--at", default=None, help="with --ack: when (ISO 8601; default now)")
+    p.add_argument("--acks", action="store_true", help="list the acknowledgements (CSV)")
 
     from cityops.tasks_cli import add_tasks_parser
 
@@ -407,31 +426,37 @@ def _cmd_review(args) -> int:
     return 0
 
 
-def _cmd_sign(args) -> int:
-    from cityops.report.cap import sign_cap_folder
-
-    folder = args.run / "cap"
-    if not folder.is_dir():
-        raise InputError(f"{args.run}: no cap/ folder; expected a cityops brief output folder")
-    for path in sign_cap_folder(folder, by=args.by):
-        print(path)
-    return 0
-
-
-def _cmd_issue(args) -> int:
-    from cityops.issuing import issue_signals
+def _print_acts(records: list[dict]) -> None:
     from cityops.text import escape_control
 
-    records = issue_signals(
-        args.run, towns=args.towns, hazard=args.hazard, by=args.by, at=args.at,
-        level=args.level, lift=args.lift, ledger_path=args.ledger, note=args.note,
-    )  # fmt: skip
     for r in records:
         print(escape_control(
             f"{r['action']} {r['identifier']}: {r['town_code']} {r['hazard']} level {r['level']} "
             f"({r['status']}) issued {r['issued_utc']} by {r['issuer']}"
             + (f", replaces {r['supersedes']}" if r["supersedes"] else "")
+            + f"; message {r['cap_identifier']} in {r['pack']}"
         ))  # fmt: skip
+
+
+def _cmd_sign(args) -> int:
+    from cityops.issuing import sign_run
+
+    records = sign_run(args.run, by=args.by, at=args.at, ledger_path=args.ledger, lang=args.lang)
+    if not records:
+        print(f"{args.run}: nothing to issue (no proposal, or every signal in force already)")
+    _print_acts(records)
+    return 0
+
+
+def _cmd_issue(args) -> int:
+    from cityops.issuing import issue_signals
+
+    records = issue_signals(
+        args.run, towns=args.towns, hazard=args.hazard, by=args.by, at=args.at,
+        level=args.level, lift=args.lift, ledger_path=args.ledger, note=args.note,
+        out=args.out, lang=args.lang,
+    )  # fmt: skip
+    _print_acts(records)
     return 0
 
 
@@ -439,9 +464,20 @@ def _cmd_signals(args) -> int:
     from cityops import ledger
     from cityops.text import person_csv
 
+    if args.ack is None and (args.recipient or args.by or args.at):
+        raise InputError("--recipient, --by and --at go with --ack MESSAGE")
     conn = ledger.connect(ledger.default_ledger_path(args.ledger), create=False)
     try:
-        frame = ledger.list_signals(conn)
+        if args.ack is not None:
+            from cityops.text import check_name
+
+            recipient = check_name(str(args.recipient or "").strip(), what="--recipient")
+            by = check_name(str(args.by or "").strip(), what="--by")
+            if not recipient or not by:
+                raise InputError("--ack: give --recipient and --by")
+            ledger.record_ack(conn, args.ack, recipient, by=by, at=args.at or "now")
+            return 0
+        frame = ledger.list_acks(conn) if args.acks else ledger.list_signals(conn)
     finally:
         conn.close()
     sys.stdout.write(person_csv(frame))

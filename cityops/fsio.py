@@ -61,7 +61,7 @@ log = logging.getLogger("cityops")
 #: The marker cityops writes into every output folder it publishes.
 MARKER = ".cityops-run.json"
 #: The kinds of output folder (the command that wrote it).
-KINDS = ("brief", "review", "assess")
+KINDS = ("brief", "review", "assess", "signal")
 #: Environment variable: seconds to wait for the run lock (default :data:`LOCK_TIMEOUT_S`).
 LOCK_TIMEOUT_ENV = "CITYOPS_LOCK_TIMEOUT"
 #: Default time limit for waiting on the run lock: longer than a normal batch, shorter than

@@ -34,7 +34,7 @@ from cityops.rules.table import parse_level
 from cityops.text import check_name
 from cityops.timeutil import iso_utc, parse_utc
 
-__all__ = ["FUTURE_SLACK", "issue_signals"]
+__all__ = ["FUTURE_SLACK", "issue_signals", "sign_run"]
 
 #: How far ahead of the clock an issue time may be (clock skew between machines).
 FUTURE_SLACK = pd.Timedelta("5min")
@@ -81,6 +81,8 @@ def issue_signals(
     ledger_path: str | Path | None = None,
     note: str = "",
     now=None,
+    out: str | Path | None = None,
+    lang: str = "zh",
 ) -> list[dict]:
     """Issue, update or lift ``hazard``'s signal for ``towns`` from a run (module docstring).
 
@@ -106,6 +108,11 @@ def issue_signals(
         Free text kept with the record.
     now : time, optional
         The clock (tests); default the system clock.
+    out : path, optional
+        Folder of the act's pack (CAP message, texts, card, dissemination list); default
+        ``<ledger folder>/issued/<message identifier>``.
+    lang : {"zh", "en", "both"}
+        Languages of the texts and the card (Chinese always; English with en/both).
 
     Returns
     -------
@@ -160,11 +167,17 @@ def issue_signals(
                     f"unit {code}: {hazard} was not assessed in this run ({row.get('note', '')}); "
                     "no signal can be issued from it"
                 )
-            lvl = wanted if wanted is not None else int(row["level"] or 0)
+            proposed = row.get("proposed_level", row["level"])
+            lvl = wanted if wanted is not None else int(proposed or 0)
             if lvl == 0:
+                outlook = ""
+                if int(row["level"] or 0) and row.get("next_due_utc"):
+                    outlook = (
+                        f" yet (its outlook: level {row['level']}, due at {row['next_due_utc']})"
+                    )
                 raise InputError(
-                    f"unit {code}: the run proposes no {hazard} signal; give --level 1-4 to "
-                    "issue one on your own judgement"
+                    f"unit {code}: the run proposes no {hazard} signal{outlook}; give --level "
+                    "1-4 to issue one on your own judgement"
                 )
             action = "update" if live is not None else "issue"
             onset = parse_utc(row["onset_utc"]) if row.get("onset_utc") else None
@@ -174,6 +187,9 @@ def issue_signals(
                 end = None  # the run's episode is over by the issue time: open-ended
         plans.append(
             {
+                "town_name": row.get("town_name", code),
+                "probability": row.get("probability", ""),
+                "lifted_level": int(live["level"]) if (lift and live is not None) else None,
                 "identifier": f"{juris.code}-{code}-{hazard}-{issued_at:%Y%m%dT%H%M%SZ}",
                 "town_code": code,
                 "hazard": hazard,
@@ -190,9 +206,60 @@ def issue_signals(
                 "note": note,
             }
         )
+    levels = sorted({p["level"] for p in plans})
+    if len(levels) > 1:
+        named = ", ".join(f"{p['town_code']}: {p['level']}" for p in plans)
+        raise InputError(
+            f"--towns {towns!r}: the run proposes different levels ({named}); a signal has one "
+            "colour: issue each level as its own act, or give --level"
+        )
     # Every unit checked before the first record: all of them or none.
+    from cityops.signal_pack import write_pack
+
     conn = ledger.connect(db, create=ledger_path is not None)
     try:
-        return ledger.record_signals(conn, plans)
+        return write_pack(
+            conn, plans, juris=juris, hazard=hazard, table=table, issued_at=issued_at,
+            status=status, by=by, note=note, out=out, lang=lang, db_path=db,
+            ruleset=attrs.get("ruleset"),
+        )  # fmt: skip
     finally:
         conn.close()
+
+
+def sign_run(
+    run: str | Path,
+    *,
+    by: str,
+    at=None,
+    ledger_path: str | Path | None = None,
+    lang: str = "zh",
+    now=None,
+) -> list[dict]:
+    """Issue everything a run proposes now (``cityops sign``), one act per hazard and level.
+
+    Units whose signal in force already has the proposed level are left alone (signing twice
+    changes nothing). The run's ``cap/`` drafts stay drafts: what is sent is each act's pack.
+    """
+    run = Path(run)
+    table, _ = _read_run(run)
+    db = ledger.default_ledger_path(ledger_path)
+    at = at if at is not None else (now if now is not None else "now")
+    at = parse_utc(at)  # one issue time for every act of the signing
+    column = "proposed_level" if "proposed_level" in table else "level"
+    proposed = pd.to_numeric(table[column], errors="coerce").fillna(0).astype(int)
+    evaluated = table["evaluated"].astype(str).str.lower() == "true"
+    acts: dict[tuple[str, int], list[str]] = {}
+    for i in table.index[(proposed >= 1) & evaluated]:
+        code, hazard, lvl = table.at[i, "town_code"], table.at[i, "hazard"], int(proposed[i])
+        live = ledger.live_signal(db, code, hazard) if db.exists() else None
+        if live is not None and int(live["level"]) == lvl:
+            continue
+        acts.setdefault((hazard, lvl), []).append(code)
+    records: list[dict] = []
+    for (hazard, lvl), codes in sorted(acts.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        records += issue_signals(
+            run, towns=",".join(codes), hazard=hazard, by=by, at=at, level=lvl,
+            ledger_path=ledger_path, lang=lang, now=now,
+        )  # fmt: skip
+    return records

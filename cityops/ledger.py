@@ -135,7 +135,7 @@ COMPLEX_CLOSURE_MONTHS = 1  # calendar month
 STALL = pd.Timedelta(days=14)  # calendar days
 ESCALATION_ACTOR = "cityops escalation"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -214,6 +214,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             note TEXT NOT NULL DEFAULT ''
         )""",
         "CREATE INDEX signals_unit ON signals (town_code, hazard, issued_utc)",
+    ),
+    # The CAP message each issuing act sent, and acknowledgements of the people reached.
+    3: (
+        "ALTER TABLE signals ADD COLUMN cap_identifier TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE signal_acks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            cap_identifier TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            acknowledged_by TEXT NOT NULL,
+            acknowledged_utc TEXT NOT NULL,
+            recorded_utc TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX signal_acks_message ON signal_acks (cap_identifier, recipient)",
     ),
 }
 
@@ -940,21 +954,27 @@ def record_cap(
 
     ``references`` is a CAP references string or a list of them (stored space-separated).
     """
+    with _open(db) as conn, _transaction(conn):
+        _insert_cap(conn, identifier, hazard, msg_type, references, run_issued_utc, sent_utc,
+                    status)  # fmt: skip
+
+
+def _insert_cap(conn, identifier, hazard, msg_type, references, run_issued_utc, sent_utc,
+                status) -> None:  # fmt: skip
     if msg_type not in ("Alert", "Update", "Cancel"):
         raise InputError(f"CAP {identifier}: msgType {msg_type!r} is not Alert, Update or Cancel")
     if isinstance(references, (list, tuple)):
         references = " ".join(str(r) for r in references if r)
     run_iso = iso_utc(run_issued_utc) if run_issued_utc is not None else None
-    with _open(db) as conn, _transaction(conn):
-        conn.execute(
-            "INSERT INTO cap_alerts (identifier, run_issued_utc, hazard, msg_type, "
-            "references_ids, sent_utc, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (identifier) DO UPDATE SET run_issued_utc = excluded.run_issued_utc, "
-            "hazard = excluded.hazard, msg_type = excluded.msg_type, "
-            "references_ids = excluded.references_ids, sent_utc = excluded.sent_utc, "
-            "status = excluded.status",
-            (identifier, run_iso, hazard, msg_type, references or "", iso_utc(sent_utc), status),
-        )
+    conn.execute(
+        "INSERT INTO cap_alerts (identifier, run_issued_utc, hazard, msg_type, "
+        "references_ids, sent_utc, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (identifier) DO UPDATE SET run_issued_utc = excluded.run_issued_utc, "
+        "hazard = excluded.hazard, msg_type = excluded.msg_type, "
+        "references_ids = excluded.references_ids, sent_utc = excluded.sent_utc, "
+        "status = excluded.status",
+        (identifier, run_iso, hazard, msg_type, references or "", iso_utc(sent_utc), status),
+    )
 
 
 def latest_cap(db, hazard: str) -> dict | None:
@@ -990,14 +1010,14 @@ def export_tasks(db, path, *, now=None) -> Path:
 SIGNAL_COLUMNS = (
     "identifier", "town_code", "hazard", "level", "action", "valid_from_utc", "valid_to_utc",
     "issuer", "issued_utc", "recorded_utc", "run", "run_issued_utc", "status", "supersedes",
-    "superseded_by", "note",
+    "superseded_by", "note", "cap_identifier",
 )  # fmt: skip
 
 
 _SIGNAL_INSERT = (
     "identifier", "town_code", "hazard", "level", "action", "valid_from_utc", "valid_to_utc",
     "issuer", "issued_utc", "run", "run_issued_utc", "status", "supersedes", "note",
-    "recorded_utc",
+    "recorded_utc", "cap_identifier",
 )  # fmt: skip
 
 
@@ -1015,15 +1035,51 @@ def live_signal(db, town_code: str, hazard: str) -> dict | None:
     return dict(row)
 
 
-def record_signals(db, signals: list[dict]) -> list[dict]:
+def live_signals(db, hazard: str) -> list[dict]:
+    """Every signal in force for a hazard (one per unit), by unit code."""
+    with _open(db) as conn:
+        codes = [r[0] for r in conn.execute(
+            "SELECT DISTINCT town_code FROM signals WHERE hazard = ? ORDER BY town_code",
+            (hazard,))]  # fmt: skip
+    return [s for s in (live_signal(db, c, hazard) for c in codes) if s is not None]
+
+
+def message_sequence(db, sender_prefix: str) -> int:
+    """The next GB/T 35965.1 sequence number for identifiers starting with ``sender_prefix``
+    (sender code and entry second): 0 for the first message of that second."""
+    with _open(db) as conn:
+        n = conn.execute(
+            "SELECT COUNT(*) FROM cap_alerts WHERE identifier LIKE ? ESCAPE '\\'",
+            (sender_prefix.replace("_", "\\_") + "\\_%",),
+        ).fetchone()[0]
+    return int(n)
+
+
+def record_signals(db, signals: list[dict], message: dict | None = None) -> list[dict]:
     """Record issued, updated or lifted signals in one transaction: all of them or none.
 
-    Each of ``signals`` holds the table's columns but ``recorded_utc``. Refused (nothing
-    written): an identifier already recorded, an issue time before the signal it replaces.
+    Each of ``signals`` holds the table's columns but ``recorded_utc``. ``message`` (the
+    arguments of :func:`record_cap` as a dict) is the CAP message the act sent, recorded in
+    the same transaction. Refused (nothing written): an identifier already recorded, an issue
+    time before the signal it replaces.
     """
     now = iso_utc(parse_utc("now"))
-    rows = [{**{k: s.get(k) for k in _SIGNAL_INSERT}, "recorded_utc": now} for s in signals]
+    rows = [
+        {**{k: s.get(k) for k in _SIGNAL_INSERT}, "recorded_utc": now,
+         "cap_identifier": s.get("cap_identifier") or ""}
+        for s in signals
+    ]  # fmt: skip
     with _open(db) as conn, _transaction(conn):
+        if message is not None:
+            taken = conn.execute(
+                "SELECT 1 FROM cap_alerts WHERE identifier = ?", (message["identifier"],)
+            ).fetchone()
+            if taken:
+                raise InputError(
+                    f"message {message['identifier']}: already recorded (another act in the "
+                    "same second?); issue again"
+                )
+            _insert_cap(conn, **message)
         for row in rows:
             ident = row["identifier"]
             if conn.execute("SELECT 1 FROM signals WHERE identifier = ?", (ident,)).fetchone():
@@ -1040,13 +1096,48 @@ def record_signals(db, signals: list[dict]) -> list[dict]:
                         f"replaces ({row['supersedes']}, issued {prev['issued_utc']})"
                     )
             conn.execute(
-                "INSERT INTO signals (identifier, town_code, hazard, level, action, "
-                "valid_from_utc, valid_to_utc, issuer, issued_utc, run, run_issued_utc, status, "
-                "supersedes, note, recorded_utc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO signals ({', '.join(_SIGNAL_INSERT)}) "
+                f"VALUES ({', '.join('?' * len(_SIGNAL_INSERT))})",
                 tuple(row[k] for k in _SIGNAL_INSERT),
             )
     return rows
+
+
+def record_ack(db, cap_identifier: str, recipient: str, *, by: str, at, note: str = "") -> dict:
+    """Record that ``recipient`` (a role or named recipient of the dissemination list)
+    acknowledged the message ``cap_identifier``; refused when no issued message has it."""
+    row = {
+        "cap_identifier": cap_identifier,
+        "recipient": recipient,
+        "acknowledged_by": by,
+        "acknowledged_utc": iso_utc(parse_utc(at)),
+        "recorded_utc": iso_utc(parse_utc("now")),
+        "note": note,
+    }
+    with _open(db) as conn, _transaction(conn):
+        known = conn.execute(
+            "SELECT 1 FROM signals WHERE cap_identifier = ? LIMIT 1", (cap_identifier,)
+        ).fetchone()
+        if known is None:
+            raise InputError(f"message {cap_identifier}: no issued signal has this identifier")
+        conn.execute(
+            f"INSERT INTO signal_acks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+    return row
+
+
+def list_acks(db, cap_identifier: str | None = None) -> pd.DataFrame:
+    """Acknowledgements recorded (of one message, or all), in time order."""
+    cols = ["cap_identifier", "recipient", "acknowledged_by", "acknowledged_utc", "recorded_utc",
+            "note"]  # fmt: skip
+    sql = f"SELECT {', '.join(cols)} FROM signal_acks"
+    args: tuple = ()
+    if cap_identifier:
+        sql, args = sql + " WHERE cap_identifier = ?", (cap_identifier,)
+    with _open(db) as conn:
+        rows = [dict(r) for r in conn.execute(sql + " ORDER BY acknowledged_utc, id", args)]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def list_signals(db) -> pd.DataFrame:

@@ -69,6 +69,8 @@ EXTRA_COLUMNS = [
     "main_text_colour",
     "criterion",
     "source",
+    "proposed_level",
+    "next_due_utc",
 ]
 
 
@@ -386,6 +388,7 @@ def _unit_rows(
         after = onset_mask
     onset_idx = np.where(onset_mask.any(axis=1), np.argmax(onset_mask, axis=1), -1)
     end_idx = _last_true(after)
+    level_onsets = _level_onsets(series, p if has_members else None)
     # Share of each unit's area reaching its level at any time: weights of the cells hit.
     cell_max = res.level.max("time")
     other = [d for d in cell_max.dims if d not in cells.spatial]
@@ -416,6 +419,7 @@ def _unit_rows(
         crs = keys[u]
         peak_time, peak_value = peaks[u]
         lead_hours = (onset - now) / pd.Timedelta("1h") if onset is not None else np.nan
+        proposed, next_due = _proposal(res, lv, [level_onsets[k][u] for k in range(4)], times, now)
         notes = list(res.notes)
         if extreme[u] and extreme_info.get("national_equivalent"):
             notes.append(
@@ -454,9 +458,53 @@ def _unit_rows(
                 ),
                 "criterion": crs.condition.describe() if crs is not None else "",
                 "source": rule.source if rule is not None else "",
+                "proposed_level": proposed,
+                "next_due_utc": iso_utc(next_due),
             }
         )
     return rows
+
+
+def _level_onsets(series: np.ndarray, p: float | None) -> list[np.ndarray]:
+    """Per level 1-4, the time index at which each unit first reaches it (-1: never).
+
+    ``series`` is (unit, member, time); with members (``p`` given) a level is reached once the
+    share of members that have reached it is at least ``p``.
+    """
+    out = []
+    for lv in range(1, 5):
+        at = series >= lv
+        mask = np.logical_or.accumulate(at, axis=2).mean(axis=1) >= p if p is not None else at[:, 0]
+        out.append(np.where(mask.any(axis=1), np.argmax(mask, axis=1), -1))
+    return out
+
+
+def _proposal(
+    res: HazardResult, level: int, onsets: list[int], times: np.ndarray, now: pd.Timestamp
+) -> tuple[int, pd.Timestamp | None]:
+    """The level a run proposes to issue now, and when the next higher level falls due.
+
+    A signal is proposed once its issue-by time (onset of that level − the level's lead, the
+    standard's "within N h") is reached, or its onset is observed: the national signals are
+    issued N hours ahead, not as soon as a model shows them (issue 18 item 2). Levels still
+    ahead are an outlook: ``next_due_utc`` is the earliest issue-by among them.
+    """
+    proposed, next_due = 0, None
+    for lv in range(1, level + 1):
+        idx = onsets[lv - 1]
+        rule = res.rules.level_rule(lv)
+        if idx < 0 or rule is None:
+            continue
+        onset = pd.Timestamp(times[idx])
+        due = onset - rule.lead
+        observed = res.observed_until is not None and onset <= res.observed_until
+        if observed or due <= now:
+            proposed = lv
+        elif next_due is None or due < next_due:
+            next_due = due
+    if next_due is not None and proposed >= level:
+        next_due = None
+    return proposed, next_due
 
 
 def _key_conditions(
@@ -673,4 +721,6 @@ def town_hazards(
     frame["note"] = frame["note"].fillna("")
     frame["level"] = frame["level"].astype(int)
     frame["max_member_level"] = frame["max_member_level"].astype("Int64")
+    # Unknown stays empty for rows not evaluated (never 0: "nothing to issue").
+    frame["proposed_level"] = pd.to_numeric(frame["proposed_level"]).astype("Int64")
     return frame[COLUMNS + EXTRA_COLUMNS]

@@ -325,34 +325,28 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
 
 
 def _previous_alerts(assessment: Assessment, ledger: str | None) -> dict:
-    """Earlier live alerts of other runs, per hazard: hazard → (identifier, sent).
+    """The issued message in force per hazard: hazard → (identifier, sent).
 
-    A hazard whose latest message is a Cancel has no live alert (the next one is a new Alert);
-    alerts of a later forecast than this run are left alone (a rerun of an old forecast must
-    neither update nor cancel what a newer run said).
+    Only messages the duty forecaster issued (``cityops issue``, kept in the ledger) are
+    referenced: a draft of an earlier run was never sent, so nothing can update it. A hazard
+    whose latest issued message is a Cancel has none; messages issued after this forecast's
+    issue time are left alone (a rerun of an old forecast must not update a newer warning).
     """
     from cityops.ledger import latest_cap
-    from cityops.report.cap import make_identifier
 
     previous = {}
-    code = assessment.jurisdiction.code
     for res in assessment.levels:
         row = latest_cap(ledger or None, res.hazard)
-        if (
-            row
-            and row["msg_type"] != "Cancel"
-            and row["identifier"] != make_identifier(code, assessment.issued, res.hazard)
-            and parse_utc(row["run_issued_utc"]) <= assessment.issued
-        ):
+        if row and row["msg_type"] != "Cancel" and parse_utc(row["sent_utc"]) <= assessment.now:
             previous[res.hazard] = (row["identifier"], row["sent_utc"])
     return previous
 
 
 def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[Path]:
-    """``cap/cap_<hazard>.xml``: Exercise for scenarios, Draft until ``cityops sign``.
+    """``cap/cap_<hazard>.xml``: the run's proposals as CAP drafts (status Draft).
 
-    A hazard with a live alert from an earlier run that this run no longer reaches anywhere
-    (and did evaluate) gets a ``Cancel`` referencing that alert.
+    A hazard with an issued message in force that this run no longer reaches anywhere (and did
+    evaluate) gets a draft ``Cancel`` referencing that message: a proposal to lift it.
     """
     from cityops.report.cap import cancel_alert, write_alert, write_cap
 
@@ -371,34 +365,12 @@ def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[
             sent,
             code=str(assessment.jurisdiction.code),
             sent=assessment.issued,
-            status="Exercise" if assessment.is_exercise else "Draft",
+            status="Draft",
             hazard_name_zh=str(names.get(hazard) or hazard),
+            note="演练（Exercise）：草稿，未发布" if assessment.is_exercise else "草稿，未发布",
         )
         files.append(write_alert(alert, stage / "cap" / f"cap_{hazard}.xml"))
     return files
-
-
-def _record_cap(assessment: Assessment, files: list[Path], ledger: str | None) -> None:
-    """Keep the identifiers of the alerts this run wrote (for later Update and Cancel)."""
-    from lxml import etree
-
-    from cityops.ledger import record_cap
-    from cityops.report.cap import CAP_NS
-
-    ns = {"c": CAP_NS}
-    for path in files:
-        root = etree.parse(str(path)).getroot()
-        hazard = path.stem.removeprefix("cap_")
-        record_cap(
-            ledger or None,
-            root.findtext("c:identifier", namespaces=ns),
-            hazard,
-            root.findtext("c:msgType", namespaces=ns),
-            root.findtext("c:references", namespaces=ns) or "",
-            assessment.issued,
-            root.findtext("c:sent", namespaces=ns),
-            root.findtext("c:status", namespaces=ns),
-        )
 
 
 def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
@@ -647,7 +619,7 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
     try:
         write_assessment(assessment, stage)
         _write_tasks(assessment, stage, codes)
-        cap_files = _write_cap(assessment, stage, opts)
+        _write_cap(assessment, stage, opts)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
@@ -693,8 +665,6 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             try:
                 if opts.ledger != "" and assessment.response is not None:
                     _merge_ledger(assessment, opts.ledger)
-                if opts.ledger != "":
-                    _record_cap(assessment, [out / "cap" / p.name for p in cap_files], opts.ledger)
             except InputError as err:
                 raise InputError(
                     f"{err} (the run {out} is in place; its tasks and CAP identifiers are not "

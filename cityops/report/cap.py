@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -172,6 +174,91 @@ def _instructions(A, hazard: str, column: str) -> list[str]:
     return seen
 
 
+# --------------------------------------------------------------------------- profile
+@cache
+def cap_profile() -> dict:
+    """The national-profile and MeteoAlarm choices (``data/cap_profile.yaml``), validated."""
+    path = package_data("data", "cap_profile.yaml")
+    data = load_yaml(path)
+
+    def need(mapping, key, where, kind=str):
+        value = mapping.get(key) if isinstance(mapping, dict) else None
+        if not isinstance(value, kind):
+            raise InputError(f"{path.name}: {where}{key}: expected {kind.__name__}")
+        return value
+
+    sender = need(data, "sender", "", dict)
+    for key, width in (("organisation_code", 3), ("internal_code", 3), ("extension", 2)):
+        value = need(sender, key, "sender.")
+        if not (value.isdigit() and len(value) == width):
+            raise InputError(f"{path.name}: sender.{key}: {value!r}, expected {width} digits")
+    need(sender, "name_zh", "sender.")
+    need(sender, "name_en", "sender.")
+    codes = need(data, "event_codes", "", dict)
+    for hazard, code in codes.items():
+        if not re.fullmatch(r"\d{2}[A-Z]\d{2}", str(code)):
+            raise InputError(f"{path.name}: event_codes.{hazard}: {code!r}, expected e.g. 11B03")
+    labels = {int(k): str(v) for k, v in need(data, "geocode_labels", "", dict).items()}
+    meteo = need(data, "meteoalarm", "", dict)
+    awareness = {
+        int(k): str(v) for k, v in need(meteo, "awareness_level", "meteoalarm.", dict).items()
+    }
+    if not set(awareness) <= {1, 2, 3, 4}:
+        raise InputError(f"{path.name}: meteoalarm.awareness_level: levels must be 1-4")
+    return {
+        **data,
+        "geocode_labels": labels,
+        "meteoalarm": {**meteo, "awareness_level": awareness},
+        "max_sequence": int(data.get("identifier", {}).get("max_sequence", 9)),
+    }
+
+
+def sender_code(area_code: str) -> str:
+    """GB/T 35965.1 A.1.2 sender code: area code + organisation + internal + extension."""
+    code = str(area_code)
+    if not (code.isdigit() and len(code) == 6):
+        raise InputError(
+            f"jurisdiction code {code!r}: a CAP sender needs the 6-digit GB/T 2260 code of the "
+            "issuing area"
+        )
+    s = cap_profile()["sender"]
+    return f"{code}{s['organisation_code']}{s['internal_code']}{s['extension']}"
+
+
+def gbt_identifier(area_code: str, entry, sequence: int = 0) -> str:
+    """GB/T 35965.1 A.1.1 identifier ``ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N`` (Beijing entry time)."""
+    if not 0 <= int(sequence) <= cap_profile()["max_sequence"]:
+        raise InputError(
+            f"CAP sequence {sequence}: at most {cap_profile()['max_sequence'] + 1} messages of "
+            "one sender in the same second"
+        )
+    entry_bjt = _ts(entry) + BEIJING
+    return f"{sender_code(area_code)}_{entry_bjt:%Y%m%d%H%M%S}_{int(sequence)}"
+
+
+def geocode_label(code: str) -> str | None:
+    """The code system of a unit code by its length (6: GB/T 2260, 9: township code)."""
+    return cap_profile()["geocode_labels"].get(len(str(code))) if str(code).isdigit() else None
+
+
+def event_code(hazard: str) -> str | None:
+    """The national event-type code of a hazard (None: no national signal)."""
+    return cap_profile()["event_codes"].get(hazard)
+
+
+def hazard_of_event_code(code: str) -> str | None:
+    """The hazard of a national event-type code (the reader's side of :func:`event_code`)."""
+    return next((h for h, c in cap_profile()["event_codes"].items() if c == code), None)
+
+
+def sender_names(jurisdiction) -> tuple[str, str]:
+    """The issuing office's name in Chinese and English."""
+    s = cap_profile()["sender"]
+    zh = getattr(jurisdiction, "name_zh", "") or str(jurisdiction.code)
+    en = getattr(jurisdiction, "name_en", "") or str(jurisdiction.code)
+    return s["name_zh"].format(jurisdiction=zh), s["name_en"].format(jurisdiction=en)
+
+
 # --------------------------------------------------------------------------- building
 def _alert_head(identifier, sender, sent, status, msg_type, references=None, note=None):
     alert = etree.Element(_Q + "alert", nsmap={None: CAP_NS})
@@ -188,90 +275,124 @@ def _alert_head(identifier, sender, sent, status, msg_type, references=None, not
     return alert
 
 
-def _info(A, hazard: str, rows: pd.DataFrame, lang: str, sender_name: str) -> etree._Element:
+@dataclass(frozen=True)
+class InfoContent:
+    """What one ``<info>`` says besides its rows: texts and CAP qualifiers."""
+
+    sender_name: str
+    rule_text: str = ""
+    instructions: tuple[str, ...] = ()
+    certainty: str = "Likely"
+    lead_hours: float | None = None
+    action: str = ""  # 发布/更新 … for issued messages; empty for drafts
+
+
+def _info(jurisdiction, hazard: str, level: int, rows: pd.DataFrame, lang: str,
+          content: InfoContent, *, fallback_onset) -> etree._Element:  # fmt: skip
+    """One ``<info>`` for the units of one level: its severity matches every area it names."""
     zh = lang == "zh"
-    top = int(rows["level"].max())
     first = rows.iloc[0]
     hz_zh = str(first.get("hazard_name_zh") or hazard)
     hz_en = str(first.get("hazard_name_en") or hazard)
-    name_zh = getattr(A.jurisdiction, "name_zh", "") or str(A.jurisdiction.code)
-    event = f"{hz_zh}{LEVEL_ZH[top]}预警" if zh else f"{hz_en} {LEVEL_NAMES[top]} warning"
+    name_zh = getattr(jurisdiction, "name_zh", "") or str(jurisdiction.code)
+    event = f"{hz_zh}{LEVEL_ZH[level]}预警" if zh else f"{hz_en} {LEVEL_NAMES[level]} warning"
 
     onsets = [t for t in (_ts(v) for v in rows["onset_utc"]) if t is not None]
     ends = [t for t in (_ts(v) for v in rows.get("end_utc", pd.Series(dtype=str))) if t is not None]
-    onset = min(onsets) if onsets else _ts(A.issued)
+    onset = min(onsets) if onsets else _ts(fallback_onset)
     expires = max(ends) if ends else onset + pd.Timedelta(hours=24)
     if expires <= onset:
         expires = onset + pd.Timedelta(hours=1)
-    leads = pd.to_numeric(rows["lead_hours"], errors="coerce").dropna()
-    lead = float(leads.min()) if not leads.empty else None
 
     info = etree.Element(_Q + "info")
     _sub(info, "language", "zh-CN" if zh else "en-US")
     _sub(info, "category", "Met")
     _sub(info, "event", event)
-    _sub(info, "responseType", "Prepare" if top >= 2 else "Monitor")
-    _sub(info, "urgency", urgency_for_lead(lead))
-    _sub(info, "severity", SEVERITY[top])
-    _sub(
-        info, "certainty", certainty_for_probability(rows.loc[rows["level"] == top, "probability"])
-    )
+    _sub(info, "responseType", "Prepare" if level >= 2 else "Monitor")
+    _sub(info, "urgency", urgency_for_lead(content.lead_hours))
+    _sub(info, "severity", SEVERITY[level])
+    _sub(info, "certainty", content.certainty)
+    code = event_code(hazard)
+    if code:
+        _value_pair(info, "eventCode", cap_profile()["event_code_name"], code)
     _sub(info, "onset", cap_time(onset))
     _sub(info, "expires", cap_time(expires))
-    _sub(info, "senderName", sender_name)
+    _sub(info, "senderName", content.sender_name)
+    towns = "、".join(str(r["town_name"]) for _, r in rows.iterrows())
     if zh:
-        headline = f"{name_zh}{event}"
-        lines = [f"{name_zh}{len(rows)}个地区预计出现{hz_zh}天气，最高{LEVEL_ZH[top]}预警。"]
-        rule = _rule_text(A, hazard, top)
-        if rule:
-            lines.append(f"{LEVEL_ZH[top]}预警标准：{rule}")
+        headline = f"{content.sender_name}{content.action}{hz_zh}{LEVEL_ZH[level]}预警信号"
+        lines = [f"{name_zh}{towns}预计出现{hz_zh}天气，{LEVEL_ZH[level]}预警。"]
+        if content.rule_text:
+            lines.append(f"{LEVEL_ZH[level]}预警标准：{content.rule_text}")
         for _, r in rows.iterrows():
-            lines.append(
-                f"{r['town_name']}：{LEVEL_ZH[int(r['level'])]}，"
-                f"预计北京时间{_bjt_short(r['onset_utc'])}开始"
-            )
+            lines.append(f"{r['town_name']}：预计北京时间{_bjt_short(r['onset_utc'])}开始")
     else:
-        headline = f"{A.jurisdiction.code} {event}"
-        lines = [f"{hz_en} expected in {len(rows)} unit(s); highest level {LEVEL_NAMES[top]}."]
+        headline = f"{content.sender_name}: {hz_en} {LEVEL_NAMES[level]} warning signal"
+        lines = [f"{hz_en} expected in {len(rows)} unit(s): {LEVEL_NAMES[level]} warning."]
         for _, r in rows.iterrows():
             lines.append(
-                f"{r['town_name']} ({r['town_code']}): {LEVEL_NAMES[int(r['level'])]}, "
-                f"onset {_bjt_short(r['onset_utc'])} Beijing time"
+                f"{r['town_name']} ({r['town_code']}): onset {_bjt_short(r['onset_utc'])} "
+                "Beijing time"
             )
     _sub(info, "headline", headline)
     _sub(info, "description", "\n".join(lines))
-    instructions = _instructions(A, hazard, "text_zh" if zh else "text_en")
-    if not instructions and not zh:
-        instructions = _instructions(A, hazard, "text_zh")
-    if instructions:
-        _sub(info, "instruction", "\n".join(instructions))
+    if content.instructions:
+        _sub(info, "instruction", "\n".join(content.instructions))
+    meteo = cap_profile()["meteoalarm"]
+    if level in meteo["awareness_level"]:
+        _value_pair(info, "parameter", "awareness_level", meteo["awareness_level"][level])
+    if hazard in meteo.get("awareness_type", {}):
+        _value_pair(info, "parameter", "awareness_type", meteo["awareness_type"][hazard])
     for _, r in rows.iterrows():
-        _value_pair(info, "parameter", f"level:{r['town_code']}", LEVEL_NAMES[int(r["level"])])
+        _value_pair(info, "parameter", f"level:{r['town_code']}", LEVEL_NAMES[level])
     for _, r in rows.iterrows():
-        unit = A.jurisdiction.unit(str(r["town_code"]))
+        unit = jurisdiction.unit(str(r["town_code"]))
         polygons = _polygons(getattr(unit, "geometry", None))
-        if not polygons:
+        label = geocode_label(str(r["town_code"]))
+        if not polygons and label is None:
             continue
         area = _sub(info, "area")
         _sub(area, "areaDesc", getattr(unit, "name_zh", None) or r["town_name"])
         for poly in polygons:
             _sub(area, "polygon", poly)
-        _value_pair(area, "geocode", "GB/T 2260", r["town_code"])
+        if label is not None:
+            _value_pair(area, "geocode", label, r["town_code"])
     return info
 
 
-def build_alerts(A, *, lang: str = "zh", sender: str = "cityops@150627", previous=None) -> dict:
-    """One CAP 1.2 ``<alert>`` per hazard with level ≥ 1 somewhere in the jurisdiction.
+def _infos(jurisdiction, hazard: str, rows: pd.DataFrame, lang: str, content_of,
+           fallback_onset) -> list[etree._Element]:  # fmt: skip
+    """``<info>`` blocks, highest level first; per level zh then (``en``/``both``) en."""
+    out = []
+    for level in sorted(rows["level"].astype(int).unique(), reverse=True):
+        group = rows[rows["level"].astype(int) == level]
+        for language in ("zh", "en") if lang in ("en", "both") else ("zh",):
+            out.append(
+                _info(jurisdiction, hazard, int(level), group, language,
+                      content_of(int(level), group, language), fallback_onset=fallback_onset)
+            )  # fmt: skip
+    return out
+
+
+def build_alerts(A, *, lang: str = "zh", sender: str | None = None, previous=None) -> dict:
+    """Draft CAP 1.2 alerts of a run: what it *proposes* to issue now (issue 18 item 2).
+
+    One ``<alert>`` per hazard with a proposed level (``proposed_level`` ≥ 1: the level's
+    issue-by time is reached) somewhere in the jurisdiction; one ``<info>`` per level. Levels
+    still ahead are an outlook in the briefing, not drafts. The status is always ``Draft``:
+    a draft becomes a warning only when the duty forecaster issues it (``cityops issue``),
+    which writes the message that is sent. A drill's drafts say so in ``<note>``.
 
     Parameters
     ----------
     A : cityops.pipeline.Assessment
     lang : {"zh", "en", "both"}
-        ``zh``: one zh-CN info; ``en``/``both``: a second en-US info as well.
-    sender : str
+        ``zh``: zh-CN infos; ``en``/``both``: an en-US info after each.
+    sender : str, optional
+        Default: the GB/T 35965.1 sender code of the jurisdiction.
     previous : dict, optional
-        hazard → (identifier, sent) of the alert this run updates: ``msgType`` Update with
-        ``references``.
+        hazard → (identifier, sent) of the issued message this run would update: ``msgType``
+        Update with ``references``.
 
     Returns
     -------
@@ -282,16 +403,19 @@ def build_alerts(A, *, lang: str = "zh", sender: str = "cityops@150627", previou
         raise ValueError(f"lang must be zh, en or both, not {lang!r}")
     previous = previous or {}
     code = str(A.jurisdiction.code)
+    sender = sender or sender_code(code)
     issued = _ts(A.issued)
-    status = "Exercise" if A.is_exercise else "Draft"
-    name_zh = getattr(A.jurisdiction, "name_zh", "") or code
-    table = A.table
-    hit = table[pd.to_numeric(table["level"], errors="coerce").fillna(0) >= 1]
+    note = (
+        "演练（Exercise）：草稿，未发布" if A.is_exercise else "草稿，未发布（Draft: not issued）"
+    )
+    name_zh, name_en = sender_names(A.jurisdiction)
+    table = A.table.copy()
+    proposed = pd.to_numeric(table.get("proposed_level"), errors="coerce").fillna(0)
+    table["level"] = proposed.astype(int)
+    hit = table[(table["level"] >= 1) & table["evaluated"].astype(bool)]
     out = {}
     for hazard in sorted(hit["hazard"].unique()):
-        rows = hit[hit["hazard"] == hazard].copy()
-        rows["level"] = rows["level"].astype(int)
-        rows = rows.sort_values("town_code", kind="stable")
+        rows = hit[hit["hazard"] == hazard].sort_values("town_code", kind="stable")
         refs = None
         if hazard in previous:
             prev_id, prev_sent = previous[hazard]
@@ -300,13 +424,27 @@ def build_alerts(A, *, lang: str = "zh", sender: str = "cityops@150627", previou
             make_identifier(code, issued, hazard),
             sender,
             issued,
-            status,
+            "Draft",
             "Update" if refs else "Alert",
             references=refs,
+            note=note,
         )
-        alert.append(_info(A, hazard, rows, "zh", f"{name_zh}气象台"))
-        if lang in ("en", "both"):
-            alert.append(_info(A, hazard, rows, "en", f"{code} meteorological office"))
+
+        def content_of(level, group, language, hazard=hazard):
+            leads = pd.to_numeric(group["lead_hours"], errors="coerce").dropna()
+            instructions = _instructions(A, hazard, "text_zh" if language == "zh" else "text_en")
+            if not instructions and language != "zh":
+                instructions = _instructions(A, hazard, "text_zh")
+            return InfoContent(
+                sender_name=name_zh if language == "zh" else name_en,
+                rule_text=_rule_text(A, hazard, level) if language == "zh" else "",
+                instructions=tuple(instructions),
+                certainty=certainty_for_probability(group["probability"]),
+                lead_hours=float(leads.min()) if not leads.empty else None,
+            )
+
+        for info in _infos(A.jurisdiction, hazard, rows, lang, content_of, issued):
+            alert.append(info)
         out[hazard] = alert
     return out
 
@@ -321,21 +459,31 @@ def cancel_alert(
     status: str,
     sender: str | None = None,
     hazard_name_zh: str | None = None,
+    identifier: str | None = None,
+    note: str | None = None,
 ) -> etree._Element:
     """A ``Cancel`` alert standing down ``hazard`` (references the previous alert).
 
-    ``sent`` is the new run's issue time (UTC Timestamp/ISO string, or a CAP time).
+    ``sent`` is the issue time (UTC Timestamp/ISO string, or a CAP time). ``previous_*`` may
+    name several messages (lists).
     """
-    sender = sender or f"cityops@{code}"
+    sender = sender or sender_code(code)
     sent_ts = _ts(sent)
-    ident = f"{code}-{sent_ts.strftime('%Y%m%dT%H%MZ')}-{hazard}-cancel"
+    ident = identifier or f"{code}-{sent_ts.strftime('%Y%m%dT%H%MZ')}-{hazard}-cancel"
+    ids = (
+        previous_identifier
+        if isinstance(previous_identifier, list | tuple)
+        else [previous_identifier]
+    )
+    sents = previous_sent if isinstance(previous_sent, list | tuple) else [previous_sent]
     alert = _alert_head(
         ident,
         sender,
         sent,
         status,
         "Cancel",
-        references=f"{sender},{previous_identifier},{cap_time(previous_sent)}",
+        references=" ".join(f"{sender},{i},{cap_time(s)}" for i, s in zip(ids, sents, strict=True)),
+        note=note,
     )
     info = _sub(alert, "info")
     name = hazard_name_zh or hazard
@@ -346,8 +494,11 @@ def cancel_alert(
     _sub(info, "urgency", "Past")
     _sub(info, "severity", "Minor")
     _sub(info, "certainty", "Observed")
+    code_ = event_code(hazard)
+    if code_:
+        _value_pair(info, "eventCode", cap_profile()["event_code_name"], code_)
     _sub(info, "headline", f"解除{name}预警")
-    _sub(info, "description", f"{name}预警（{previous_identifier}）解除。")
+    _sub(info, "description", f"{name}预警（{'、'.join(ids)}）解除。")
     return alert
 
 
