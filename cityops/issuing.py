@@ -242,6 +242,9 @@ def sign_run(
     changes nothing). The run's ``cap/`` drafts stay drafts: what is sent is each act's pack.
     """
     run = Path(run)
+    by = check_name(str(by).strip(), what="--by")
+    if not by:
+        raise InputError("--by: give the duty forecaster's name")
     table, _ = _read_run(run)
     db = ledger.default_ledger_path(ledger_path)
     at = at if at is not None else (now if now is not None else "now")

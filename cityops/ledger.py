@@ -1096,8 +1096,10 @@ def record_signals(db, signals: list[dict], message: dict | None = None) -> list
                         f"replaces ({row['supersedes']}, issued {prev['issued_utc']})"
                     )
             conn.execute(
-                f"INSERT INTO signals ({', '.join(_SIGNAL_INSERT)}) "
-                f"VALUES ({', '.join('?' * len(_SIGNAL_INSERT))})",
+                "INSERT INTO signals (identifier, town_code, hazard, level, action, "
+                "valid_from_utc, valid_to_utc, issuer, issued_utc, run, run_issued_utc, status, "
+                "supersedes, note, recorded_utc, cap_identifier) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 tuple(row[k] for k in _SIGNAL_INSERT),
             )
     return rows
@@ -1121,7 +1123,8 @@ def record_ack(db, cap_identifier: str, recipient: str, *, by: str, at, note: st
         if known is None:
             raise InputError(f"message {cap_identifier}: no issued signal has this identifier")
         conn.execute(
-            f"INSERT INTO signal_acks ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            "INSERT INTO signal_acks (cap_identifier, recipient, acknowledged_by, "
+            "acknowledged_utc, recorded_utc, note) VALUES (?, ?, ?, ?, ?, ?)",
             tuple(row.values()),
         )
     return row
@@ -1131,12 +1134,11 @@ def list_acks(db, cap_identifier: str | None = None) -> pd.DataFrame:
     """Acknowledgements recorded (of one message, or all), in time order."""
     cols = ["cap_identifier", "recipient", "acknowledged_by", "acknowledged_utc", "recorded_utc",
             "note"]  # fmt: skip
-    sql = f"SELECT {', '.join(cols)} FROM signal_acks"
-    args: tuple = ()
-    if cap_identifier:
-        sql, args = sql + " WHERE cap_identifier = ?", (cap_identifier,)
     with _open(db) as conn:
-        rows = [dict(r) for r in conn.execute(sql + " ORDER BY acknowledged_utc, id", args)]
+        rows = [dict(r) for r in conn.execute(
+            "SELECT cap_identifier, recipient, acknowledged_by, acknowledged_utc, recorded_utc, "
+            "note FROM signal_acks WHERE (? IS NULL OR cap_identifier = ?) "
+            "ORDER BY acknowledged_utc, id", (cap_identifier or None, cap_identifier or None))]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -1147,5 +1149,5 @@ def list_signals(db) -> pd.DataFrame:
             "SELECT * FROM signals ORDER BY issued_utc, recorded_utc")]  # fmt: skip
     frame = pd.DataFrame(rows, columns=[c for c in SIGNAL_COLUMNS if c != "superseded_by"])
     later = {r["supersedes"]: r["identifier"] for r in rows if r.get("supersedes")}
-    frame["superseded_by"] = frame["identifier"].map(later).fillna("")
+    frame["superseded_by"] = [later.get(i, "") for i in frame["identifier"]]
     return frame[list(SIGNAL_COLUMNS)]

@@ -247,6 +247,11 @@ def write_pack(conn, plans: list[dict], *, juris, hazard: str, table: pd.DataFra
         str(rows["hazard_name_zh"].iloc[0] or hazard) if "hazard_name_zh" in rows else hazard,
         str(rows["hazard_name_en"].iloc[0] or hazard) if "hazard_name_en" in rows else hazard,
     )
+    for p in plans:  # before anything is built: an act recorded already is refused
+        if conn.execute(
+            "SELECT 1 FROM signals WHERE identifier = ?", (p["identifier"],)
+        ).fetchone():
+            raise InputError(f"signal {p['identifier']}: already recorded in the ledger")
     before = ledger.live_signals(conn, hazard)
     state = _state_after(before, plans)
     entry = f"{cap.sender_code(juris.code)}_{issued_at + BEIJING:%Y%m%d%H%M%S}"

@@ -137,15 +137,19 @@ def test_brief_shows_storm_in_the_right_town(rainstorm, tmp_path):
 
 
 @pytest.mark.slow
-def test_brief_writes_cap_exercise_and_sign_keeps_exercise(rainstorm, tmp_path):
+def test_brief_writes_cap_drafts_and_sign_issues_an_exercise(rainstorm, tmp_path):
     out = tmp_path / "b"
     res = cityops("brief", rainstorm, "--out", out, "--towns", "150627100", "--jobs", "1",
                   "--ledger", tmp_path / "l.sqlite")  # fmt: skip
     assert res.returncode == 0, res.stderr
     cap = (out / "cap" / "cap_rainstorm.xml").read_text(encoding="utf-8")
-    assert "<status>Exercise</status>" in cap and "+08:00" in cap
-    res = cityops("sign", out, "--by", "值班预报员")
-    assert res.returncode == 0
-    assert "<status>Exercise</status>" in (out / "cap" / "cap_rainstorm.xml").read_text(
-        encoding="utf-8"
-    )  # scenario input: never Actual
+    # A run's CAP is a draft (a proposal), the drill said in its note.
+    assert "<status>Draft</status>" in cap and "演练" in cap and "+08:00" in cap
+    res = cityops("sign", out, "--by", "值班预报员", "--ledger", tmp_path / "l.sqlite",
+                  "--at", "2026-07-10T00:30Z")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert cap == (out / "cap" / "cap_rainstorm.xml").read_text(encoding="utf-8")  # unchanged
+    sent = list((tmp_path / "issued").glob("*/cap.xml"))
+    assert sent and all(
+        "<status>Exercise</status>" in p.read_text(encoding="utf-8") for p in sent
+    )  # scenario input: issued as an exercise, never Actual

@@ -217,45 +217,28 @@ def test_tasks_bad_input_exit_2(ledger, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cap_run(drill, tmp_path_factory):
-    """A folder shaped like a brief run's: ``cap/cap_<hazard>.xml`` of the drill forecast."""
-    from cityops.pipeline import assess
-    from cityops.report.cap import write_cap
-
-    run = tmp_path_factory.mktemp("run")
-    files = write_cap(assess(drill["forecast"]), run / "cap")
-    assert files
+def sign_run(drill, tmp_path_factory):
+    """An assess run of the drill forecast at a time its proposals are due."""
+    run = tmp_path_factory.mktemp("run") / "run"
+    assert_ok(
+        cityops("-q", "assess", drill["forecast"], "--out", run, "--now", "2026-07-10T10:30Z")
+    )
     return run
 
 
-def test_sign_exit_0_then_bad_input_exit_2(cap_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(cap_run, run)
-    res = cityops("sign", run, "--by", "王值班")
+def test_sign_exit_0_then_bad_input_exit_2(sign_run, tmp_path):
+    db = tmp_path / "l.sqlite"
+    res = cityops("sign", sign_run, "--by", "王值班", "--ledger", db, "--at", "2026-07-10T10:40Z")
     assert_ok(res)
-    assert len(res.stdout.split()) == len(list((run / "cap").glob("cap_*.xml")))
-    assert_ok(cityops("sign", run, "--by", "王值班"))  # again: nothing to change, still 0
-    assert_error(cityops("sign", tmp_path / "nowhere", "--by", "x"), 2, "cap/")
-    assert_error(cityops("sign", run, "--by", ""), 2, "--by")
-    assert_error(cityops("sign", run, "--by", "a\x01b"), 2, "--by")
-    assert_error(cityops("sign", run, "--by", "two\nlines"), 2, "--by")
-
-
-def test_sign_refuses_unsafe_cap_and_changes_nothing(cap_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(cap_run, run)
-    before = {p.name: p.read_bytes() for p in (run / "cap").glob("cap_*.xml")}
-    # Sorted last, so the other files would already be signed without the read-all-first rule.
-    (run / "cap" / "cap_zz.xml").write_text(
-        '<?xml version="1.0"?>\n<!DOCTYPE alert [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
-        '<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><status>Draft</status>'
-        "<note>&x;</note></alert>\n",
-        encoding="utf-8",
-    )
-    assert_error(cityops("sign", run, "--by", "x"), 2, "cap_zz.xml")
-    assert {n: (run / "cap" / n).read_bytes() for n in before} == before
-    (run / "cap" / "cap_zz.xml").write_text("<alert>truncated", encoding="utf-8")
-    assert_error(cityops("sign", run, "--by", "x"), 2, "cap_zz.xml")
+    assert res.stdout.count("\n") >= 1 and "issue " in res.stdout
+    again = cityops("sign", sign_run, "--by", "王值班", "--ledger", db, "--at", "2026-07-10T10:41Z")
+    assert_ok(again)  # nothing new to issue: still 0
+    assert "nothing to issue" in again.stdout
+    assert_error(cityops("sign", tmp_path / "nowhere", "--by", "x", "--ledger", db), 2,
+                 "not a cityops brief or assess run")  # fmt: skip
+    assert_error(cityops("sign", sign_run, "--by", "", "--ledger", db), 2, "--by")
+    assert_error(cityops("sign", sign_run, "--by", "a\x01b", "--ledger", db), 2, "--by")
+    assert_error(cityops("sign", sign_run, "--by", "two\nlines", "--ledger", db), 2, "--by")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -43,17 +44,18 @@ def drill(tmp_path_factory):
     later updates one and lifts another."""
     d = tmp_path_factory.mktemp("issue")
     fc = write_scenario("july-rainstorm", d / "fc.nc", observed_out=d / "obs.nc")
-    res = cityops("-q", "assess", fc, "--out", d / "run")
+    # Assessed at 10:30 UTC, when the rainstorm red of 阿镇 is due (onset 13 UTC, 3 h lead).
+    res = cityops("-q", "assess", fc, "--out", d / "run", "--now", "2026-07-10T10:30Z")
     assert res.returncode == 0, res.stderr
     db = d / "ledger.sqlite"
     steps = [
         # the run proposes red for 阿镇; 伊金霍洛镇 red on the forecaster's judgement
-        ("--towns", "阿镇", "--at", "2026-07-10T03:00Z"),
-        ("--towns", "伊金霍洛镇", "--level", "red", "--at", "2026-07-10T03:00Z"),
-        ("--towns", "临港经济区", "--at", "2026-07-10T03:30Z"),  # proposed orange
-        ("--towns", "札萨克镇,红庆河镇", "--level", "橙色", "--at", "2026-07-10T04:00Z"),
-        ("--towns", "伊金霍洛镇", "--level", "3", "--at", "2026-07-10T06:00Z"),  # update
-        ("--towns", "红庆河镇", "--lift", "--at", "2026-07-10T09:00Z"),  # lift
+        ("--towns", "阿镇", "--at", "2026-07-10T10:40Z"),
+        ("--towns", "伊金霍洛镇", "--level", "red", "--at", "2026-07-10T10:40Z", "--lang", "both"),
+        ("--towns", "临港经济区", "--at", "2026-07-10T10:45Z"),  # proposed orange
+        ("--towns", "札萨克镇,红庆河镇", "--level", "橙色", "--at", "2026-07-10T10:50Z"),
+        ("--towns", "伊金霍洛镇", "--level", "3", "--at", "2026-07-10T11:00Z"),  # update
+        ("--towns", "红庆河镇", "--lift", "--at", "2026-07-10T11:30Z"),  # lift
     ]
     outs = []
     for extra in steps:
@@ -74,7 +76,7 @@ def test_every_act_is_in_the_ledger(drill):
     assert (s.status == "Exercise").all()  # scenario inputs are a drill
     assert (s.issuer == "值班预报员 王").all()
     first = s[s.town_code == ALTAN].iloc[0]
-    assert (first.level, first.action, first.issued_utc) == ("4", "issue", "2026-07-10T03:00:00Z")
+    assert (first.level, first.action, first.issued_utc) == ("4", "issue", "2026-07-10T10:40:00Z")
     # valid from the run's onset (after the issue time), as the run proposed it
     assert first.valid_from_utc > first.issued_utc
     ejin = s[s.town_code == EJIN].reset_index(drop=True)
@@ -126,7 +128,9 @@ def test_refusals_write_nothing(drill, tmp_path):
         # all or none: the second unit fails, the first is not recorded either
         (("--towns", "临港经济区,乌兰木伦镇", "--at", "2026-07-10T10:00Z"), ("150627102",)),
         # the same act twice
-        (("--towns", "阿镇", "--at", "2026-07-10T03:00Z"), ("already recorded",)),
+        (("--towns", "阿镇", "--at", "2026-07-10T10:40Z"), ("already recorded",)),
+        # one act, one colour: the run proposes red and orange
+        (("--towns", "阿镇,临港经济区", "--at", "2026-07-10T11:40Z"), ("one colour",)),
     ]
     for extra, words in cases:
         res = cityops("issue", run, "--hazard", "rainstorm", "--by", "王", *extra, "--ledger", db)
@@ -151,11 +155,150 @@ def test_a_version_1_ledger_gains_the_signals_table(tmp_path):
     ledger.connect(db).close()
     with sqlite3.connect(db) as conn:  # as a cityops of schema 1 left it
         conn.execute("DROP TABLE signals")
-        conn.execute("DELETE FROM schema_version WHERE version = 2")
+        conn.execute("DROP TABLE signal_acks")
+        conn.execute("DELETE FROM schema_version WHERE version >= 2")
     conn = ledger.connect(db, create=False)
     try:
         assert ledger.list_signals(conn).empty
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        assert version == ledger.SCHEMA_VERSION == 2
+        assert version == ledger.SCHEMA_VERSION == 3
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------------- what is sent
+CAP_XSD = Path(__file__).resolve().parents[2] / "shared" / "cap" / "CAP-v1.2.xsd"
+NS = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
+
+
+def _packs(drill) -> list[Path]:
+    """The acts' packs in issue order (their GB/T identifiers sort by entry time, sequence)."""
+    return sorted((drill["db"].parent / "issued").iterdir())
+
+
+def test_each_act_sends_one_schema_valid_message(drill):
+    from lxml import etree
+
+    packs = _packs(drill)
+    assert len(packs) == 6
+    if not CAP_XSD.exists():
+        pytest.skip(f"CAP schema {CAP_XSD} is absent")
+    schema = etree.XMLSchema(etree.parse(str(CAP_XSD)))
+    for pack in packs:
+        doc = etree.parse(str(pack / "cap.xml"))
+        assert schema.validate(doc), (pack.name, schema.error_log)
+
+
+def test_messages_follow_gbt_35965_and_reference_issued_messages_only(drill):
+    from lxml import etree
+
+    packs = _packs(drill)
+    # ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N: sender code, Beijing entry time, sequence in the second
+    assert [p.name for p in packs[:2]] == [
+        "15062741600000_20260710184000_0",
+        "15062741600000_20260710184000_1",
+    ]
+    roots = [etree.parse(str(p / "cap.xml")).getroot() for p in packs]
+    kinds = [r.findtext("c:msgType", namespaces=NS) for r in roots]
+    assert kinds == ["Alert", "Update", "Update", "Update", "Update", "Update"]
+    sent = [r.findtext("c:sent", namespaces=NS) for r in roots]
+    assert sent[0] == "2026-07-10T18:40:00+08:00"  # the issue time, not the model run's
+    issued = {r.findtext("c:identifier", namespaces=NS) for r in roots}
+    for root in roots[1:]:
+        assert root.findtext("c:sender", namespaces=NS) == "15062741600000"
+        assert root.findtext("c:status", namespaces=NS) == "Exercise"
+        for ref in root.findtext("c:references", namespaces=NS).split():
+            _sender, ident, when = ref.split(",")
+            assert ident in issued and when.endswith("+08:00")
+    # After the update and the lift, the last message states the hazard as it stands:
+    # 阿镇 red; 伊金霍洛镇, 临港经济区, 札萨克镇 orange; 红庆河镇 lifted (absent).
+    last = roots[-1]
+    by_level = {}
+    for info in last.findall("c:info", NS):
+        codes = {
+            p.findtext("c:valueName", namespaces=NS).removeprefix("level:")
+            for p in info.findall("c:parameter", NS)
+            if p.findtext("c:valueName", namespaces=NS).startswith("level:")
+        }
+        by_level[info.findtext("c:severity", namespaces=NS)] = codes
+        assert info.findtext("c:eventCode/c:value", namespaces=NS) == "11B03"
+        params = {
+            p.findtext("c:valueName", namespaces=NS): p.findtext("c:value", namespaces=NS)
+            for p in info.findall("c:parameter", NS)
+        }
+        assert params["awareness_type"] == "10; Rain"
+        for area in info.findall("c:area", NS):
+            assert area.findtext("c:geocode/c:valueName", namespaces=NS) == "GB/T 10114"
+    assert by_level == {"Extreme": {ALTAN}, "Severe": {EJIN, LINGANG, JASAG}}
+
+
+def test_an_independent_reader_parses_every_message(drill):
+    capparser = pytest.importorskip("capparser")
+    for pack in _packs(drill):
+        alert = capparser.parse(stringXML=(pack / "cap.xml").read_text(encoding="utf-8"))
+        assert alert.getIdentifier() == pack.name
+        assert str(alert.getStatus()).endswith("Exercise")
+
+
+def test_public_texts_sms_and_card(drill):
+    first, second = _packs(drill)[:2]
+    text = (first / "message_zh.txt").read_text(encoding="utf-8")
+    assert text.startswith("【演练】")
+    assert "伊金霍洛旗气象台2026年07月10日18时40分发布暴雨红色预警信号：预计" in text
+    assert "阿勒腾席热镇3小时内降雨量将达100毫米以上，请注意防范。" in text
+    assert "停课" in text and "防御指南" in text  # the national guidelines of red
+    for pack in _packs(drill):
+        sms = (pack / "sms_zh.txt").read_text(encoding="utf-8").strip()
+        assert sms.startswith("【演练】") and len(sms) <= 70, sms
+    # the second act (伊金霍洛镇 red, --lang both) has English too
+    en = (second / "sms_en.txt").read_text(encoding="utf-8").strip()
+    assert en.startswith("[EXERCISE]") and len(en) <= 160 and "red" in en
+    lift = (_packs(drill)[-1] / "message_zh.txt").read_text(encoding="utf-8")
+    assert "解除红庆河镇暴雨橙色预警信号" in lift and "继续生效" in lift
+    png = (first / "card_zh.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_dissemination_list_per_message(drill):
+    first = _packs(drill)[0]
+    raw = (first / "dissemination.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 only with the BOM
+    dis = pd.read_csv(first / "dissemination.csv", dtype=str, encoding="utf-8-sig")
+    assert set(dis.message) == {first.name}
+    assert set(dis.town_code) == {ALTAN}
+    assert "town_commanders" in set(dis.recipient)
+    assert (dis.issued_bjt == "2026-07-10 18:40").all()  # Beijing time
+    # red reaches everyone, sirens included (the plan: only in an emergency)
+    assert dis.channels_zh.str.contains("人民防空警报系统").all()
+    # acknowledgements are recorded against the message
+    res = cityops("signals", "--ack", first.name, "--recipient", "town_commanders",
+                  "--by", "阿镇值班 李", "--at", "2026-07-10T10:50Z", "--ledger", drill["db"])  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    res = cityops("signals", "--acks", "--ledger", drill["db"])
+    assert first.name in res.stdout and "阿镇值班 李" in res.stdout
+    one_error(
+        cityops("signals", "--ack", "nope", "--recipient", "x", "--by", "y",
+                "--ledger", drill["db"]),
+        "nope",
+    )  # fmt: skip
+
+
+def test_sign_issues_what_the_run_proposes_once(tmp_path):
+    fc = write_scenario("july-rainstorm", tmp_path / "fc.nc")
+    run = tmp_path / "run"
+    res = cityops("-q", "assess", fc, "--out", run, "--now", "2026-07-10T10:30Z")
+    assert res.returncode == 0, res.stderr
+    db = tmp_path / "ledger.sqlite"
+    res = cityops("sign", run, "--by", "王值班", "--at", "2026-07-10T10:35Z", "--ledger", db)
+    assert res.returncode == 0, res.stderr
+    s = ledger.list_signals(db)
+    table = pd.read_csv(run / "town_hazards.csv", dtype=str, keep_default_na=False)
+    proposed = table[pd.to_numeric(table.proposed_level, errors="coerce").fillna(0) >= 1]
+    assert len(s) == len(proposed) > 0
+    assert set(zip(s.town_code, s.hazard, s.level.astype(str), strict=True)) == set(
+        zip(proposed.town_code, proposed.hazard, proposed.proposed_level, strict=True)
+    )
+    # one message per hazard and level; signing again changes nothing
+    res = cityops("sign", run, "--by", "王值班", "--at", "2026-07-10T10:36Z", "--ledger", db)
+    assert res.returncode == 0 and "nothing to issue" in res.stdout
+    assert len(ledger.list_signals(db)) == len(s)

@@ -4,8 +4,7 @@ One ``<alert>`` per hazard that reaches level ≥ 1 somewhere in the jurisdictio
 ``<area>`` per affected unit. Everything is deterministic for the same assessment: the
 identifier and ``sent`` come from the forecast's issue time, never from the wall clock.
 
-Public API: :func:`build_alerts`, :func:`cancel_alert`, :func:`write_cap`,
-:func:`sign_cap_folder`.
+Public API: :func:`build_alerts`, :func:`cancel_alert`, :func:`write_cap`.
 """
 
 from __future__ import annotations
@@ -521,85 +520,3 @@ def write_cap(A, folder, *, lang: str = "zh", previous=None, **kwargs) -> list[P
     folder.mkdir(parents=True, exist_ok=True)
     alerts = build_alerts(A, lang=lang, previous=previous, **kwargs)
     return [write_alert(alert, folder / f"cap_{hazard}.xml") for hazard, alert in alerts.items()]
-
-
-#: Elements that follow ``note`` in the alert sequence.
-_AFTER_NOTE = ("references", "incidents", "info")
-
-
-def _check_signer(by) -> str:
-    text = by.strip() if isinstance(by, str) else ""
-    if not text or _NOT_XML.search(text) or "\n" in text or "\r" in text or len(text) > 200:
-        raise InputError(
-            f"--by {by!r}: give the duty forecaster's name (one line, at most 200 characters, "
-            "no control characters)"
-        )
-    return text
-
-
-def read_cap_file(path: str | os.PathLike) -> etree._ElementTree:
-    """Parse a CAP file that may come from anywhere: defusedxml first (no DTD, no entity,
-    no external reference), then lxml with the same limits for editing. Errors name the
-    file (:class:`~cityops.errors.InputError`)."""
-    from xml.etree.ElementTree import ParseError
-
-    import defusedxml.ElementTree as DET
-    from defusedxml import DefusedXmlException
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        DET.fromstring(data, forbid_dtd=True)
-        parser = etree.XMLParser(
-            remove_blank_text=True,
-            resolve_entities=False,
-            load_dtd=False,
-            no_network=True,
-            huge_tree=False,
-        )
-        root = etree.fromstring(data, parser)
-    except (DefusedXmlException, ParseError, etree.XMLSyntaxError) as err:
-        raise InputError(f"{path}: not a safe, well-formed CAP XML file ({err})") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-    if root.tag != _Q + "alert":
-        raise InputError(f"{path}: root element {root.tag!r} is not a CAP 1.2 <alert>")
-    return root.getroottree()
-
-
-def sign_cap_folder(folder, *, by: str) -> list[Path]:
-    """Sign off a run: ``Draft`` → ``Actual`` (``Exercise`` stays), note "signed by <by>".
-
-    Returns the files changed (files already signed by ``by`` are left alone). The files are
-    read with :func:`read_cap_file`; ``by`` is one line of text (exit status 2 otherwise).
-    """
-    by = _check_signer(by)
-    # Every file is read before any is changed: a bad file leaves the whole run unsigned.
-    files = [(path, read_cap_file(path)) for path in sorted(Path(folder).glob("cap_*.xml"))]
-    changed = []
-    for path, tree in files:
-        root = tree.getroot()
-        status = root.find(_Q + "status")
-        if status is None or status.text not in ("Draft", "Exercise"):
-            continue
-        text = f"signed by {by}"
-        note = root.find(_Q + "note")
-        if status.text == "Exercise" and note is not None and text in (note.text or ""):
-            continue
-        if status.text == "Draft":
-            status.text = "Actual"
-        if note is None:
-            note = etree.Element(_Q + "note")
-            anchor = next(
-                (root.find(_Q + t) for t in _AFTER_NOTE if root.find(_Q + t) is not None), None
-            )
-            if anchor is not None:
-                anchor.addprevious(note)
-            else:
-                root.append(note)
-            note.text = text
-        elif text not in (note.text or ""):
-            note.text = f"{note.text}; {text}" if note.text else text
-        write_bytes(path, _serialize(root))
-        changed.append(path)
-    return changed
