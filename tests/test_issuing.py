@@ -302,3 +302,13 @@ def test_sign_issues_what_the_run_proposes_once(tmp_path):
     res = cityops("sign", run, "--by", "王值班", "--at", "2026-07-10T10:36Z", "--ledger", db)
     assert res.returncode == 0 and "nothing to issue" in res.stdout
     assert len(ledger.list_signals(db)) == len(s)
+
+
+def test_the_review_reads_the_sent_messages_too(drill):
+    """The CAP files of the packs are warnings (issued), read back by event code and levels."""
+    from cityops.review.warnings import warnings_from_cap
+
+    w = warnings_from_cap([p / "cap.xml" for p in _packs(drill)])
+    assert set(w.hazard) == {"rainstorm"}
+    first = w[w.issued_utc == pd.Timestamp("2026-07-10T10:40")]
+    assert set(first.town_code) == {ALTAN, EJIN}  # both red acts of 18:40 Beijing time

@@ -607,7 +607,9 @@ def _assessment(issued_at: str, rows: list[dict]):
         is_exercise=True,
         levels={},
         response=None,
-        table=pd.DataFrame([{**base, **r} for r in rows]),
+        table=pd.DataFrame(
+            [{**base, **r, "proposed_level": r["level"], "evaluated": True} for r in rows]
+        ),
     )
 
 
@@ -674,7 +676,10 @@ def test_cap_alert_update_cancel_round_trip(tmp_path):
     )
     cap.write_alert(cancel, tmp_path / "run3" / "cap" / "cap_rainstorm.xml")
 
-    only_first = warnings_from_cap(run1)
+    # Drafts are proposals: read here as if issued, to follow the Update/Cancel chain.
+    drafts = ("Draft", "Exercise")
+    assert warnings_from_cap(run1).empty  # by default a draft is not a warning
+    only_first = warnings_from_cap(run1, statuses=drafts)
     assert list(only_first.columns) == WARNING_COLUMNS
     assert set(only_first["source"]) == {"cap"}
     rows = only_first.set_index("town_code")
@@ -687,7 +692,8 @@ def test_cap_alert_update_cancel_round_trip(tmp_path):
     assert rows.loc[A_ZHEN, "reference"].endswith(f"#{ident1}")
 
     every = warnings_from_cap(
-        [tmp_path / "run1" / "cap", tmp_path / "run2" / "cap", tmp_path / "run3" / "cap"]
+        [tmp_path / "run1" / "cap", tmp_path / "run2" / "cap", tmp_path / "run3" / "cap"],
+        statuses=drafts,
     )
     rain = every[every["hazard"] == "rainstorm"].set_index(["town_code", "issued_utc"])
     # The Update continued A Zhen (red again) and stood Zasak down at 06:00, before its onset.

@@ -409,7 +409,9 @@ def build_alerts(A, *, lang: str = "zh", sender: str | None = None, previous=Non
     )
     name_zh, name_en = sender_names(A.jurisdiction)
     table = A.table.copy()
-    proposed = pd.to_numeric(table.get("proposed_level"), errors="coerce").fillna(0)
+    if "proposed_level" not in table:
+        raise InputError("town table without 'proposed_level': expected a cityops assessment")
+    proposed = pd.to_numeric(table["proposed_level"], errors="coerce").fillna(0)
     table["level"] = proposed.astype(int)
     hit = table[(table["level"] >= 1) & table["evaluated"].astype(bool)]
     out = {}

@@ -95,10 +95,11 @@ _CAP_IDENT = re.compile(
 _CAP_FILE = re.compile(r"^cap_(?P<hazard>[a-z][a-z0-9_]*)$")
 #: The per-unit level parameter cityops writes: valueName "level:<town_code>".
 _LEVEL_PARAM = "level:"
-#: The geocode cityops writes for a unit.
-_GEOCODE = "GB/T 2260"
-#: CAP statuses read by default: Test and System messages are not warnings to the public.
-DEFAULT_CAP_STATUSES = ("Actual", "Exercise", "Draft")
+#: Geocode labels of unit codes (GB/T 2260 county codes, GB/T 10114 township codes).
+_GEOCODES = ("GB/T 2260", "GB/T 10114")
+#: CAP statuses read by default: Test and System messages are not warnings to the public, and
+#: a Draft was never sent (a run's proposal: ``cityops issue`` sends the message).
+DEFAULT_CAP_STATUSES = ("Actual", "Exercise")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -712,7 +713,12 @@ def _parse_cap(path: Path, statuses: Sequence[str]) -> _Message | None:
     if not ident or not msg_type:
         raise InputError(f"{path}: <identifier> and <msgType> are required in a CAP alert")
     if status not in statuses:
-        log.info("%s: status %s skipped (reading %s)", path, status, ", ".join(statuses))
+        # A skipped draft is said aloud: a review that counts no warning must say why.
+        (log.warning if status == "Draft" else log.info)(
+            "%s: status %s skipped (a draft was never issued; reading %s)"
+            if status == "Draft" else "%s: status %s skipped (reading %s)",
+            path, status, ", ".join(statuses),
+        )  # fmt: skip
         return None
     try:
         sent = parse_utc(text(root, "sent"), what=f"{path}: <sent>")
@@ -735,6 +741,11 @@ def _parse_cap(path: Path, statuses: Sequence[str]) -> _Message | None:
     levels: dict[str, int] = {}
     onsets, expires = [], []
     for info in root.findall(q + "info"):
+        if hazard is None:
+            from cityops.report.cap import hazard_of_event_code
+
+            for code in info.findall(q + "eventCode"):
+                hazard = hazard or hazard_of_event_code(text(code, "value"))
         hazard = hazard or _hazard_from_event(text(info, "event"))
         for tag, values in (("onset", onsets), ("expires", expires)):
             if text(info, tag):
@@ -760,7 +771,7 @@ def _parse_cap(path: Path, statuses: Sequence[str]) -> _Message | None:
             level = _alert_level(text(info, "event"), text(info, "severity"))
             for area in info.findall(q + "area"):
                 for geo in area.findall(q + "geocode"):
-                    if level and text(geo, "valueName") == _GEOCODE:
+                    if level and text(geo, "valueName") in _GEOCODES:
                         levels.setdefault(text(geo, "value"), level)
     if hazard is None or hazard not in known_hazards():
         raise InputError(
