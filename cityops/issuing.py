@@ -173,7 +173,8 @@ def issue_signals(
                 outlook = ""
                 if int(row["level"] or 0) and row.get("next_due_utc"):
                     outlook = (
-                        f" yet (its outlook: level {row['level']}, due at {row['next_due_utc']})"
+                        f" yet (its outlook: level {row.get('next_level') or row['level']}, due at "
+                        f"{row['next_due_utc']})"
                     )
                 raise InputError(
                     f"unit {code}: the run proposes no {hazard} signal{outlook}; give --level "

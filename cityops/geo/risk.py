@@ -70,6 +70,7 @@ EXTRA_COLUMNS = [
     "criterion",
     "source",
     "proposed_level",
+    "next_level",
     "next_due_utc",
 ]
 
@@ -419,7 +420,7 @@ def _unit_rows(
         crs = keys[u]
         peak_time, peak_value = peaks[u]
         lead_hours = (onset - now) / pd.Timedelta("1h") if onset is not None else np.nan
-        proposed, next_due = _proposal(res, lv, [level_onsets[k][u] for k in range(4)], times, now)
+        proposed, next_level, next_due = _proposal(res, lv, [level_onsets[k][u] for k in range(4)], times, now)
         notes = list(res.notes)
         if extreme[u] and extreme_info.get("national_equivalent"):
             notes.append(
@@ -459,6 +460,7 @@ def _unit_rows(
                 "criterion": crs.condition.describe() if crs is not None else "",
                 "source": rule.source if rule is not None else "",
                 "proposed_level": proposed,
+                "next_level": next_level or None,
                 "next_due_utc": iso_utc(next_due),
             }
         )
@@ -481,15 +483,16 @@ def _level_onsets(series: np.ndarray, p: float | None) -> list[np.ndarray]:
 
 def _proposal(
     res: HazardResult, level: int, onsets: list[int], times: np.ndarray, now: pd.Timestamp
-) -> tuple[int, pd.Timestamp | None]:
-    """The level a run proposes to issue now, and when the next higher level falls due.
+) -> tuple[int, int, pd.Timestamp | None]:
+    """The level a run proposes to issue now, and the next level above it with its due time.
 
     A signal is proposed once its issue-by time (onset of that level − the level's lead, the
     standard's "within N h") is reached, or its onset is observed: the national signals are
-    issued N hours ahead, not as soon as a model shows them (issue 18 item 2). Levels still
-    ahead are an outlook: ``next_due_utc`` is the earliest issue-by among them.
+    issued N hours ahead, not as soon as a model shows them (issue 18 item 2). Higher levels
+    are an outlook: ``next_level`` is the lowest of them the unit reaches, due at its
+    issue-by time (0 and None when the proposal is the unit's level).
     """
-    proposed, next_due = 0, None
+    proposed, pending = 0, []
     for lv in range(1, level + 1):
         idx = onsets[lv - 1]
         rule = res.rules.level_rule(lv)
@@ -500,11 +503,12 @@ def _proposal(
         observed = res.observed_until is not None and onset <= res.observed_until
         if observed or due <= now:
             proposed = lv
-        elif next_due is None or due < next_due:
-            next_due = due
-    if next_due is not None and proposed >= level:
-        next_due = None
-    return proposed, next_due
+        else:
+            pending.append((lv, due))
+    above = [(lv, due) for lv, due in pending if lv > proposed]
+    if not above:
+        return proposed, 0, None
+    return proposed, *above[0]
 
 
 def _key_conditions(
@@ -722,5 +726,6 @@ def town_hazards(
     frame["level"] = frame["level"].astype(int)
     frame["max_member_level"] = frame["max_member_level"].astype("Int64")
     # Unknown stays empty for rows not evaluated (never 0: "nothing to issue").
-    frame["proposed_level"] = pd.to_numeric(frame["proposed_level"]).astype("Int64")
+    for col in ("proposed_level", "next_level"):
+        frame[col] = pd.to_numeric(frame[col]).astype("Int64")
     return frame[COLUMNS + EXTRA_COLUMNS]

@@ -286,6 +286,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         for k in (
             "hazard",
             "level",
+            "proposal",
             "onset",
             "issue_by",
             "peak",
@@ -297,7 +298,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         )
     ]
     if rows["probability"].notna().any():
-        head.insert(8, t("probability", lang))
+        head.insert(9, t("probability", lang))
     # Inline styles: the notebook's HTML template right-aligns table cells.
     cell = 'style="text-align:left;vertical-align:top"'
     out = [
@@ -321,6 +322,7 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
         cells = [
             html.escape(str(hazard)),
             _badge(int(r["level"]), lang),
+            _proposal_cell(r, lang),
             format_local(r["onset_utc"], fmt) if r["onset_utc"] else "",
             format_local(r["issue_by_utc"], fmt) if r["issue_by_utc"] else "",
             peak,
@@ -330,12 +332,28 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
             extreme,
             html.escape(_criterion(assessment, r, lang)),
         ]
-        if len(head) == 11:
+        if len(head) == 12:
             prob = "" if pd.isna(r["probability"]) else f"{100 * float(r['probability']):.0f}%"
-            cells.insert(8, prob)
+            cells.insert(9, prob)
         out.append("<tr>" + "".join(f"<td {cell}>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def _proposal_cell(row, lang: str) -> str:
+    """What the run proposes to issue now, and when the next level falls due (issue 18 item 2):
+    a signal is proposed once its issue-by time is reached; later levels are an outlook."""
+    level = int(row["level"])
+    if not level:
+        return ""
+    proposed = row.get("proposed_level")
+    proposed = 0 if proposed is None or pd.isna(proposed) else int(proposed)
+    parts = [_badge(proposed, lang) if proposed else html.escape(t("proposal_none", lang))]
+    due, nxt = row.get("next_due_utc"), row.get("next_level")
+    if isinstance(due, str) and due and nxt is not None and not pd.isna(nxt):
+        parts.append(html.escape(t("next_due", lang).format(
+            time=format_local(due, "%m-%d %H:%M"), level=level_label(int(nxt), lang))))  # fmt: skip
+    return "<br>".join(parts)
 
 
 def _not_evaluated_reason(assessment, row, lang: str) -> str:
