@@ -201,6 +201,8 @@ def _card(act: SignalAct, path: Path, lang: str) -> None:
             guidance_en=tuple(act.guidance_en[:4]) if act.action != "lift" else (),
             identifier=act.identifier,
             exercise=act.exercise,
+            lifted_level=act.lifted_level,
+            in_force_zh=act.others_zh,
         ),
         path,
         lang=lang,

@@ -420,7 +420,9 @@ def _unit_rows(
         crs = keys[u]
         peak_time, peak_value = peaks[u]
         lead_hours = (onset - now) / pd.Timedelta("1h") if onset is not None else np.nan
-        proposed, next_level, next_due = _proposal(res, lv, [level_onsets[k][u] for k in range(4)], times, now)
+        proposed, next_level, next_due = _proposal(
+            res, lv, [level_onsets[k][u] for k in range(4)], times, now
+        )
         notes = list(res.notes)
         if extreme[u] and extreme_info.get("national_equivalent"):
             notes.append(

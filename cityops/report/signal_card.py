@@ -61,7 +61,8 @@ _RULE_GREY = "#D0D0D0"
 _WORDS = {
     "zh": {
         "signal": "{hazard}{level}预警信号",
-        "lifted": "{hazard}预警信号解除",
+        "lifted": "{hazard}{level}预警信号解除",
+        "in_force": "继续生效",
         "lifted_word": "解除",
         "issue": "{issuer} {time} {action}",
         "valid": "有效时段",
@@ -74,7 +75,8 @@ _WORDS = {
     },
     "en": {
         "signal": "{hazard} {level} warning signal",
-        "lifted": "{hazard} warning signal lifted",
+        "lifted": "{hazard} {level} warning signal lifted",
+        "in_force": "Still in force",
         "lifted_word": "LIFTED",
         "issue": "{issuer}, {action} {time}",
         "valid": "Valid",
@@ -115,6 +117,9 @@ class SignalCard:
     guidance_en: tuple[str, ...]
     identifier: str  # CAP identifier, printed small at the bottom
     exercise: bool = False  # a drill
+    lifted_level: int = 0  # the level a lift ends (named in the title), 0 unknown
+    in_force_zh: tuple[str, ...] = ()  # signals of the hazard still in force after the act
+    in_force_en: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- wrapping
@@ -255,7 +260,9 @@ def signal_title(card: SignalCard, lang: str = "zh") -> str:
     if lang == "en":
         hazard = hazard[:1].upper() + hazard[1:]
     if card.level == 0:
-        return words["lifted"].format(hazard=hazard)
+        row = _level_row(card.lifted_level) if card.lifted_level else None
+        level = "" if row is None else (row["name_zh"] if lang == "zh" else row["name_en"])
+        return " ".join(words["lifted"].format(hazard=hazard, level=level).split())
     level = row["name_zh"] if lang == "zh" else row["name_en"]
     return words["signal"].format(hazard=hazard, level=level)
 
@@ -412,6 +419,12 @@ def render_signal_card(card: SignalCard, path, *, lang: str = "zh") -> Path:
         for i, item in enumerate(guidance, 1):
             texts.append(_Text(_MARGIN, y, f"{i}.", _BODY_PX, _number_colour(band)))
             y = block(item, _BODY_PX, y, x=_MARGIN + indent, width=inner - indent) + 10
+        y += 12
+    in_force = [t.strip() for t in (card.in_force_zh if zh else card.in_force_en) if t.strip()]
+    if in_force:
+        y = section(words["in_force"], y)
+        for item in in_force:
+            y = block(item, _BODY_PX, y) + 10
         y += 12
 
     # ---- footer: the identifier, at the bottom of a card at least _MIN_ASPECT (portrait)
