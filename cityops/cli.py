@@ -475,7 +475,11 @@ def _cmd_signals(args) -> int:
             by = check_name(str(args.by or "").strip(), what="--by")
             if not recipient or not by:
                 raise InputError("--ack: give --recipient and --by")
-            ledger.record_ack(conn, args.ack, recipient, by=by, at=args.at or "now")
+            row = ledger.record_ack(conn, args.ack, recipient, by=by, at=args.at or "now")
+            print(escape_control(
+                f"acknowledged {row['cap_identifier']}: {row['recipient']} "
+                f"({row['acknowledged_by']}, {row['acknowledged_utc']})"
+            ))  # fmt: skip
             return 0
         frame = ledger.list_acks(conn) if args.acks else ledger.list_signals(conn)
     finally:

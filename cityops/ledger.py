@@ -1021,27 +1021,30 @@ _SIGNAL_INSERT = (
 )  # fmt: skip
 
 
-def live_signal(db, town_code: str, hazard: str) -> dict | None:
+def live_signal(db, town_code: str, hazard: str, *, status: str | None = None) -> dict | None:
     """The signal in force for a unit and hazard (the latest issue or update not lifted or
-    superseded), or ``None``."""
+    superseded), or ``None``. ``status`` ("Actual" or "Exercise") keeps drills and real
+    warnings apart: a drill never updates, lifts or hides a real signal, nor the reverse."""
     with _open(db) as conn:
         row = conn.execute(
             "SELECT * FROM signals WHERE town_code = ? AND hazard = ? "
+            "AND (? IS NULL OR status = ?) "
             "ORDER BY issued_utc DESC, recorded_utc DESC LIMIT 1",
-            (town_code, hazard),
+            (town_code, hazard, status, status),
         ).fetchone()
     if row is None or row["action"] == "lift":
         return None
     return dict(row)
 
 
-def live_signals(db, hazard: str) -> list[dict]:
-    """Every signal in force for a hazard (one per unit), by unit code."""
+def live_signals(db, hazard: str, *, status: str | None = None) -> list[dict]:
+    """Every signal in force for a hazard (one per unit), by unit code (see
+    :func:`live_signal` for ``status``)."""
     with _open(db) as conn:
         codes = [r[0] for r in conn.execute(
             "SELECT DISTINCT town_code FROM signals WHERE hazard = ? ORDER BY town_code",
             (hazard,))]  # fmt: skip
-    return [s for s in (live_signal(db, c, hazard) for c in codes) if s is not None]
+        return [s for s in (live_signal(conn, c, hazard, status=status) for c in codes) if s]
 
 
 def message_sequence(db, sender_prefix: str) -> int:
@@ -1108,20 +1111,26 @@ def record_signals(db, signals: list[dict], message: dict | None = None) -> list
 def record_ack(db, cap_identifier: str, recipient: str, *, by: str, at, note: str = "") -> dict:
     """Record that ``recipient`` (a role or named recipient of the dissemination list)
     acknowledged the message ``cap_identifier``; refused when no issued message has it."""
+    now = parse_utc("now")
+    when = parse_utc(at, what="--at")
+    if when > now + pd.Timedelta("5min"):
+        raise InputError(f"--at {iso_utc(when)}: in the future (now {iso_utc(now)})")
     row = {
         "cap_identifier": cap_identifier,
         "recipient": recipient,
         "acknowledged_by": by,
-        "acknowledged_utc": iso_utc(parse_utc(at)),
-        "recorded_utc": iso_utc(parse_utc("now")),
+        "acknowledged_utc": iso_utc(when),
+        "recorded_utc": iso_utc(now),
         "note": note,
     }
     with _open(db) as conn, _transaction(conn):
         known = conn.execute(
-            "SELECT 1 FROM signals WHERE cap_identifier = ? LIMIT 1", (cap_identifier,)
-        ).fetchone()
+            "SELECT MIN(issued_utc) FROM signals WHERE cap_identifier = ?", (cap_identifier,)
+        ).fetchone()[0]
         if known is None:
             raise InputError(f"message {cap_identifier}: no issued signal has this identifier")
+        if when < parse_utc(known):
+            raise InputError(f"--at {iso_utc(when)}: before the message was issued ({known})")
         conn.execute(
             "INSERT INTO signal_acks (cap_identifier, recipient, acknowledged_by, "
             "acknowledged_utc, recorded_utc, note) VALUES (?, ?, ?, ?, ?, ?)",

@@ -124,6 +124,9 @@ def _alert(juris, hazard, names, state, *, ident, sender, issued_at, status, msg
             instructions=tuple(instructions),
             certainty=cap.certainty_for_probability(group["probability"]),
             lead_hours=lead,
+            prefix=("【演练】" if language == "zh" else "[EXERCISE] ")
+            if status == "Exercise"
+            else "",
         )
 
     for info in cap._infos(juris, hazard, rows, lang, content_of, issued_at):
@@ -174,6 +177,9 @@ def _act(juris, hazard, names, plans, state, *, ident, issued_at, exercise, rule
         identifier=ident,
         exercise=exercise,
         others_zh=tuple(others),
+        previous_level=max(
+            (int(p.get("previous_level") or 0) for p in acted if p["action"] == "update"), default=0
+        ),
         lifted_level=max((int(p.get("lifted_level") or 0) for p in acted), default=0),
     )
 
@@ -227,6 +233,7 @@ def _dissemination(juris, plans, ident, issued_at) -> pd.DataFrame:
     return signal_dissemination(
         records,
         message=ident,
+        status=plans[0]["status"],
         issued_bjt=f"{issued_at + BEIJING:%Y-%m-%d %H:%M}",
         plan=plan,
         assets=assets,
@@ -249,15 +256,12 @@ def write_pack(conn, plans: list[dict], *, juris, hazard: str, table: pd.DataFra
         str(rows["hazard_name_zh"].iloc[0] or hazard) if "hazard_name_zh" in rows else hazard,
         str(rows["hazard_name_en"].iloc[0] or hazard) if "hazard_name_en" in rows else hazard,
     )
-    for p in plans:  # before anything is built: an act recorded already is refused
-        if conn.execute(
-            "SELECT 1 FROM signals WHERE identifier = ?", (p["identifier"],)
-        ).fetchone():
-            raise InputError(f"signal {p['identifier']}: already recorded in the ledger")
-    before = ledger.live_signals(conn, hazard)
+    before = ledger.live_signals(conn, hazard, status=status)
     state = _state_after(before, plans)
     entry = f"{cap.sender_code(juris.code)}_{issued_at + BEIJING:%Y%m%d%H%M%S}"
     ident = cap.gbt_identifier(juris.code, issued_at, ledger.message_sequence(conn, entry))
+    # Each unit's record is named by the message that carried it.
+    plans = [{**p, "identifier": f"{ident}-{p['town_code']}"} for p in plans]
     sender = cap.sender_code(juris.code)
     sent_of = {
         r["identifier"]: r["sent_utc"]
@@ -283,8 +287,10 @@ def write_pack(conn, plans: list[dict], *, juris, hazard: str, table: pd.DataFra
     act = _act(juris, hazard, names, plans, state, ident=ident, issued_at=issued_at,
                exercise=exercise, rule_texts=rule_texts)  # fmt: skip
     target = Path(out) if out is not None else default_pack_folder(db_path, ident)
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise InputError(f"{target}: already exists; a pack is never written over")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise InputError(f"--out {target}: {target.parent} is not a folder")
     stage = fsio.make_stage(target)
     try:
         if alert is not None:
@@ -319,17 +325,19 @@ def write_pack(conn, plans: list[dict], *, juris, hazard: str, table: pd.DataFra
             "sent_utc": issued_at,
             "status": status,
         }
-        fsio.publish_folder(stage, target, PACK_KIND)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    # The pack is in place (new, ours); the record makes it official. A refused record takes
-    # the pack away again: no texts of an act the ledger does not have.
-    try:
+        # The record is the act: it goes first, in one transaction (a concurrent act of the
+        # same second loses here and leaves nothing but its own stage, removed below).
         written = ledger.record_signals(
             conn, records, message=message if alert is not None else None
         )
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(stage, ignore_errors=True)
         raise
+    try:
+        fsio.publish_folder(stage, target, PACK_KIND)
+    except (OSError, InputError) as err:
+        raise InputError(
+            f"{target}: the act is recorded in the ledger but its pack could not be put in "
+            f"place ({err}); the pack is at {stage}"
+        ) from None
     return [{**w, "pack": str(target)} for w in written]

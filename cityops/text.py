@@ -65,6 +65,11 @@ def has_control(text: object) -> bool:
 
 def check_name(text: str, *, what: str) -> str:
     """``text`` if it is one line of plain text; :class:`InputError` naming ``what`` otherwise."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        # Bytes that were not UTF-8 on the command line (decoded with surrogate escapes).
+        raise InputError(
+            f"{what} '{escape_control(text)}': not valid UTF-8; expected one line of plain text"
+        )
     if has_control(text):
         raise InputError(
             f"{what} '{escape_control(text)}': control characters (newline, tab, escape codes) "

@@ -113,6 +113,9 @@ def test_review_counts_lead_time_from_the_issue(drill):
     assert (day[day.town_code == "150627104"].outcome == "miss").all()
 
 
+T = "2026-07-10T11:45Z"
+
+
 def test_refusals_write_nothing(drill, tmp_path):
     db = drill["db"]
     before = len(ledger.list_signals(db))
@@ -121,20 +124,35 @@ def test_refusals_write_nothing(drill, tmp_path):
         (("--towns", "阿镇", "--at", "2099-01-01T00:00Z"), ("in the future",)),
         (("--towns", "阿镇", "--at", "2026-07-09T00:00Z"), ("before the forecast was issued",)),
         (("--towns", "纳林陶亥镇", "--lift"), ("150627103", "no rainstorm signal in force")),
-        (("--towns", "乌兰木伦镇"), ("150627102", "proposes no rainstorm signal", "--level")),
-        (("--towns", "水岸新城", "--level", "2"), ("150627L01", "not assessed")),
+        (
+            ("--towns", "乌兰木伦镇", "--at", T),
+            ("150627102", "proposes no rainstorm signal", "--level"),
+        ),
+        (("--towns", "水岸新城", "--level", "2", "--at", T), ("150627L01", "not assessed")),
+        # a stale run: the issue time after its last valid time
+        (("--towns", "阿镇", "--level", "2"), ("after the run's last valid time",)),
+        # a level the hazard's table does not define (lightning has no blue)
+        (
+            ("--towns", "阿镇", "--hazard", "lightning", "--level", "1", "--at", T),
+            ("no such signal",),
+        ),
+        # the same level again is not an update
+        (("--towns", "阿镇", "--level", "red", "--at", T), ("in force already",)),
         (("--towns", "阿镇", "--lift", "--level", "2"), ("--lift and --level",)),
         (("--towns", "阿镇", "--level", "5"), ("--level '5'",)),
         # all or none: the second unit fails, the first is not recorded either
-        (("--towns", "临港经济区,乌兰木伦镇", "--at", "2026-07-10T10:00Z"), ("150627102",)),
+        (("--towns", "纳林陶亥镇,水岸新城", "--level", "2", "--at", T), ("150627L01",)),
         # the same act twice
-        (("--towns", "阿镇", "--at", "2026-07-10T10:40Z"), ("already recorded",)),
+        (("--towns", "阿镇", "--at", "2026-07-10T10:40Z"), ("in force already",)),
         # one act, one colour: the run proposes red and orange
-        (("--towns", "阿镇,临港经济区", "--at", "2026-07-10T11:40Z"), ("one colour",)),
+        (("--towns", "阿镇,临港经济区", "--lift", "--at", T), ("one colour",)),
     ]
+    packs = sorted((db.parent / "issued").iterdir())
     for extra, words in cases:
-        res = cityops("issue", run, "--hazard", "rainstorm", "--by", "王", *extra, "--ledger", db)
+        hazard = () if "--hazard" in extra else ("--hazard", "rainstorm")
+        res = cityops("issue", run, *hazard, "--by", "王", *extra, "--ledger", db)
         one_error(res, *words)
+    assert sorted((db.parent / "issued").iterdir()) == packs  # no pack of a refused act
     res = cityops("issue", run, "--hazard", "rainstorm", "--by", "王\ncityops: forged",
                   "--towns", "阿镇", "--ledger", db)  # fmt: skip
     one_error(res, "--by")
@@ -312,3 +330,34 @@ def test_the_review_reads_the_sent_messages_too(drill):
     assert set(w.hazard) == {"rainstorm"}
     first = w[w.issued_utc == pd.Timestamp("2026-07-10T10:40")]
     assert set(first.town_code) == {ALTAN, EJIN}  # both red acts of 18:40 Beijing time
+
+
+def test_drills_and_real_warnings_never_see_each_other(drill, tmp_path):
+    """A real act beside a drill in one ledger: the real red is a new Alert (not an Update of
+    the drill), and a drill lift cannot end it."""
+    import xarray as xr
+    from lxml import etree
+
+    ds = xr.load_dataset(drill["dir"] / "fc.nc")
+    for key in ("cityops_scenario", "status"):
+        ds.attrs.pop(key, None)
+    ds.to_netcdf(tmp_path / "real.nc")
+    res = cityops("-q", "assess", tmp_path / "real.nc", "--out", tmp_path / "real",
+                  "--now", "2026-07-10T10:30Z")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    db = tmp_path / "l.sqlite"
+    for run in (drill["run"], tmp_path / "real"):
+        res = cityops("issue", run, "--hazard", "rainstorm", "--towns", "阿镇", "--by", "王",
+                      "--at", "2026-07-10T10:40Z", "--ledger", db)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    s = ledger.list_signals(db)
+    assert sorted(s.status) == ["Actual", "Exercise"] and set(s.action) == {"issue"}
+    real = next(p for p in (db.parent / "issued").iterdir() if p.name.endswith("_1"))
+    root = etree.parse(str(real / "cap.xml")).getroot()
+    assert root.findtext("c:status", namespaces=NS) == "Actual"
+    assert root.findtext("c:msgType", namespaces=NS) == "Alert"
+    assert "演练" not in (real / "message_zh.txt").read_text(encoding="utf-8")
+    res = cityops("issue", drill["run"], "--hazard", "rainstorm", "--towns", "阿镇", "--lift",
+                  "--by", "王", "--at", "2026-07-10T11:00Z", "--ledger", db)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert ledger.live_signal(db, ALTAN, "rainstorm", status="Actual") is not None

@@ -284,6 +284,7 @@ class InfoContent:
     certainty: str = "Likely"
     lead_hours: float | None = None
     action: str = ""  # 发布/更新 … for issued messages; empty for drafts
+    prefix: str = ""  # 【演练】 / [EXERCISE] before headline and description in a drill
 
 
 def _info(jurisdiction, hazard: str, level: int, rows: pd.DataFrame, lang: str,
@@ -333,8 +334,8 @@ def _info(jurisdiction, hazard: str, level: int, rows: pd.DataFrame, lang: str,
                 f"{r['town_name']} ({r['town_code']}): onset {_bjt_short(r['onset_utc'])} "
                 "Beijing time"
             )
-    _sub(info, "headline", headline)
-    _sub(info, "description", "\n".join(lines))
+    _sub(info, "headline", content.prefix + headline)
+    _sub(info, "description", content.prefix + "\n".join(lines))
     if content.instructions:
         _sub(info, "instruction", "\n".join(content.instructions))
     meteo = cap_profile()["meteoalarm"]

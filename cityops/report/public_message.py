@@ -67,6 +67,8 @@ class SignalAct:
     others_zh: tuple[str, ...] = field(default_factory=tuple)
     #: The level a lift ends (0: unknown).
     lifted_level: int = 0
+    #: The level an update replaces (0: none).
+    previous_level: int = 0
 
     def __post_init__(self):
         if self.action not in _ACTION_ZH:
@@ -166,6 +168,12 @@ def full_text(act: SignalAct, *, lang: str = "zh") -> str:
         clause = _criterion(act.criterion_zh)
         what = f"{_towns(act.towns_zh)}{clause or f'将出现{act.hazard_zh}天气'}"
         lines.append(f"{headline_zh(act)}：预计{span + '，' if span else ''}{what}，请注意防范。")
+        if act.action == "update" and act.previous_level and act.previous_level != act.level:
+            word = "升级" if act.level > act.previous_level else "降级"
+            lines.append(
+                f"（{_towns(act.towns_zh)}{act.hazard_zh}预警信号由"
+                f"{level_words(act.previous_level)[0]}{word}为{level_words(act.level)[0]}。）"
+            )
         if act.others_zh:
             lines.append(f"{_others(act)}。")
         if act.guidance_zh:

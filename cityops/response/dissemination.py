@@ -51,7 +51,7 @@ def dissemination(table: pd.DataFrame, plan: Plan) -> pd.DataFrame:
 
 #: Columns of an issued signal's dissemination list (``dissemination.csv`` of its pack).
 SIGNAL_DISSEMINATION_COLUMNS = [
-    "message", "town_code", "town_name", "hazard", "level", "action", "issued_bjt",
+    "message", "status", "town_code", "town_name", "hazard", "level", "action", "issued_bjt",
     "recipient", "recipient_zh", "detail_zh", "channels_zh", "acknowledged_bjt",
     "acknowledged_by",
 ]  # fmt: skip
@@ -61,6 +61,7 @@ def signal_dissemination(
     records: list[dict],
     *,
     message: str,
+    status: str,
     issued_bjt: str,
     plan: Plan | None,
     assets: pd.DataFrame | None,
@@ -81,6 +82,8 @@ def signal_dissemination(
         level = int(rec["level"])
         base = {
             "message": message,
+            # A drill says so on every row the dispatcher calls down.
+            "status": "演练 Exercise" if status == "Exercise" else "实发 Actual",
             "town_code": rec["town_code"],
             "town_name": rec.get("town_name", ""),
             "hazard": rec["hazard"],
