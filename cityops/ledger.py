@@ -135,7 +135,7 @@ COMPLEX_CLOSURE_MONTHS = 1  # calendar month
 STALL = pd.Timedelta(days=14)  # calendar days
 ESCALATION_ACTOR = "cityops escalation"
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -229,6 +229,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX signal_acks_message ON signal_acks (cap_identifier, recipient)",
     ),
+    # One task per measure and owner: what triggers it (units, hazards, levels).
+    4: ("ALTER TABLE tasks ADD COLUMN triggers TEXT NOT NULL DEFAULT ''",),
 }
 
 
@@ -615,6 +617,7 @@ def merge_run(
                 "onset_utc": iso_utc(onset),
                 "end_utc": iso_utc(end),
                 "text_zh": _text(row["text_zh"]),
+                "triggers": _text(row.get("triggers", "")),
             }
             old = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
             if old is None:

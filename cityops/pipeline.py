@@ -217,7 +217,9 @@ def assess(
     assets, geohazards = _exposure(juris, forecast)
     response = None
     if (juris.path / "plan").is_dir():
-        response = plan_response(frame, load_plan(juris.path), now=now_ts)
+        response = plan_response(
+            frame, load_plan(juris.path), now=now_ts, banner_code=str(juris.code)
+        )
     return Assessment(
         forecast=forecast,
         jurisdiction=juris,

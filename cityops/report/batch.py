@@ -308,11 +308,21 @@ def _write_tasks(assessment: Assessment, stage: Path, codes: list[str]) -> None:
         none, by_unit = pd.DataFrame(columns=TASK_COLUMNS), {}
     else:
         # As Response.for_unit (earliest due first), split once: a filter per unit costs
-        # seconds over a thousand units. The multi-column sort is stable, so each unit's
-        # rows come in the same order as from for_unit.
+        # seconds over a thousand units. A unit sees its own tasks and the banner-level
+        # tasks it triggers; the multi-column sort is stable, so each unit's rows come in
+        # the same order as from for_unit.
         ordered = assessment.response.tasks.sort_values(["due_utc", "measure"])
         none = ordered.iloc[0:0]
-        by_unit = dict(tuple(ordered.groupby("town_code", sort=False)))
+        rows: dict[str, list[int]] = {}
+        for i, (owner, triggers) in enumerate(
+            zip(ordered["town_code"], ordered["triggers"], strict=True)
+        ):
+            units = {owner} | {t.split(" ")[0] for t in str(triggers).split("; ") if t}
+            for unit in units:
+                rows.setdefault(unit, []).append(i)
+        by_unit = {unit: ordered.iloc[idx] for unit, idx in rows.items()}
+        # The whole list, once per owner and measure: what the HQ dispatches.
+        (stage / "tasks.csv").write_text(person_csv(ordered), encoding="utf-8")
     for code in codes:
         folder = stage / code
         folder.mkdir(parents=True, exist_ok=True)
@@ -378,8 +388,20 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
     from cityops.ledger import merge_run
 
     table = assessment.table
-    assessed = [
-        (r.town_code, r.hazard) for r in table[table["evaluated"].astype(bool)].itertuples()
+    evaluated = table[table["evaluated"].astype(bool)]
+    assessed = [(r.town_code, r.hazard) for r in evaluated.itertuples()]
+    # Banner-level and town-level tasks are keyed by the measure's hazard key: a key is
+    # assessed when every hazard it names was (so a task absent from the run stands down).
+    from cityops.response.plan import load_plan
+
+    plan = load_plan(assessment.jurisdiction.path)
+    done = set(evaluated["hazard"])
+    owners = {str(assessment.jurisdiction.code), *evaluated["town_code"]}
+    assessed += [
+        (owner, m.hazard_key)
+        for m in plan.measures
+        if set(m.hazards) <= done or m.hazard_key == "all"
+        for owner in owners
     ]
     counts = merge_run(
         ledger or None, assessment.response.tasks, run_time=assessment.now, assessed=assessed

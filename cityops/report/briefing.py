@@ -527,6 +527,22 @@ def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
     return _simple_table(head, rows, lang)
 
 
+def _trigger_text(assessment, task, code: str, lang: str) -> str:
+    """What calls for a task, as this unit's reader needs it: the unit's own hazards, and for
+    a banner-level task that it is one task for the banner and how many units it covers."""
+    triggers = [t.split(" ") for t in str(task["triggers"]).split("; ") if t]
+    mine = [h for c, h, _ in triggers if c == code] or [h for _, h, _ in triggers]
+
+    def name(h: str) -> str:
+        return assessment.levels[h].rules.name(lang) if h in assessment.levels.hazards else h
+
+    text = "、".join(dict.fromkeys(name(h) for h in mine))
+    if task["scope"] == "banner":
+        units = len({c for c, _, _ in triggers})
+        text += t("banner_task", lang).format(n=units)
+    return text
+
+
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     """The unit's response posture, groups, plans, four-stop recommendations and tasks."""
     from cityops.report.i18n import _catalog
@@ -552,11 +568,7 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     rows = [
         [
             html.escape(r["text_zh"] if lang == "zh" else r["text_en"]),
-            html.escape(
-                assessment.levels[r["hazard"]].rules.name(lang)
-                if r["hazard"] in assessment.levels.hazards
-                else str(r["hazard"])
-            ),
+            html.escape(_trigger_text(assessment, r, code, lang)),
             html.escape(r["lead_unit"]),
             html.escape(r["supporting_units"]),
             format_local(r["due_utc"], "%m-%d %H:%M") if r["due_utc"] else "",

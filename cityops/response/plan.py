@@ -98,6 +98,10 @@ class Measure:
     source: str
     extreme_only: bool = False
     note: str = ""
+    #: banner: one task per episode for the whole jurisdiction; town: one per town.
+    scope: str = "town"
+    #: The hazard part of the task's identity: "all" or the measure's hazards joined by "+".
+    hazard_key: str = ""
 
     @property
     def deadline(self) -> dict[str, Any]:
@@ -188,6 +192,17 @@ def _entry_id(path: Path, raw: Mapping, index: int, seen: set[str]) -> str:
         raise _fail(path, value, "id", "duplicate id")
     seen.add(value)
     return value
+
+
+#: Who carries a measure out (measures.yaml ``scope``).
+SCOPES = ("banner", "town")
+#: Joins the hazards of a measure in its task identity ("lightning.hail"); "all" for every hazard.
+HAZARD_KEY_SEP = "."
+
+
+def hazards_of_key(key: str) -> tuple[str, ...]:
+    """The hazard ids a task's hazard key stands for (``("all",)`` for every hazard)."""
+    return tuple(str(key).split(HAZARD_KEY_SEP))
 
 
 def _hazards(path: Path, raw: Mapping, entry: str, key: str) -> tuple[str, ...]:
@@ -302,10 +317,15 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
                 "loop",
                 "big loop is for catastrophe: needs min_level 4, or extreme: true and min_level >= 3",
             )
+        scope = raw.get("scope")
+        if scope not in SCOPES:
+            raise _fail(path, mid, "scope", f"expected one of {', '.join(SCOPES)}, got {scope!r}")
         measures.append(
             Measure(
                 id=mid,
                 hazards=hazards,
+                scope=scope,
+                hazard_key="all" if raw.get("hazard") == "all" else HAZARD_KEY_SEP.join(hazards),
                 min_level=level,
                 text_zh=_text(path, raw, mid, "text_zh"),
                 text_en=_text(path, raw, mid, "text_en"),

@@ -21,7 +21,7 @@ __all__ = ["TASK_COLUMNS", "Response", "plan_response"]
 TASK_COLUMNS = [
     "town_code", "hazard", "measure", "loop", "lead_unit", "supporting_units", "due_utc",
     "onset_utc", "end_utc", "level", "source", "text_zh", "text_en", "plan", "group",
-    "four_stop",
+    "four_stop", "scope", "triggers",
 ]  # fmt: skip
 
 
@@ -36,7 +36,10 @@ class Response:
         ``posture`` (id), ``posture_zh``, ``posture_en``, ``groups``, ``plans``,
         ``four_stops`` ("、"-joined).
     tasks : pandas.DataFrame
-        One row per unit × hazard × measure (:data:`TASK_COLUMNS`).
+        One row per measure and owner (:data:`TASK_COLUMNS`): a banner-level measure once for
+        the jurisdiction (``town_code`` the jurisdiction's code), a town-level one once per
+        town; ``hazard`` is the measure's hazard key and ``triggers`` lists the units,
+        hazards and levels that call for it ("150627100 rainstorm 4; …").
     """
 
     postures: pd.DataFrame
@@ -44,10 +47,18 @@ class Response:
     dissemination: pd.DataFrame | None = None
 
     def for_unit(self, code: str) -> tuple[pd.Series | None, pd.DataFrame]:
-        """The unit's posture row and its tasks (earliest due first)."""
+        """The unit's posture row and its tasks (earliest due first): its own town-level
+        tasks and the banner-level tasks it triggers."""
         post = self.postures[self.postures["town_code"] == code]
-        tasks = self.tasks[self.tasks["town_code"] == code].sort_values(["due_utc", "measure"])
-        return (post.iloc[0] if len(post) else None), tasks
+        return (post.iloc[0] if len(post) else None), unit_tasks(self.tasks, code)
+
+
+def unit_tasks(tasks: pd.DataFrame, code: str) -> pd.DataFrame:
+    """The tasks a unit sees: its own, and the banner-level ones it triggers."""
+    mine = (tasks["town_code"] == code) | tasks["triggers"].str.contains(
+        f"(?:^|; ){code} ", regex=True
+    )
+    return tasks[mine].sort_values(["due_utc", "measure"])
 
 
 #: Posture of a unit none of whose hazards could be assessed.
@@ -70,7 +81,43 @@ def _due(measure, row, now: pd.Timestamp | None) -> str:
     return iso_utc(due)
 
 
-def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
+def _add_trigger(tasks: dict, m, owner: str, row, due: str) -> None:
+    """One task per measure and owner: a new trigger widens its period and level, and the
+    earliest deadline counts."""
+    trigger = f"{row['town_code']} {row['hazard']} {int(row['level'])}"
+    task = tasks.get((m.id, owner))
+    if task is None:
+        tasks[(m.id, owner)] = {
+            "town_code": owner,
+            "hazard": m.hazard_key,
+            "measure": m.id,
+            "loop": m.loop,
+            "lead_unit": m.lead_unit,
+            "supporting_units": "、".join(m.supporting_units),
+            "due_utc": due,
+            "onset_utc": row["onset_utc"],
+            "end_utc": row["end_utc"],
+            "level": int(row["level"]),
+            "source": m.source,
+            "text_zh": m.text_zh,
+            "text_en": m.text_en,
+            "plan": m.plan,
+            "group": m.group,
+            "four_stop": m.four_stop or "",
+            "scope": m.scope,
+            "triggers": trigger,
+        }
+        return
+    task["triggers"] += f"; {trigger}"
+    task["level"] = max(task["level"], int(row["level"]))
+    for key, pick in (("due_utc", min), ("onset_utc", min), ("end_utc", max)):
+        values = [v for v in (task[key], row[key] if key != "due_utc" else due) if v]
+        task[key] = pick(values, key=parse_utc) if values else ""
+
+
+def plan_response(
+    table: pd.DataFrame, plan: Plan, *, now=None, banner_code: str = "banner"
+) -> Response:
     """Postures and tasks for every unit of a town risk table.
 
     Parameters
@@ -82,6 +129,8 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
         The jurisdiction's plan content (:func:`cityops.response.load_plan`).
     now : time, optional
         Reference time: no deadline is set before it.
+    banner_code : str, optional
+        ``town_code`` of banner-level tasks (the jurisdiction's code).
 
     Returns
     -------
@@ -90,7 +139,7 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
     now_ts = parse_utc(now) if now is not None else None
     names = {g.id: g for g in plan.groups}
     plans = {p.id: p for p in plan.special_plans}
-    tasks = []
+    tasks: dict[tuple[str, str], dict] = {}
     postures = []
     for code, rows in table.groupby("town_code", sort=False):
         rows = rows[rows["evaluated"].astype(bool)]
@@ -108,39 +157,16 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
         )  # fmt: skip
         posture = posture_for(plan, level, extreme=extreme, special_period=special)
         unit_measures = []
-        seen_general: set[str] = set()
-        # Most severe hazard first: measures for every hazard ("all") go with it, once.
+        # Most severe hazard first: it sets a shared task's first trigger.
         active = rows[rows["level"] > 0].sort_values(
             ["level", "onset_utc"], ascending=[False, True]
         )
         for _, row in active.iterrows():
             for m in measures_for(plan, row["hazard"], int(row["level"]),
                                   extreme=bool(row["extreme"])):  # fmt: skip
-                if "all" in m.hazards:
-                    if m.id in seen_general:
-                        continue
-                    seen_general.add(m.id)
                 unit_measures.append(m)
-                tasks.append(
-                    {
-                        "town_code": code,
-                        "hazard": row["hazard"],
-                        "measure": m.id,
-                        "loop": m.loop,
-                        "lead_unit": m.lead_unit,
-                        "supporting_units": "、".join(m.supporting_units),
-                        "due_utc": _due(m, row, now_ts),
-                        "onset_utc": row["onset_utc"],
-                        "end_utc": row["end_utc"],
-                        "level": int(row["level"]),
-                        "source": m.source,
-                        "text_zh": m.text_zh,
-                        "text_en": m.text_en,
-                        "plan": m.plan,
-                        "group": m.group,
-                        "four_stop": m.four_stop or "",
-                    }
-                )
+                owner = code if m.scope == "town" else banner_code
+                _add_trigger(tasks, m, owner, row, _due(m, row, now_ts))
         groups = list(dict.fromkeys(names[m.group].name_zh for m in unit_measures))
         opened = list(dict.fromkeys(plans[m.plan].name_zh for m in unit_measures if m.plan))
         stops = list(dict.fromkeys(m.four_stop for m in unit_measures if m.four_stop))
@@ -158,7 +184,7 @@ def plan_response(table: pd.DataFrame, plan: Plan, *, now=None) -> Response:
                 "four_stops": "、".join(stops),
             }
         )
-    task_frame = pd.DataFrame(tasks, columns=TASK_COLUMNS)
+    task_frame = pd.DataFrame(list(tasks.values()), columns=TASK_COLUMNS)
     return Response(
         postures=pd.DataFrame(postures),
         tasks=task_frame,

@@ -109,6 +109,19 @@ _TIME_FORMAT = "%m-%d %H:%M"
 # --------------------------------------------------------------------------------------------
 # Wording
 # --------------------------------------------------------------------------------------------
+
+
+def _hazard_name(table, key: str, lang: str) -> str:
+    """A hazard id, or a task's hazard key (several ids, or "all"), in the report language."""
+    from cityops.report.i18n import t
+    from cityops.response.plan import hazards_of_key
+
+    return "、".join(
+        table[h].name(lang) if h in table else (t("all_hazards", lang) if h == "all" else h)
+        for h in hazards_of_key(key)
+    )
+
+
 @cache
 def _wording() -> dict[str, Any]:
     path = package_data("data", "review_cases.yaml")
@@ -225,7 +238,7 @@ def _case_groups(cases: pd.DataFrame, lang: str, table, owner: str) -> list[dict
                 f"{t} {format_local(w, _TIME_FORMAT)}"
                 for t, w in zip(group["town_code"], group["window_start_utc"], strict=True)
             ]
-            hz_name = table[hazard].name(lang) if hazard in table else hazard
+            hz_name = _hazard_name(table, hazard, lang)
             fields = {
                 "hazard": hz_name,
                 "level": levels[int(level)][f"name_{lang}"],
@@ -268,7 +281,7 @@ def _task_groups(
     for (hazard, measure), group in frame[flags].groupby(["hazard", "measure"], sort=True):
         group = group.sort_values(["town_code", "task_id"], kind="stable")
         towns = list(dict.fromkeys(group["town_code"].astype(str)))
-        hz_name = table[hazard].name(lang) if hazard in table else hazard
+        hz_name = _hazard_name(table, hazard, lang)
         fields = {
             "hazard": hz_name,
             "measure": measure_names.get(measure, measure),
