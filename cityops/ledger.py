@@ -75,21 +75,31 @@ TIMEOUT_ENV_VAR = "CITYOPS_LEDGER_TIMEOUT"
 BUSY_TIMEOUT_MS = 30_000
 DEFAULT_GAP = pd.Timedelta(hours=6)
 
-STATES = ("issued", "dispatched", "on_site", "resolved", "closed", "stood_down")
+#: Task states (interfaces §7): ``proposed`` by an unattended run until a signal is issued
+#: (000:131: tracking starts with the release), then issued → dispatched → acknowledged →
+#: on site → resolved → approved (by the lead or competent department, 000:135-137) →
+#: closed (销号); ``stood_down`` when the hazard goes or the signal is lifted before action.
+STATES = (
+    "proposed", "issued", "dispatched", "acknowledged", "on_site", "resolved", "approved",
+    "closed", "stood_down",
+)  # fmt: skip
 LOOPS = ("big", "middle", "small")
 #: States in which a task still needs action (may be stood down, may become overdue/escalated).
-OPEN_STATES = ("issued", "dispatched", "on_site")
+OPEN_STATES = ("issued", "dispatched", "acknowledged", "on_site")
 #: States a run may stand down when the task is absent from it (no action taken yet).
-STANDABLE_STATES = ("issued", "dispatched")
+STANDABLE_STATES = ("proposed", "issued", "dispatched", "acknowledged")
 #: States that end the clock (not overdue, not escalated).
-DONE_STATES = ("resolved", "closed", "stood_down")
+DONE_STATES = ("resolved", "approved", "closed", "stood_down")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "issued": ("dispatched", "on_site", "resolved", "stood_down"),
-    "dispatched": ("on_site", "resolved", "stood_down"),
+    "proposed": ("issued", "stood_down"),
+    "issued": ("dispatched", "acknowledged", "on_site", "resolved", "stood_down"),
+    "dispatched": ("acknowledged", "on_site", "resolved", "stood_down"),
+    "acknowledged": ("on_site", "resolved", "stood_down"),
     "on_site": ("resolved",),
-    "resolved": ("closed", "on_site"),  # on_site again = reopened, the fix did not hold
-    "stood_down": ("issued", "closed"),
+    "resolved": ("approved", "on_site"),  # on_site again = reopened, the fix did not hold
+    "approved": ("closed", "on_site"),
+    "stood_down": ("proposed", "issued", "closed"),
     "closed": (),
 }
 
@@ -135,7 +145,7 @@ COMPLEX_CLOSURE_MONTHS = 1  # calendar month
 STALL = pd.Timedelta(days=14)  # calendar days
 ESCALATION_ACTOR = "cityops escalation"
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -231,6 +241,44 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # One task per measure and owner: what triggers it (units, hazards, levels).
     4: ("ALTER TABLE tasks ADD COLUMN triggers TEXT NOT NULL DEFAULT ''",),
+    # Proposed, acknowledged and approved states (issue 19 items 2-3): SQLite cannot change a
+    # CHECK constraint, so the table is rebuilt (foreign keys off during the migration).
+    5: (
+        """CREATE TABLE tasks_v5 (
+            task_id TEXT PRIMARY KEY,
+            town_code TEXT NOT NULL,
+            hazard TEXT NOT NULL,
+            episode TEXT NOT NULL,
+            measure TEXT NOT NULL,
+            loop TEXT NOT NULL CHECK (loop IN ('big', 'middle', 'small')),
+            lead_unit TEXT NOT NULL DEFAULT '',
+            supporting_units TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN
+                ('proposed', 'issued', 'dispatched', 'acknowledged', 'on_site', 'resolved',
+                 'approved', 'closed', 'stood_down')),
+            due_utc TEXT,
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL,
+            escalated INTEGER NOT NULL DEFAULT 0,
+            escalated_utc TEXT,
+            source TEXT NOT NULL DEFAULT '',
+            level INTEGER,
+            onset_utc TEXT,
+            end_utc TEXT,
+            text_zh TEXT NOT NULL DEFAULT '',
+            triggers TEXT NOT NULL DEFAULT '',
+            FOREIGN KEY (town_code, hazard, episode)
+                REFERENCES episodes (town_code, hazard, episode)
+        )""",
+        "INSERT INTO tasks_v5 SELECT task_id, town_code, hazard, episode, measure, loop, "
+        "lead_unit, supporting_units, state, due_utc, created_utc, updated_utc, escalated, "
+        "escalated_utc, source, level, onset_utc, end_utc, text_zh, triggers FROM tasks",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_v5 RENAME TO tasks",
+        "CREATE INDEX tasks_town_hazard ON tasks (town_code, hazard, episode)",
+        "CREATE INDEX tasks_state ON tasks (state)",
+        "ALTER TABLE task_history ADD COLUMN role TEXT NOT NULL DEFAULT ''",
+    ),
 }
 
 
@@ -402,6 +450,16 @@ def _migrate(conn: sqlite3.Connection) -> None:
         current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
         if current == SCHEMA_VERSION:
             return  # up to date: no write lock needed
+    # A table rebuild (version 5) drops a table others refer to: foreign keys off meanwhile
+    # (a no-op inside a transaction, so set here), checked before the commit.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        _apply_migrations(conn)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
     with _transaction(conn):
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version "
@@ -419,6 +477,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 "INSERT INTO schema_version (version, applied_utc) VALUES (?, ?)",
                 (version, iso_utc(parse_utc("now"))),
             )
+        bad = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if bad:
+            raise InputError(f"ledger migration left {len(bad)} dangling reference(s)")
 
 
 @contextlib.contextmanager
@@ -531,12 +592,45 @@ def _level(value, where: str) -> int | None:
         raise InputError(f"{where}: level {value!r} is not an integer") from None
 
 
-def _history(conn, task_id: str, time_utc: str, actor: str, from_state, to_state, note: str):
+def _history(conn, task_id: str, time_utc: str, actor: str, from_state, to_state, note: str,
+             *, role: str = ""):  # fmt: skip
     conn.execute(
-        "INSERT INTO task_history (task_id, time_utc, actor, from_state, to_state, note) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (task_id, time_utc, actor, from_state, to_state, note or ""),
+        "INSERT INTO task_history (task_id, time_utc, actor, from_state, to_state, note, role) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (task_id, time_utc, actor, from_state, to_state, note or "", role or ""),
     )
+
+
+def _tasks_triggered_by(conn, unit: str, hazard: str, states: tuple[str, ...]) -> list:
+    """Tasks in ``states`` that the unit's hazard triggers (one of their ``triggers``)."""
+    marks = ",".join("?" * len(states))
+    return conn.execute(
+        f"SELECT task_id, state, triggers FROM tasks WHERE state IN ({marks}) "
+        "AND instr('; ' || triggers, ?) > 0",
+        (*states, f"; {unit} {hazard} "),
+    ).fetchall()
+
+
+def _tasks_follow_signal(conn, row: dict) -> None:
+    """Issuing activates the proposed tasks a signal's unit and hazard trigger (the clock starts
+    at the issue time); a lift stands down the tasks nothing in force calls for any more."""
+    unit, hazard, when = row["town_code"], row["hazard"], row["issued_utc"]
+    actor = f"{row['issuer']} (signal {row['identifier']})"
+    if row["action"] != "lift":
+        for task in _tasks_triggered_by(conn, unit, hazard, ("proposed",)):
+            conn.execute("UPDATE tasks SET state = 'issued', updated_utc = ? WHERE task_id = ?",
+                         (when, task["task_id"]))  # fmt: skip
+            _history(conn, task["task_id"], when, actor, "proposed", "issued",
+                     f"signal issued: {unit} {hazard} level {row['level']}")  # fmt: skip
+        return
+    for task in _tasks_triggered_by(conn, unit, hazard, STANDABLE_STATES):
+        pairs = {tuple(t.split(" ")[:2]) for t in task["triggers"].split("; ") if t}
+        if any(live_signal(conn, u, h, status=row["status"]) for u, h in pairs):
+            continue  # another unit or hazard of the task still has a signal in force
+        conn.execute("UPDATE tasks SET state = 'stood_down', updated_utc = ? WHERE task_id = ?",
+                     (when, task["task_id"]))  # fmt: skip
+        _history(conn, task["task_id"], when, actor, task["state"], "stood_down",
+                 f"signal lifted: {unit} {hazard}")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- merge
@@ -550,10 +644,13 @@ def merge_run(
     actor: str = "cityops brief",
     gap: pd.Timedelta | str = DEFAULT_GAP,
     assessed: Iterable[tuple[str, str]] | None = None,
+    live: Iterable[tuple[str, str]] | None = None,
 ) -> dict:
     """Merge one run's task table into the ledger, in one transaction.
 
-    New identities are inserted (``issued``); existing ones get the new due time, level,
+    New identities are inserted ``proposed`` (an unattended run proposes; issuing a signal
+    activates them, :func:`record_signals`), or ``issued`` when one of their triggers
+    (unit, hazard) has a signal in force (``live``); existing ones get the new due time, level,
     text, units and period unless closed (a stood-down task that comes back is re-issued).
     Open tasks (``issued``/``dispatched``) of an episode this run covers but absent from it are
     ``stood_down`` (never deleted); tasks already on site, resolved or closed are untouched.
@@ -585,6 +682,12 @@ def merge_run(
     )
     seen: set[str] = set()
     covered: set[tuple[str, str, str]] = set()
+    live = {(str(u), str(h)) for u, h in (live or ())}
+
+    def start_state(triggers: str) -> str:
+        pairs = {tuple(t.split(" ")[:2]) for t in triggers.split("; ") if t}
+        return "issued" if pairs & live else "proposed"
+
     with _open(db) as conn, _transaction(conn):
         for i, row in enumerate(tasks.to_dict("records")):
             where = f"task table row {i + 1}"
@@ -621,16 +724,18 @@ def merge_run(
             }
             old = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
             if old is None:
+                first = start_state(values["triggers"])
                 conn.execute(
                     "INSERT INTO tasks (task_id, town_code, hazard, episode, measure, state, "
                     "created_utc, updated_utc, escalated, "
                     + ", ".join(values)
-                    + ") VALUES (?, ?, ?, ?, ?, 'issued', ?, ?, 0, "
+                    + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, "
                     + ", ".join("?" * len(values))
                     + ")",
-                    (task_id, town, hazard, episode, measure, now, now, *values.values()),
+                    (task_id, town, hazard, episode, measure, first, now, now, *values.values()),
                 )
-                _history(conn, task_id, now, actor, None, "issued", f"issued by run {now}")
+                why = "a signal is in force" if first == "issued" else "until a signal is issued"
+                _history(conn, task_id, now, actor, None, first, f"{first} by run {now} ({why})")
                 stats["inserted"] += 1
                 continue
             if old["state"] == "closed":
@@ -639,7 +744,7 @@ def merge_run(
             changed = [k for k, v in values.items() if old[k] != v]
             state = old["state"]
             if state == "stood_down":
-                state = "issued"
+                state = start_state(values["triggers"])
             if not changed and state == old["state"]:
                 stats["unchanged"] += 1
                 continue
@@ -649,7 +754,7 @@ def merge_run(
                 (*values.values(), state, now, task_id),
             )
             if state != old["state"]:
-                note = f"hazard back in run {now}; re-issued"
+                note = f"hazard back in run {now}; {state} again"
                 stats["reissued"] += 1
             else:
                 note = f"updated by run {now}: " + ", ".join(changed)
@@ -715,8 +820,12 @@ def task_history(db, task_id: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def update_state(db, task_id: str, to_state: str, *, actor: str, note: str = "", at=None) -> dict:
-    """Move a task to ``to_state`` (validated), recording time, actor and note; the new row."""
+def update_state(
+    db, task_id: str, to_state: str, *, actor: str, note: str = "", at=None, role: str = ""
+) -> dict:
+    """Move a task to ``to_state`` (validated), recording time, actor, role and note; the new
+    row. Approval (``approved``, before 销号) needs the approving department as ``role`` and
+    another actor than the one who resolved the task (000:135-137)."""
     if to_state not in STATES:
         raise InputError(f"task {task_id}: unknown state {to_state!r} (one of {', '.join(STATES)})")
     if not actor or not str(actor).strip():
@@ -730,10 +839,27 @@ def update_state(db, task_id: str, to_state: str, *, actor: str, note: str = "",
         current = checked_state(conn, {"task_id": task_id, "state": row["state"]})["state"]
         if to_state == current:
             raise InputError(f"task {task_id}: already {current}")
+        if to_state == "approved":
+            if not str(role).strip():
+                raise InputError(
+                    f"task {task_id}: approval needs the approving department (--role), the "
+                    "lead department (中闭环) or the competent department (小闭环)"
+                )
+            resolver = conn.execute(
+                "SELECT actor FROM task_history WHERE task_id = ? AND to_state = 'resolved' "
+                "ORDER BY id DESC LIMIT 1",
+                (task_id,),
+            ).fetchone()
+            if resolver is not None and resolver["actor"] == str(actor).strip():
+                raise InputError(
+                    f"task {task_id}: {actor} resolved it and cannot approve it too; the lead or "
+                    "competent department approves"
+                )
         if to_state not in ALLOWED[current]:
             if to_state == "closed":
                 raise InputError(
-                    f"task {task_id}: cannot go from {current} to closed; resolve it first"
+                    f"task {task_id}: cannot go from {current} to closed; it must be resolved "
+                    "and approved first"
                 )
             allowed = ", ".join(ALLOWED[current]) or "nothing (it is closed)"
             raise InputError(
@@ -743,7 +869,8 @@ def update_state(db, task_id: str, to_state: str, *, actor: str, note: str = "",
             "UPDATE tasks SET state = ?, updated_utc = ? WHERE task_id = ?",
             (to_state, when, task_id),
         )
-        _history(conn, task_id, when, str(actor).strip(), current, to_state, note)
+        _history(conn, task_id, when, str(actor).strip(), current, to_state, note,
+                 role=str(role).strip())  # fmt: skip
         return dict(conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone())
 
 
@@ -1108,6 +1235,8 @@ def record_signals(db, signals: list[dict], message: dict | None = None) -> list
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 tuple(row[k] for k in _SIGNAL_INSERT),
             )
+        for row in rows:
+            _tasks_follow_signal(conn, row)
     return rows
 
 

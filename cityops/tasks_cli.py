@@ -14,7 +14,11 @@ from cityops.text import check_name, escape_control
 
 __all__ = ["add_tasks_parser", "run_tasks"]
 
-_STATES = ("issued", "dispatched", "on_site", "resolved", "closed", "stood_down")
+
+def _states() -> tuple[str, ...]:
+    from cityops.ledger import STATES
+
+    return STATES
 
 
 def _ledger_opt(p: argparse.ArgumentParser, default) -> None:
@@ -34,7 +38,7 @@ def add_tasks_parser(subparsers) -> argparse.ArgumentParser:
 
     q = sub.add_parser("list", help="list tasks")
     q.add_argument("--town", default=None, help="town code")
-    q.add_argument("--state", choices=_STATES, default=None)
+    q.add_argument("--state", choices=_states(), default=None)
     q.add_argument("--hazard", default=None)
     q.add_argument("--overdue", action="store_true", help="only overdue tasks")
     q.add_argument("--now", default=None, help="reference time for 'overdue' (default: now)")
@@ -47,14 +51,19 @@ def add_tasks_parser(subparsers) -> argparse.ArgumentParser:
 
     q = sub.add_parser("update", help="move a task to another state")
     q.add_argument("task_id")
-    q.add_argument("--state", required=True, choices=_STATES)
+    q.add_argument("--state", required=True, choices=_states())
     q.add_argument("--by", required=True, help="who makes the change")
+    q.add_argument(
+        "--role", default="",
+        help="the actor's department or role (required to approve: the lead or competent one)",
+    )  # fmt: skip
     q.add_argument("--note", default="")
     _ledger_opt(q, argparse.SUPPRESS)
 
-    q = sub.add_parser("close", help="close (销号) a resolved task")
+    q = sub.add_parser("close", help="close (销号) an approved task")
     q.add_argument("task_id")
-    q.add_argument("--by", required=True, help="who approves the closure")
+    q.add_argument("--by", required=True, help="who closes it")
+    q.add_argument("--role", default="", help="the actor's department or role")
     q.add_argument("--note", default="")
     _ledger_opt(q, argparse.SUPPRESS)
 
@@ -88,6 +97,7 @@ def run_tasks(args) -> int:
         # A name is one plain line (refused otherwise); a note may be several lines and is
         # kept as written, shown escaped (below) so it can never forge a history line.
         check_name(args.by, what="--by")
+        check_name(args.role, what="--role")
     # Every tasks sub-command works on an existing ledger: none creates one (a typo in
     # --ledger must not leave folders and an empty ledger behind).
     path = ledger.default_ledger_path(getattr(args, "ledger", None))
@@ -121,14 +131,18 @@ def _run(args, cmd: str, db) -> int:
         print("history:")
         for h in ledger.task_history(db, args.task_id):
             note = f"  {h['note']}" if h["note"] else ""
+            role = f" ({h['role']})" if h.get("role") else ""
             line = (
-                f"{h['time_utc']}  {h['actor']}  {h['from_state'] or '-'} -> {h['to_state']}{note}"
+                f"{h['time_utc']}  {h['actor']}{role}  {h['from_state'] or '-'} -> "
+                f"{h['to_state']}{note}"
             )
             print("  " + escape_control(line))
         return 0
     if cmd in ("update", "close"):
         to_state = args.state if cmd == "update" else "closed"
-        task = ledger.update_state(db, args.task_id, to_state, actor=args.by, note=args.note)
+        task = ledger.update_state(
+            db, args.task_id, to_state, actor=args.by, note=args.note, role=args.role
+        )
         print(f"{task['task_id']}: {task['state']}")
         return 0
     if cmd == "export":

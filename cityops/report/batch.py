@@ -403,9 +403,19 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
         if set(m.hazards) <= done or m.hazard_key == "all"
         for owner in owners
     ]
+    # Tasks a signal in force calls for start issued; the others wait for the signal.
+    from cityops.ledger import live_signals
+
+    status = "Exercise" if assessment.is_exercise else "Actual"
+    live = [
+        (s["town_code"], s["hazard"])
+        for hazard in assessment.levels.hazards
+        for s in live_signals(ledger or None, hazard, status=status)
+    ]
     counts = merge_run(
-        ledger or None, assessment.response.tasks, run_time=assessment.now, assessed=assessed
-    )
+        ledger or None, assessment.response.tasks, run_time=assessment.now, assessed=assessed,
+        live=live,
+    )  # fmt: skip
     log.info("ledger: %s", {k: v for k, v in counts.items() if k != "task_ids"})
 
 
