@@ -888,10 +888,17 @@ def list_tasks(
         raise InputError(f"--state {state!r}: expected one of {', '.join(STATES)}")
     now_ts = parse_utc(now if now is not None else "now", what="now")
     clauses, params = [], []
-    for column, value in (("town_code", town), ("state", state), ("hazard", hazard)):
-        if value:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    # A unit's list holds its own tasks and the banner-level tasks it triggers; a hazard's,
+    # the tasks it triggers anywhere.
+    if town:
+        clauses.append("(town_code = ? OR instr('; ' || triggers, ?) > 0)")
+        params += [town, f"; {town} "]
+    if state:
+        clauses.append("state = ?")
+        params.append(state)
+    if hazard:
+        clauses.append("(hazard = ? OR instr(triggers, ?) > 0)")
+        params += [hazard, f" {hazard} "]
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     with _open(db) as conn:
         rows = conn.execute(

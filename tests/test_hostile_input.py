@@ -439,7 +439,7 @@ def test_hostile_jurisdiction_end_to_end(storm, hostile_juris, tmp_path):
 
     # sign with a hostile name.
     by = "<script>alert(1)</script>{{ 7*7 }}'\"; DROP TABLE tasks;--"
-    res = _run("sign", out, "--by", by, "--ledger", db)
+    res = _run("sign", out, "--by", by, "--ledger", db, "--at", "2026-07-10T00:30Z")
     assert res.returncode == 0, res.stderr
     import defusedxml.ElementTree as DET
 
