@@ -684,8 +684,8 @@ def merge_run(
     covered: set[tuple[str, str, str]] = set()
     live = {(str(u), str(h)) for u, h in (live or ())}
 
-    def start_state(triggers: str) -> str:
-        pairs = {tuple(t.split(" ")[:2]) for t in triggers.split("; ") if t}
+    def start_state(town: str, hazard: str, triggers: str) -> str:
+        pairs = {tuple(t.split(" ")[:2]) for t in triggers.split("; ") if t} | {(town, hazard)}
         return "issued" if pairs & live else "proposed"
 
     with _open(db) as conn, _transaction(conn):
@@ -724,7 +724,7 @@ def merge_run(
             }
             old = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
             if old is None:
-                first = start_state(values["triggers"])
+                first = start_state(town, hazard, values["triggers"])
                 conn.execute(
                     "INSERT INTO tasks (task_id, town_code, hazard, episode, measure, state, "
                     "created_utc, updated_utc, escalated, "
@@ -744,7 +744,7 @@ def merge_run(
             changed = [k for k, v in values.items() if old[k] != v]
             state = old["state"]
             if state == "stood_down":
-                state = start_state(values["triggers"])
+                state = start_state(town, hazard, values["triggers"])
             if not changed and state == old["state"]:
                 stats["unchanged"] += 1
                 continue

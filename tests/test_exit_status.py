@@ -183,6 +183,9 @@ def test_tasks_every_subcommand_exit_0(ledger, tmp_path):
     assert_ok(res)
     assert res.stdout.strip() == f"{issued}: dispatched"
     resolved = task_in(ledger, "resolved")
+    res = cityops("tasks", "--ledger", ledger, "update", resolved, "--state", "approved",
+                  "--by", "局长", "--role", "牵头部门")  # fmt: skip
+    assert_ok(res)
     res = cityops("tasks", "--ledger", ledger, "close", resolved, "--by", "局长")
     assert_ok(res)
     assert res.stdout.strip() == f"{resolved}: closed"

@@ -169,17 +169,23 @@ def test_signals_never_creates_a_ledger(tmp_path):
 
 
 def test_a_version_1_ledger_gains_the_signals_table(tmp_path):
+    """A ledger as cityops of schema 1 left it migrates to the current schema (signals, acks,
+    task triggers, the rebuilt task table with proposed/approved states)."""
     db = tmp_path / "old.sqlite"
-    ledger.connect(db).close()
-    with sqlite3.connect(db) as conn:  # as a cityops of schema 1 left it
-        conn.execute("DROP TABLE signals")
-        conn.execute("DROP TABLE signal_acks")
-        conn.execute("DELETE FROM schema_version WHERE version >= 2")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_utc TEXT NOT NULL)"
+        )
+        for statement in ledger._MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00Z')")
     conn = ledger.connect(db, create=False)
     try:
         assert ledger.list_signals(conn).empty
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        assert version == ledger.SCHEMA_VERSION == 3
+        assert version == ledger.SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
 
@@ -361,3 +367,32 @@ def test_drills_and_real_warnings_never_see_each_other(drill, tmp_path):
                   "--by", "王", "--at", "2026-07-10T11:00Z", "--ledger", db)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert ledger.live_signal(db, ALTAN, "rainstorm", status="Actual") is not None
+
+
+def test_tasks_wait_for_the_signal_and_follow_it(drill, tmp_path):
+    """A run proposes tasks; issuing a signal activates those it triggers (clock from the issue
+    time); lifting it stands down what no signal in force calls for any more (issue 19 item 2)."""
+    from cityops.pipeline import assess
+
+    A = assess(drill["dir"] / "fc.nc", now="2026-07-10T10:30Z")
+    db = tmp_path / "l.sqlite"
+    ledger.merge_run(db, A.response.tasks, run_time=A.now)
+    tasks = ledger.list_tasks(db)
+    assert tasks and {t["state"] for t in tasks} == {"proposed"}
+    res = cityops("issue", drill["run"], "--hazard", "rainstorm", "--towns", "阿镇", "--by", "王",
+                  "--at", "2026-07-10T10:40Z", "--ledger", db)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    by_state = {}
+    for t in ledger.list_tasks(db):
+        by_state.setdefault(t["state"], []).append(t)
+    assert by_state["issued"], "the signal activates the tasks it triggers"
+    for t in by_state["issued"]:
+        assert f"{ALTAN} rainstorm " in f"{t['triggers']} "
+        hist = ledger.task_history(db, t["task_id"])
+        assert hist[-1]["time_utc"] == "2026-07-10T10:40:00Z"  # the clock starts at the issue
+    assert all(f"{ALTAN} rainstorm " not in f"{t['triggers']} " for t in by_state["proposed"])
+    res = cityops("issue", drill["run"], "--hazard", "rainstorm", "--towns", "阿镇", "--lift",
+                  "--by", "王", "--at", "2026-07-10T11:40Z", "--ledger", db)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    after = {t["task_id"]: t["state"] for t in ledger.list_tasks(db)}
+    assert {after[t["task_id"]] for t in by_state["issued"]} == {"stood_down"}

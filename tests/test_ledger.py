@@ -45,6 +45,15 @@ def _row(
     }
 
 
+#: Signals in force in these tests: tasks start issued (without, a run only proposes them).
+LIVE = [(TOWN, "rainstorm"), (TOWN, "blizzard"), ("150627101", "rainstorm")]
+
+
+def merge(db, frame, **kw):
+    kw.setdefault("live", LIVE)
+    return ledger.merge_run(db, frame, **kw)
+
+
 def _frame(*rows):
     return pd.DataFrame(list(rows))
 
@@ -82,10 +91,10 @@ def test_schema_pragmas_and_default_path(tmp_path, monkeypatch):
 
 def test_merge_twice_no_duplicates_and_task_id(db):
     frame = _frame(_row("rain_underpass_closure"), _row("rain_drainage_patrol"))
-    first = ledger.merge_run(db, frame, run_time=RUN1)
+    first = merge(db, frame, run_time=RUN1)
     assert first["inserted"] == 2
     assert "150627100-rainstorm-rain_underpass_closure-E20260710T1200" in first["task_ids"]
-    second = ledger.merge_run(db, frame, run_time="2026-07-10T06:00Z")
+    second = merge(db, frame, run_time="2026-07-10T06:00Z")
     assert second["inserted"] == 0 and second["unchanged"] == 2
     assert _count(db, "tasks") == 2 and _count(db, "episodes") == 1
     assert _count(db, "task_history") == 2  # nothing changed, nothing recorded
@@ -94,8 +103,8 @@ def test_merge_twice_no_duplicates_and_task_id(db):
 
 
 def test_update_existing_task(db):
-    ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)
-    stats = ledger.merge_run(
+    merge(db, _frame(_row("m1")), run_time=RUN1)
+    stats = merge(
         db,
         _frame(_row("m1", level=3, due="2026-07-10T08:00Z", text="worse")),
         run_time="2026-07-10T03:00Z",
@@ -108,8 +117,8 @@ def test_update_existing_task(db):
 
 
 def test_weaker_run_stands_down_absent_task(db):
-    ledger.merge_run(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)
-    stats = ledger.merge_run(db, _frame(_row("m1", level=1)), run_time="2026-07-10T06:00Z")
+    merge(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)
+    stats = merge(db, _frame(_row("m1", level=1)), run_time="2026-07-10T06:00Z")
     assert stats["stood_down"] == 1
     m2 = ledger.task_id_for(TOWN, "rainstorm", "m2", "E20260710T1200")
     assert ledger.get_task(db, m2)["state"] == "stood_down"
@@ -117,10 +126,10 @@ def test_weaker_run_stands_down_absent_task(db):
     hist = ledger.task_history(db, m2)
     assert hist[-1]["from_state"] == "issued" and hist[-1]["to_state"] == "stood_down"
     # the hazard comes back: the task is re-issued, not duplicated
-    again = ledger.merge_run(db, _frame(_row("m1"), _row("m2")), run_time="2026-07-10T09:00Z")
+    again = merge(db, _frame(_row("m1"), _row("m2")), run_time="2026-07-10T09:00Z")
     assert again["reissued"] == 1 and ledger.get_task(db, m2)["state"] == "issued"
     # a run that evaluated the town/hazard and found nothing stands everything down
-    gone = ledger.merge_run(
+    gone = merge(
         db,
         _frame(_row("m1")).iloc[0:0],
         run_time="2026-07-10T11:00Z",
@@ -130,9 +139,9 @@ def test_weaker_run_stands_down_absent_task(db):
 
 
 def test_stand_down_only_in_covered_episode(db):
-    ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)
+    merge(db, _frame(_row("m1")), run_time=RUN1)
     later = _row("m2", onset="2026-07-15T12:00Z", end="2026-07-15T18:00Z")
-    stats = ledger.merge_run(db, _frame(later), run_time="2026-07-14T00:00Z")
+    stats = merge(db, _frame(later), run_time="2026-07-14T00:00Z")
     assert stats["stood_down"] == 0 and stats["episodes_opened"] == 1
     assert (
         ledger.get_task(db, ledger.task_id_for(TOWN, "rainstorm", "m1", "E20260710T1200"))["state"]
@@ -141,24 +150,26 @@ def test_stand_down_only_in_covered_episode(db):
 
 
 def test_closed_tasks_untouched_by_merge(db):
-    ids = ledger.merge_run(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)["task_ids"]
-    for state in ("dispatched", "on_site", "resolved", "closed"):
+    ids = merge(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)["task_ids"]
+    for state in ("dispatched", "on_site", "resolved"):
         ledger.update_state(db, ids[0], state, actor="王工", note=state)
+    ledger.update_state(db, ids[0], "approved", actor="住建局 李", role="住建局", note="审核")
+    ledger.update_state(db, ids[0], "closed", actor="住建局 李", note="销号")
     before = ledger.get_task(db, ids[0])
     n_hist = len(ledger.task_history(db, ids[0]))
-    stats = ledger.merge_run(
-        db, _frame(_row("m1", level=4, text="new")), run_time="2026-07-10T06:00Z"
-    )
-    ledger.merge_run(db, _frame(_row("m2")), run_time="2026-07-10T07:00Z")  # m1 absent
+    stats = merge(db, _frame(_row("m1", level=4, text="new")), run_time="2026-07-10T06:00Z")
+    merge(db, _frame(_row("m2")), run_time="2026-07-10T07:00Z")  # m1 absent
     assert stats["skipped_closed"] == 1
     assert ledger.get_task(db, ids[0]) == before
     assert len(ledger.task_history(db, ids[0])) == n_hist
 
 
 def test_invalid_transitions_raise(db):
-    tid = ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
+    tid = merge(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
     ledger.update_state(db, tid, "dispatched", actor="a")
-    with pytest.raises(InputError, match="cannot go from dispatched to closed; resolve it first"):
+    with pytest.raises(
+        InputError, match="cannot go from dispatched to closed; it must be resolved"
+    ):
         ledger.update_state(db, tid, "closed", actor="a")
     with pytest.raises(InputError, match="cannot go from dispatched to issued"):
         ledger.update_state(db, tid, "issued", actor="a")
@@ -172,7 +183,7 @@ def test_invalid_transitions_raise(db):
 
 
 def test_history_keeps_actor_time_note(db):
-    tid = ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
+    tid = merge(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
     ledger.update_state(
         db, tid, "dispatched", actor="值班员张三", note="电话通知", at="2026-07-10T01:00Z"
     )
@@ -191,7 +202,8 @@ def _writer(path, worker, n):
     # one town per write, so that no run stands down another's task
     for i in range(n):
         town = f"15062{worker}{i:03d}"
-        ledger.merge_run(path, _frame(_row("m", town=town)), run_time=RUN1, actor=f"w{worker}")
+        merge(path, _frame(_row("m", town=town)), run_time=RUN1, actor=f"w{worker}",
+              live=[(town, "rainstorm")])  # fmt: skip
         if i % 2:
             prev = ledger.task_id_for(
                 f"15062{worker}{i - 1:03d}", "rainstorm", "m", "E20260710T1200"
@@ -218,7 +230,7 @@ def test_two_processes_lose_nothing(db):
 
 
 def test_interrupted_write_leaves_ledger_consistent(db, monkeypatch):
-    ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)
+    merge(db, _frame(_row("m1")), run_time=RUN1)
     before = {t: _count(db, t) for t in ("tasks", "task_history", "episodes")}
     bad = _frame(
         _row("m2", onset="2026-08-01T00:00Z", end="2026-08-01T06:00Z"),
@@ -226,7 +238,7 @@ def test_interrupted_write_leaves_ledger_consistent(db, monkeypatch):
         _row("m4", loop="huge"),
     )
     with pytest.raises(InputError, match="loop 'huge'"):
-        ledger.merge_run(db, bad, run_time="2026-07-10T06:00Z")
+        merge(db, bad, run_time="2026-07-10T06:00Z")
     # and an unexpected crash in the middle of the write
     calls = {"n": 0}
     real = ledger._history
@@ -239,7 +251,7 @@ def test_interrupted_write_leaves_ledger_consistent(db, monkeypatch):
 
     monkeypatch.setattr(ledger, "_history", crash)
     with pytest.raises(RuntimeError):
-        ledger.merge_run(db, _frame(_row("m5"), _row("m6")), run_time="2026-07-10T06:00Z")
+        merge(db, _frame(_row("m5"), _row("m6")), run_time="2026-07-10T06:00Z")
     monkeypatch.undo()
     assert {t: _count(db, t) for t in before} == before
     with sqlite3.connect(db) as conn:
@@ -254,9 +266,9 @@ def test_interrupted_write_leaves_ledger_consistent(db, monkeypatch):
 
 
 def test_episodes_overlap_extend_and_gap_opens_new(db):
-    ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)
+    merge(db, _frame(_row("m1")), run_time=RUN1)
     # overlapping later run: same episode, extended
-    s = ledger.merge_run(
+    s = merge(
         db,
         _frame(_row("m1", onset="2026-07-10T16:00Z", end="2026-07-11T02:00Z")),
         run_time="2026-07-10T06:00Z",
@@ -264,14 +276,14 @@ def test_episodes_overlap_extend_and_gap_opens_new(db):
     assert s["episodes_opened"] == 0 and s["episodes_extended"] == 1
     assert s["task_ids"] == ["150627100-rainstorm-m1-E20260710T1200"]
     # touching within 6 h: still the same episode
-    s = ledger.merge_run(
+    s = merge(
         db,
         _frame(_row("m1", onset="2026-07-11T07:00Z", end="2026-07-11T09:00Z")),
         run_time="2026-07-10T12:00Z",
     )
     assert s["task_ids"] == ["150627100-rainstorm-m1-E20260710T1200"]
     # a separate storm more than 6 h later: a new episode and a new task
-    s = ledger.merge_run(
+    s = merge(
         db,
         _frame(_row("m1", onset="2026-07-11T16:00Z", end="2026-07-11T20:00Z")),
         run_time="2026-07-11T12:00Z",
@@ -299,7 +311,7 @@ def test_overdue():
 def test_escalation_working_days_over_national_day(db):
     # issued 2026-09-30T17:00Z = 1 Oct 01:00 Beijing: holiday 1–7 Oct; workdays 8, 9, 10 (Sat,
     # make-up day) Oct -> feedback deadline is the end of 10 Oct Beijing time.
-    ledger.merge_run(
+    merge(
         db,
         _frame(_row("feedback", onset="2026-10-01T00:00Z", end="2026-10-01T06:00Z")),
         run_time="2026-09-30T17:00Z",
@@ -323,7 +335,7 @@ def test_escalation_working_days_over_national_day(db):
 
 def test_escalation_closure_limits_by_loop(db):
     run = "2026-07-06T01:00Z"  # Monday 09:00 Beijing
-    ledger.merge_run(db, _frame(_row("small", loop="small"), _row("big", loop="big")), run_time=run)
+    merge(db, _frame(_row("small", loop="small"), _row("big", loop="big")), run_time=run)
     for m in ("small", "big"):
         ledger.update_state(
             db,
@@ -377,7 +389,7 @@ def test_cap_records(db):
 
 
 def test_export_columns_in_order(db, tmp_path):
-    ids = ledger.merge_run(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)["task_ids"]
+    ids = merge(db, _frame(_row("m1"), _row("m2")), run_time=RUN1)["task_ids"]
     out = ledger.export_tasks(db, tmp_path / "out" / "tasks.csv", now="2026-07-10T11:00Z")
     with open(out, encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
@@ -415,7 +427,7 @@ def _cli(argv):
 
 
 def test_cli(db, tmp_path, capsys):
-    tid = ledger.merge_run(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
+    tid = merge(db, _frame(_row("m1")), run_time=RUN1)["task_ids"][0]
     assert _cli(["tasks", "list", "--ledger", str(db), "--town", TOWN]) == 0
     assert tid in capsys.readouterr().out
     assert (
@@ -426,14 +438,25 @@ def test_cli(db, tmp_path, capsys):
         _cli(["tasks", "update", tid, "--state", "dispatched", "--by", "张三", "--ledger", str(db)])
         == 0
     )
-    with pytest.raises(InputError, match="resolve it first"):
+    with pytest.raises(InputError, match="must be resolved and approved first"):
         _cli(["tasks", "close", tid, "--by", "张三", "--ledger", str(db)])
     _cli(["tasks", "update", tid, "--state", "resolved", "--by", "张三", "--ledger", str(db)])
+    # 销号 needs approval first, by the lead or competent department, not by the resolver
+    with pytest.raises(InputError, match="must be resolved and approved first"):
+        _cli(["tasks", "close", tid, "--by", "局长", "--ledger", str(db)])
+    with pytest.raises(InputError, match="cannot approve it too"):
+        _cli(["tasks", "update", tid, "--state", "approved", "--by", "张三", "--role", "住建局",
+              "--ledger", str(db)])  # fmt: skip
+    with pytest.raises(InputError, match="--role"):
+        _cli(["tasks", "update", tid, "--state", "approved", "--by", "局长", "--ledger", str(db)])
+    assert _cli(["tasks", "update", tid, "--state", "approved", "--by", "局长", "--role",
+                 "住建局", "--ledger", str(db)]) == 0  # fmt: skip
     assert _cli(["tasks", "close", tid, "--by", "局长", "--note", "销号", "--ledger", str(db)]) == 0
     capsys.readouterr()
     assert _cli(["tasks", "show", tid, "--ledger", str(db)]) == 0
     shown = capsys.readouterr().out
-    assert "state: closed" in shown and "局长  resolved -> closed  销号" in shown
+    assert "state: closed" in shown and "局长  approved -> closed  销号" in shown
+    assert "局长 (住建局)  resolved -> approved" in shown
     out = tmp_path / "t.csv"
     assert _cli(["tasks", "export", "--out", str(out), "--ledger", str(db)]) == 0
     assert out.read_text(encoding="utf-8").splitlines()[0].startswith("task_id,town_code,hazard")
@@ -451,7 +474,7 @@ def test_heating_four_ones_clocks(tmp_path):
          "end_utc": "2026-01-21T20:00:00Z", "source": "002:1030", "text_zh": "提高供热负荷"},
     ])  # fmt: skip
     run = pd.Timestamp("2026-01-21T08:00")
-    merge_run(db, frame, run_time=run)
+    merge_run(db, frame, run_time=run, live=[("150627100", "cold_wave")])
     (task,) = list_tasks(db)
     tid = task["task_id"]
     # Dispatched after 90 s, on site after 50 min, resolved in one visit: no breach.

@@ -36,11 +36,16 @@ def _row(measure, *, town=TOWN, loop="middle", due="2026-07-10T10:00Z", hazard="
 
 
 def _merge(db, *rows, run="2026-07-10T00:00Z"):
-    return ledger.merge_run(db, pd.DataFrame(list(rows)), run_time=run)["task_ids"]
+    # The signals are issued: the run's tasks start issued (otherwise proposed).
+    live = [(r["town_code"], r["hazard"]) for r in rows]
+    return ledger.merge_run(db, pd.DataFrame(list(rows)), run_time=run, live=live)["task_ids"]
 
 
 def _move(db, task_id, *steps):
     for state, at in steps:
+        if state == "closed":  # 销号 after approval by the lead department (another actor)
+            ledger.update_state(db, task_id, "approved", actor="lead department",
+                                role="旗住房和城乡建设局", at=at)  # fmt: skip
         ledger.update_state(db, task_id, state, actor="duty officer", at=at)
 
 

@@ -78,7 +78,12 @@ def write_drill_ledger(
 
 def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
     """Merge the run's tasks into the ledger ``tmp`` and play the drill's response."""
-    counts = merge_run(tmp, A.response.tasks, run_time=A.now, actor="cityops brief (drill)")
+    # The drill plays a response to signals issued as the run proposed them: its tasks start
+    # issued (without a signal, a run only proposes tasks).
+    table = A.table[(A.table["level"] > 0) & A.table["evaluated"].astype(bool)]
+    live = list(zip(table["town_code"], table["hazard"], strict=True))
+    counts = merge_run(tmp, A.response.tasks, run_time=A.now, actor="cityops brief (drill)",
+                       live=live)  # fmt: skip
     cfg = _config()
     updates = 0
     for task_id in sorted(counts["task_ids"]):
@@ -90,8 +95,9 @@ def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
             lo, hi = (float(v) for v in step["delay_minutes"])
             when = when + pd.Timedelta(minutes=float(rng.uniform(lo, hi)))
             update_state(
-                tmp, task_id, step["state"], actor=ACTOR, note=step.get("note", ""), at=when
-            )
+                tmp, task_id, step["state"], actor=step.get("actor", ACTOR),
+                role=step.get("role", ""), note=step.get("note", ""), at=when,
+            )  # fmt: skip
             updates += 1
     # Fold the write-ahead log into the file before it moves (the WAL belongs to its name).
     with contextlib.closing(sqlite3.connect(tmp)) as conn:
