@@ -612,7 +612,7 @@ def test_unknown_state_row_named(ledger):
     for sub in (["list"], ["show", task], ["update", task, "--state", "dispatched", "--by", "x"]):
         res = cityops("tasks", "--ledger", ledger, *sub)
         assert_error(res, 2, f"ledger {ledger}", f"task {task}", "unknown state 'teleported'",
-                     "expected one of issued")  # fmt: skip
+                     "expected one of proposed, issued")  # fmt: skip
     assert _rows(ledger, "SELECT state FROM tasks WHERE task_id = ?", task) == [("teleported",)]
 
 
