@@ -155,10 +155,11 @@ def ledger_state(db) -> dict:
             t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
             for t in ("tasks", "task_history", "episodes", "cap_alerts")
         }
-    # Every task has a history that starts with its issue and ends in its state.
+    # Every task has a history that starts with its proposal (no signal issued yet) or its
+    # issue, and ends in its state.
     assert set(chains) == set(states)
     for task_id, chain in chains.items():
-        assert chain[0] == (None, "issued"), task_id
+        assert chain[0] in ((None, "proposed"), (None, "issued")), task_id
         assert all(a[1] == b[0] for a, b in itertools.pairwise(chain)), task_id
         assert chain[-1][1] == states[task_id], task_id
     return counts
