@@ -226,7 +226,8 @@ def test_ledger_keeps_hostile_notes_verbatim(tmp_path):
         "onset_utc": "2026-07-10T12:00Z", "end_utc": "2026-07-10T18:00Z", "level": 2,
         "source": "test", "text_zh": "text",
     }  # fmt: skip
-    tid = ledger.merge_run(db, pd.DataFrame([row]), run_time="2026-07-10T00:00Z")["task_ids"][0]
+    tid = ledger.merge_run(db, pd.DataFrame([row]), run_time="2026-07-10T00:00Z",
+                           live=[(row["town_code"], row["hazard"])])["task_ids"][0]  # fmt: skip
     note = hostile("现场积水") + "\n第二行 \\ ` $(touch pwned) ; rm -rf /"
     by = hostile("值班员")
     env = {**os.environ, "MPLBACKEND": "agg"}

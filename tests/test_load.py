@@ -48,7 +48,10 @@ def _task(town: str) -> pd.DataFrame:
 def _writer(path: str, worker: int) -> None:
     """1,000 write transactions, each on its own connection as the CLI does."""
     for i in range(TASKS_PER_WRITER):
-        stats = ledger.merge_run(path, _task(f"9{worker}{i:07d}"), run_time=RUN, actor=f"w{worker}")
+        town = f"9{worker}{i:07d}"
+        # a signal is in force: the task starts issued (else a run only proposes it)
+        stats = ledger.merge_run(path, _task(town), run_time=RUN, actor=f"w{worker}",
+                                 live=[(town, "rainstorm")])  # fmt: skip
         (task_id,) = stats["task_ids"]
         for n, state in enumerate(STEPS):
             ledger.update_state(
@@ -95,7 +98,8 @@ def test_four_writers_a_thousand_updates_each_lose_nothing(tmp_path):
 
 def test_locked_ledger_is_a_clear_input_error_after_the_timeout(tmp_path, monkeypatch):
     db = tmp_path / "ledger.sqlite"
-    task_id = ledger.merge_run(db, _task("150627100"), run_time=RUN)["task_ids"][0]
+    task_id = ledger.merge_run(db, _task("150627100"), run_time=RUN,
+                               live=[("150627100", "rainstorm")])["task_ids"][0]  # fmt: skip
     monkeypatch.setenv("CITYOPS_LEDGER_TIMEOUT", "0.5")
     with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as holder:
         holder.execute("BEGIN IMMEDIATE")  # another writer holds the ledger and does not let go
