@@ -417,6 +417,11 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
         live=live,
     )  # fmt: skip
     log.info("ledger: %s", {k: v for k, v in counts.items() if k != "task_ids"})
+    # Every brief also applies the plan's follow-up rules (idempotent: `cityops tasks escalate`).
+    from cityops.ledger import check_escalation
+
+    escalated = check_escalation(ledger or None, assessment.now, rules=plan.timing["followup"])
+    log.info("ledger: %d task(s) escalated", len(escalated))
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from cityops.deadlines import BASES, CLOCKS, PERIOD_UNITS, PROGRESS
 from cityops.errors import DataFileError, InputError
 from cityops.resources import load_yaml, package_data
 
@@ -351,17 +352,30 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     seen: set[str] = set()
     for i, raw in enumerate(_entries(path, data, "followup")):
         rid = _entry_id(path, raw, i, seen)
-        if raw.get("basis") not in ("calendar", "working"):
-            raise _fail(path, rid, "basis", "expected calendar or working")
-        period = raw.get("period")
-        if (
-            not isinstance(period, dict)
-            or not isinstance(period.get("value"), (int, float))
-            or period.get("unit") not in ("minute", "hour", "day", "week", "month")
-        ):
-            raise _fail(
-                path, rid, "period", "expected {value: N, unit: minute|hour|day|week|month}"
-            )
+        if raw.get("basis") not in BASES:
+            raise _fail(path, rid, "basis", f"expected {' or '.join(BASES)}")
+        periods = [raw.get("period")] if "by_level" not in raw else None
+        if periods is None:
+            by_level = raw.get("by_level")
+            if not isinstance(by_level, dict) or not set(by_level) <= set(LEVELS) or not by_level:
+                raise _fail(path, rid, "by_level", "expected periods keyed by levels 1-4")
+            periods = list(by_level.values())
+        for period in periods:
+            if (
+                not isinstance(period, dict)
+                or not isinstance(period.get("value"), (int, float))
+                or period["value"] < 0
+                or period.get("unit") not in PERIOD_UNITS
+            ):
+                raise _fail(
+                    path, rid, "period", f"expected {{value: N >= 0, unit: {'|'.join(PERIOD_UNITS)}}}"
+                )
+        if raw.get("clock") not in CLOCKS:
+            raise _fail(path, rid, "clock", f"expected one of {', '.join(CLOCKS)}")
+        if raw.get("until") is not None and raw["until"] not in PROGRESS:
+            raise _fail(path, rid, "until", f"expected null or one of {', '.join(PROGRESS)}")
+        if any(loop not in LOOPS for loop in raw.get("loops") or ()):
+            raise _fail(path, rid, "loops", f"expected a list of {', '.join(LOOPS)}")
         _source(path, raw, rid)
     four = data.get("heating_four_ones")
     if not isinstance(four, dict):
