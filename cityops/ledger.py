@@ -53,6 +53,7 @@ __all__ = [
     "connect",
     "default_ledger_path",
     "episode_label",
+    "escalations",
     "export_tasks",
     "get_task",
     "is_workday",
@@ -913,6 +914,23 @@ def overdue(task, now) -> bool:
 # --------------------------------------------------------------------------- escalation
 
 
+_ESCALATION_NOTE = "escalated (x{level}): {rules}"
+
+
+def escalations(history: Iterable[dict]) -> list[dict]:
+    """The escalations recorded in a task's history (:func:`task_history`), oldest first:
+    ``{"time_utc", "escalated", "rules"}`` (the rule ids of ``plan/timing.yaml``)."""
+    out = []
+    for h in history:
+        note = h.get("note") or ""
+        if h["to_state"] != h["from_state"] or not note.startswith("escalated (x"):
+            continue
+        head, _, rules = note.partition("): ")
+        out.append({"time_utc": h["time_utc"], "escalated": int(head.removeprefix("escalated (x")),
+                    "rules": [r for r in rules.split(", ") if r]})  # fmt: skip
+    return out
+
+
 def _clocks(conn, task: dict) -> dict:
     """Start times of the follow-up clocks of a task (:mod:`cityops.deadlines`)."""
     issued = conn.execute(
@@ -1003,8 +1021,12 @@ def check_escalation(
                     "UPDATE tasks SET escalated = ?, escalated_utc = ? WHERE task_id = ?",
                     (level, when, task["task_id"]),
                 )
+                # the note names the rules (their texts are in plan/timing.yaml)
+                named = [b["rule"] for b in broken] + (
+                    heating.get(task["task_id"], []) if not task["escalated"] else []
+                )
                 _history(conn, task["task_id"], when, actor, task["state"], task["state"],
-                         f"escalated (x{level}): " + "; ".join(reasons))  # fmt: skip
+                         _ESCALATION_NOTE.format(level=level, rules=", ".join(named)))  # fmt: skip
             done.append(
                 {
                     "task_id": task["task_id"],

@@ -88,6 +88,8 @@ TIMELINE_COLUMNS = (
     "closure_late",
     "deadline_basis",
     "escalated",
+    "escalated_utc",
+    "escalation_rules",
     "state",
     "still_open",
 )
@@ -260,7 +262,7 @@ def _milestones(task: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -
         last[to_state] = when
         visits += to_state == "on_site"
     state = task["state"]
-    resolved = last.get("resolved") if state in ("resolved", "closed") else None
+    resolved = last.get("resolved") if state in ("resolved", "approved", "closed") else None
     closed = last.get("closed") if state == "closed" else None
     stood_down = (
         last.get("stood_down")
@@ -351,7 +353,9 @@ def task_timeline(
                 start_ts is not None and life_end < start_ts
             ):
                 continue
-            marks = _milestones(task, ledger_db.task_history(conn, task["task_id"]))
+            history = ledger_db.task_history(conn, task["task_id"])
+            marks = _milestones(task, history)
+            raised = ledger_db.escalations(history)
             issued = marks["issued_utc"]
             due = parse_utc(task["due_utc"]) if task["due_utc"] else None
             without_action = marks["resolved_utc"] is None and marks["stood_down_utc"] is not None
@@ -382,6 +386,10 @@ def task_timeline(
                     "closure_late": _late(stop, now_ts, closure_due),
                     "deadline_basis": "/".join(bases),
                     "escalated": int(task["escalated"] or 0),
+                    "escalated_utc": parse_utc(raised[0]["time_utc"]) if raised else None,
+                    "escalation_rules": ", ".join(
+                        dict.fromkeys(r for e in raised for r in e["rules"])
+                    ),
                     "state": task["state"],
                     "still_open": task["state"] in ledger_db.OPEN_STATES,
                 }
