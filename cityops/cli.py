@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cityops.tasks_cli import add_tasks_parser
 
     add_tasks_parser(sub)
+    from cityops.duty_cli import add_duty_parser
+
+    add_duty_parser(sub)
     return parser
 
 
@@ -494,6 +497,12 @@ def _cmd_tasks(args) -> int:
     return run_tasks(args)
 
 
+def _cmd_duty(args) -> int:
+    from cityops.duty_cli import run_duty
+
+    return run_duty(args)
+
+
 COMMANDS = {
     "scenario": _cmd_scenario,
     "assess": _cmd_assess,
@@ -503,6 +512,7 @@ COMMANDS = {
     "issue": _cmd_issue,
     "signals": _cmd_signals,
     "review": _cmd_review,
+    "duty": _cmd_duty,
 }
 
 

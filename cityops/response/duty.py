@@ -46,6 +46,7 @@ __all__ = [
     "duty_lines",
     "jurisdiction_roster",
     "load_roster",
+    "month_end",
     "on_duty",
 ]
 
@@ -277,6 +278,8 @@ def _hhmm(value: Any, path: Path, where: str) -> dt.time:
 
 
 def _mapping(value: Any, path: Path, where: str) -> Mapping[str, Any]:
+    if value is None:
+        raise _err(path, where, "missing; expected a mapping")
     if not isinstance(value, Mapping):
         raise _err(path, where, f"expected a mapping, got {type(value).__name__}")
     return value
@@ -451,6 +454,8 @@ def load_roster(path: str | Path) -> Roster:
     rules = _rules(data.get("rules"), path)
     directory = _mapping(data.get("directory"), path, "directory")
     updated = directory.get("updated")
+    if updated is None or updated == []:
+        raise _err(path, "directory.updated", "missing; expected the date(s) it was issued")
     updated = updated if isinstance(updated, list) else [updated]
     editions = tuple(
         sorted(_date(d, path, f"directory.updated[{i}]") for i, d in enumerate(updated, 1))
@@ -599,7 +604,8 @@ def on_duty(roster: Roster, when: Any) -> OnDuty:
 # --------------------------------------------------------------------------------------------
 # Checking
 # --------------------------------------------------------------------------------------------
-def _month_end(day: dt.date) -> dt.date:
+def month_end(day: dt.date) -> dt.date:
+    """The last day of ``day``'s month."""
     return (pd.Timestamp(day) + pd.offsets.MonthEnd(0)).date()
 
 
@@ -645,10 +651,10 @@ def default_check_range(roster: Roster, now: Any) -> tuple[dt.date, dt.date, str
     """
     rules = roster.rules
     today = duty_day(roster, now)
-    end = _month_end(today)
+    end = month_end(today)
     why = f"to the end of {today:%Y-%m}"
     if today.day > rules.roster_due_day:
-        end = _month_end(end + dt.timedelta(days=1))
+        end = month_end(end + dt.timedelta(days=1))
         due = today.replace(day=rules.roster_due_day)
         why = f"to the end of {end:%Y-%m}: its table was due by {due} (001:10)"
     look = end + dt.timedelta(days=rules.holiday_table_due_days + 1)
