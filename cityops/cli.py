@@ -1,7 +1,7 @@
 """The ``cityops`` command line (interfaces.md §3): thin, it parses, calls and sets exit codes.
 
 Exit status: 0 success, 1 internal error, 2 bad input, 3 a batch finished only partly,
-130 interrupted, 141 the reader of the output went away (``cityops tasks list | head``, as
+4 ``duty check`` found a problem (``cityops.duty_cli``), 130 interrupted, 141 the reader of the output went away (``cityops tasks list | head``, as
 SIGPIPE would). See ``docs/process_health.md``.
 """
 

@@ -44,6 +44,7 @@ __all__ = [
     "duty_day",
     "duty_html",
     "duty_lines",
+    "jurisdiction_duty_lines",
     "jurisdiction_roster",
     "load_roster",
     "month_end",
@@ -891,9 +892,9 @@ def duty_lines(roster: Roster | None, when: Any, *, lang: str = "zh", error: str
     return lines
 
 
-def duty_html(roster: Roster | None, when: Any, *, lang: str = "zh", error: str = "") -> str:
-    """:func:`duty_lines` as a small HTML block (escaped)."""
-    lines = duty_lines(roster, when, lang=lang, error=error)
+def duty_html(lines: list[str]) -> str:
+    """Duty lines (:func:`duty_lines`) as a small HTML block, the first line plain and the
+    others (illustrative mark, stale directory) in a warning colour; text escaped."""
     first, rest = lines[0], lines[1:]
     extra = "".join(
         f"<div style='color:#a05a00;font-size:0.85em'>{html.escape(x)}</div>" for x in rest
@@ -902,3 +903,14 @@ def duty_html(roster: Roster | None, when: Any, *, lang: str = "zh", error: str 
         "<div style='border:1px solid #ccc;background:#f6f8fa;padding:6px 10px;margin:6px 0;"
         f"max-width:900px'><div>{html.escape(first)}</div>{extra}</div>"
     )
+
+
+def jurisdiction_duty_lines(jurisdiction: Any, when: Any, *, lang: str = "zh") -> list[str]:
+    """:func:`duty_lines` for a jurisdiction's own roster: "no roster" when its folder has no
+    ``duty.yaml``, the roster's one-line error when it is invalid (a roster typo must not stop
+    a weather briefing, nor be hidden by it)."""
+    try:
+        roster, error = jurisdiction_roster(jurisdiction), ""
+    except DataFileError as err:
+        roster, error = None, str(err)
+    return duty_lines(roster, when, lang=lang, error=error)
