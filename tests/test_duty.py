@@ -187,9 +187,13 @@ def test_default_range_follows_the_due_dates(tmp_path):
     assert duty.default_check_range(r, "2026-03-25T12:00Z")[:2] == (D(2026, 3, 25), D(2026, 3, 31))
     # After the 25th next month's table is due (每月25日前, 001:10).
     assert duty.default_check_range(r, "2026-03-26T12:00Z")[:2] == (D(2026, 3, 26), D(2026, 4, 30))
-    # A holiday table is due 3 days before the holiday (国庆节 1-7 October 2026).
-    assert duty.default_check_range(r, "2026-09-10T12:00Z")[1] == D(2026, 9, 30)
     assert duty.default_check_range(r, "2026-09-28T12:00Z")[1] == D(2026, 10, 31)
+    # A holiday table is due N days before the holiday (法定节假日放假3天前); with N = 10 the
+    # table of National Day (1-7 October 2026) is due by 21 September, before next month's.
+    early = roster(tmp_path, rules={**BASE["rules"], "holiday_table_due_days": 10})
+    assert duty.default_check_range(early, "2026-09-21T12:00Z")[1] == D(2026, 9, 30)
+    first, last, why = duty.default_check_range(early, "2026-09-22T12:00Z")
+    assert (first, last) == (D(2026, 9, 22), D(2026, 10, 7)) and "国庆节" in why
 
 
 # --- loading ----------------------------------------------------------------------------------
