@@ -22,6 +22,7 @@ __all__ = [
     "assets_html",
     "collect_parameters",
     "data_section_html",
+    "duty_html",
     "figure_display",
     "figure_png",
     "hazard_table_html",
@@ -136,6 +137,16 @@ def title_html(assessment, code: str, *, lang: str = "zh") -> str:
         f"{html.escape(tag + t('briefing_title', lang, unit=name))}</h1>"
         f"<div style='color:#555'>{html.escape(sub)}</div>"
     )
+
+
+def duty_html(assessment, *, lang: str = "zh") -> str:
+    """Who is on duty at the briefing's reference time (duty officer, leader on duty, phone),
+    from the jurisdiction's ``duty.yaml``; says so when there is no roster (see
+    :mod:`cityops.response.duty`)."""
+    from cityops.response import duty
+
+    lines = duty.jurisdiction_duty_lines(assessment.jurisdiction, assessment.now, lang=lang)
+    return duty.duty_html(lines)
 
 
 def section_html(key: str, *, lang: str = "zh") -> str:
