@@ -218,8 +218,9 @@ def assess(
     response = None
     if (juris.path / "plan").is_dir():
         response = plan_response(
-            frame, load_plan(juris.path), now=now_ts, banner_code=str(juris.code)
-        )
+            frame, load_plan(juris.path), now=now_ts, banner_code=str(juris.code),
+            periods=periods, asset_kinds=_asset_kinds(juris), timezone=juris.timezone,
+        )  # fmt: skip
     return Assessment(
         forecast=forecast,
         jurisdiction=juris,
@@ -256,6 +257,14 @@ def _exposure(juris: Jurisdiction, forecast: xr.Dataset) -> tuple[pd.DataFrame, 
     if (juris.path / "geohazard_zones.yaml").exists() and "precip" in forecast:
         geohazards = geohazard_risk(forecast, load_geohazard_zones(juris), juris)
     return assets, geohazards
+
+
+def _asset_kinds(juris: Jurisdiction) -> dict[str, set[str]]:
+    """Unit code to the kinds of exposure points it holds (the assets register, if any)."""
+    if not (juris.path / "assets.csv").exists():
+        return {}
+    register = load_assets(juris)
+    return {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
 
 
 def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFrame):

@@ -545,13 +545,22 @@ def _trigger_text(assessment, task, code: str, lang: str) -> str:
     mine = [h for c, h, _ in triggers if c == code] or [h for _, h, _ in triggers]
 
     def name(h: str) -> str:
-        return assessment.levels[h].rules.name(lang) if h in assessment.levels.hazards else h
+        if h in assessment.levels.hazards:
+            return assessment.levels[h].rules.name(lang)
+        return t(f"period_{h}", lang) if h in ("holiday", "event") else h
 
     text = "、".join(dict.fromkeys(name(h) for h in mine))
     if task["scope"] == "banner":
         units = len({c for c, _, _ in triggers})
         text += t("banner_task", lang).format(n=units)
     return text
+
+
+def _posture_basis(post, lang: str) -> str:
+    """Why the posture is what it is: the special period, and the plan lines behind it."""
+    basis = str(post.get("posture_basis") or "") or t("posture_basis_routine", lang)
+    periods = str(post.get("periods") or "")
+    return (t("posture_periods", lang).format(periods=periods) + " " if periods else "") + basis
 
 
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
@@ -567,6 +576,7 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
     items = [
         (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
+        (t("posture_basis", lang), _posture_basis(post, lang)),
         (t("groups", lang), post["groups"] or t("none_listed", lang)),
         (t("plans", lang), post["plans"] or t("none_listed", lang)),
         (t("four_stops", lang), stops or t("none_listed", lang)),
@@ -599,8 +609,16 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
                 f"<br><b>{html.escape(t('channels', lang))}</b>: "
                 f"{html.escape(top['channels_zh'])}</p>"
             )
+    consult = ""
+    if assessment.response.hq_consultation:
+        consult = (
+            "<p style='border-left:4px solid #c00;padding-left:6px'><b>"
+            f"{html.escape(t('hq_consultation', lang))}</b> "
+            f"<span style='color:#555'>({html.escape(assessment.response.hq_consultation)})</span></p>"
+        )
     return (
-        f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
+        consult
+        + f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
         + recipients
         + _simple_table(cols, rows, lang)
     )

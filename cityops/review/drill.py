@@ -30,6 +30,7 @@ from cityops.ledger import (
 )
 from cityops.resources import load_yaml, package_data
 from cityops.response.plan import load_plan
+from cityops.response.planning import period_pairs
 
 __all__ = ["write_drill_ledger"]
 
@@ -88,7 +89,7 @@ def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
     # The drill plays a response to signals issued as the run proposed them: its tasks start
     # issued (without a signal, a run only proposes tasks).
     table = A.table[(A.table["level"] > 0) & A.table["evaluated"].astype(bool)]
-    live = list(zip(table["town_code"], table["hazard"], strict=True))
+    live = list(zip(table["town_code"], table["hazard"], strict=True)) + period_pairs(A.table)
     counts = merge_run(tmp, A.response.tasks, run_time=A.now, actor="cityops brief (drill)",
                        live=live)  # fmt: skip
     cfg = _config()
