@@ -96,7 +96,7 @@ _REQUIRED = ("id", "zone", "town", "type", "cause", "name_zh", "monitor", "respo
 #: Columns of :func:`load_geohazard_points`.
 POINT_COLUMNS = [
     "point_id", "zone", "prone", "town_code", "town_name", "type", "type_zh", "type_en",
-    "cause", "cause_zh", "name_zh", "name_en", "people", "property_zh", "monitor",
+    "cause", "cause_zh", "name_zh", "name_en", "people", "property_zh", "property_en", "monitor",
     "responsible", "responsible_unit", "lon", "lat", "approximate", "illustrative", "source",
 ]  # fmt: skip
 
@@ -239,7 +239,7 @@ def _point(
             )
     threat = raw.get("threat") or {}
     if not isinstance(threat, dict):
-        raise DataFileError(f"{where('threat')}: expected {{people, property_zh}}")
+        raise DataFileError(f"{where('threat')}: expected {{people, property_zh, property_en}}")
     people = threat.get("people", 0)
     if isinstance(people, bool) or not isinstance(people, int) or people < 0:
         raise DataFileError(f"{where('threat.people')}: expected a whole number >= 0")
@@ -258,6 +258,7 @@ def _point(
         "name_en": str(raw.get("name_en") or ""),
         "people": int(people),
         "property_zh": str(threat.get("property_zh", "")),
+        "property_en": str(threat.get("property_en", "")),
         "monitor": str(raw["monitor"]),
         "responsible": str(raw["responsible"]),
         "responsible_unit": str(raw.get("responsible_unit") or ""),

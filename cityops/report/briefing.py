@@ -580,9 +580,12 @@ def geohazard_html(assessment, code: str, *, lang: str = "zh") -> str:
             name = p["name_zh"] if lang == "zh" else (p["name_en"] or p["name_zh"])
             kind = f"{p['type_zh']}（{p['cause_zh']}）" if lang == "zh" else p["type_en"]
             threat = t("gh_people", lang, n=int(p["people"]))
-            if p["property_zh"]:
-                threat += f"；{p['property_zh']}"
-            resp = "；".join(x for x in (p["responsible"], p["responsible_unit"]) if x)
+            prop = p["property_zh"] if lang == "zh" else (p["property_en"] or p["property_zh"])
+            if prop:
+                threat += f"；{prop}" if lang == "zh" else f"; {prop}"
+            resp = ("；" if lang == "zh" else "; ").join(
+                x for x in (p["responsible"], p["responsible_unit"]) if x
+            )
             rows.append([
                 html.escape(f"{p['point_id']} {name}"), html.escape(kind), html.escape(p["zone"]),
                 html.escape(threat), html.escape(p["monitor"]), html.escape(resp),
