@@ -74,6 +74,7 @@ display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
 display(HTML(br.risk_summary_html(A, p["town"], lang=p["lang"])))
 display(HTML(br.section_html("assets", lang=p["lang"])))
 display(HTML(br.assets_html(A, p["town"], lang=p["lang"])))
+display(HTML(br.geohazard_html(A, p["town"], lang=p["lang"])))  # empty without hazard points
 display(HTML(br.section_html("periods", lang=p["lang"])))
 display(HTML(br.periods_html(A, p["town"], lang=p["lang"])))""",
     ),

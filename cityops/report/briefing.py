@@ -521,6 +521,99 @@ def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
     return _simple_table(head, rows, lang) + note
 
 
+def _season_text(windows, lang: str) -> str:
+    """Season windows (``("05-01", "09-30")``) in the report language."""
+    parts = []
+    for start, end in windows or ():
+        (m0, d0), (m1, d1) = (map(int, str(x).split("-")) for x in (start, end))
+        if lang == "zh":
+            parts.append(f"{m0}月{d0}日—{m1}月{d1}日")
+        else:
+            a, b = (pd.Timestamp(2001, m, d).strftime("%-d %b") for m, d in ((m0, d0), (m1, d1)))
+            parts.append(f"{a} - {b}")
+    return ("、" if lang == "zh" else ", ").join(parts)
+
+
+def _gh_note(note: str, windows, lang: str) -> str:
+    if note.startswith("outside the key period"):
+        return t("gh_outside", lang, period=_season_text(windows, lang))
+    return localize_note(note, lang) if lang == "zh" else note.removeprefix("not evaluated: ")
+
+
+def geohazard_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The unit's geological-hazard points and their weather risk grade, with its section
+    heading; ``""`` for a unit without registered points (nothing about geohazards is shown
+    there). A unit whose points could not be assessed says so (never "no risk")."""
+    towns = getattr(assessment, "geohazards", None)
+    if towns is None or towns.empty or code not in set(towns["town_code"]):
+        return ""
+    town = towns[towns["town_code"] == code].iloc[0]
+    points = assessment.geohazard_points
+    windows = towns.attrs.get("season_windows")
+    sub = points[points["town_code"] == code]
+    n = int(town["points_all"])
+    fmt = "%m-%d %H:%M"
+    level = int(town["level"])
+    reasons = [_gh_note(str(x), windows, lang) for x in sub.loc[~sub["evaluated"], "note"] if x]
+    reason = (
+        "；".join(dict.fromkeys(reasons)) if lang == "zh" else "; ".join(dict.fromkeys(reasons))
+    )
+    if not bool(town["evaluated"]):
+        status = t("gh_unassessed", lang, reason=reason or t("not_evaluated", lang), n=n)
+        colour = "#AAAAAA"
+    elif level >= 1:
+        grade = town["grade_zh"] if lang == "zh" else town["grade_en"]
+        trigger = town["trigger_zh"] if lang == "zh" else town["trigger_en"]
+        status = t("gh_level", lang, grade=grade, k=int(town["points_at_risk"]), n=n,
+                   when=format_local(town["first_time_utc"], fmt), trigger=trigger)  # fmt: skip
+        colour = level_names()[level]["colour"]
+    else:
+        cols = sorted((c for c in town.index if c.startswith("rain_") and c.endswith("h")),
+                      key=lambda c: int(c[5:-1]))  # fmt: skip
+        rain = ("，" if lang == "zh" else ", ").join(
+            t("gh_rain", lang, h=c[5:-1], v=f"{float(town[c]):g}")
+            for c in cols
+            if pd.notna(town[c])
+        )
+        status = t("gh_none", lang, n=n, rain=rain)
+        colour = "#DDEEDD"
+    if bool(town["evaluated"]) and int(town["not_evaluated"]):
+        status += t("gh_partly", lang, m=int(town["not_evaluated"]), reason=reason)
+    out = [
+        section_html("geohazard", lang=lang),
+        f'<div style="border-left:8px solid {colour};padding:6px 10px;max-width:900px">'
+        f"{html.escape(status)}</div>",
+    ]
+    at_risk = sub[sub["level"] >= 1].sort_values(["level", "point_id"], ascending=[False, True])
+    if len(at_risk):
+        rows = []
+        for _, p in at_risk.iterrows():
+            name = p["name_zh"] if lang == "zh" else (p["name_en"] or p["name_zh"])
+            kind = f"{p['type_zh']}（{p['cause_zh']}）" if lang == "zh" else p["type_en"]
+            threat = t("gh_people", lang, n=int(p["people"]))
+            prop = p["property_zh"] if lang == "zh" else (p["property_en"] or p["property_zh"])
+            if prop:
+                threat += f"；{prop}" if lang == "zh" else f"; {prop}"
+            resp = ("；" if lang == "zh" else "; ").join(
+                x for x in (p["responsible"], p["responsible_unit"]) if x
+            )
+            rows.append([
+                html.escape(f"{p['point_id']} {name}"), html.escape(kind), html.escape(p["zone"]),
+                html.escape(threat), html.escape(p["monitor"]), html.escape(resp),
+                _badge(int(p["level"]), lang), format_local(p["first_time_utc"], fmt),
+            ])  # fmt: skip
+        head = [t(k, lang) for k in ("gh_point", "gh_type", "gh_zone", "gh_threat", "gh_monitor",
+                                     "gh_responsible", "gh_grade", "gh_from")]  # fmt: skip
+        out.append(_simple_table(head, rows, lang))
+    notes = []
+    if bool(sub["illustrative"].any()):
+        notes.append(t("gh_illustrative", lang))
+    if towns.attrs.get("assumption"):
+        notes.append(t("gh_assumption", lang, ruleset=towns.attrs.get("ruleset", "")))
+    out += [f"<p style='color:#777;font-size:0.8em'>{html.escape(x)}</p>" for x in notes]
+    return "\n".join(out)
+
+
 def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
     """Holidays, events and seasons over the forecast that concern the unit."""
     periods = assessment.periods
