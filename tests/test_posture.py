@@ -127,7 +127,7 @@ def test_hq_consultation_proposed_for_red_extreme_over_the_seat_only(plan):
     rows = [{"town_code": SEAT, "hazard": "rainstorm", "level": 4, "extreme": True},
             {"town_code": "150627102", "hazard": "rainstorm", "level": 2}]  # fmt: skip
     resp, _ = _postures(plan, rows)
-    assert "seat 150627100" in resp.hq_consultation and "000:133" in resp.hq_consultation
+    assert resp.hq_consultation.startswith("seat=150627100@") and "000:133" in resp.hq_consultation
     rows[0]["extreme"] = False  # red but not extreme: no proposal
     assert _postures(plan, rows)[0].hq_consultation == ""
     far = [{"town_code": "150627102", "hazard": "rainstorm", "level": 4, "extreme": True},

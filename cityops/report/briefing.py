@@ -649,11 +649,32 @@ def _trigger_text(assessment, task, code: str, lang: str) -> str:
     return text
 
 
-def _posture_basis(post, lang: str) -> str:
+def _basis_words(code: str, lang: str, name) -> str:
+    """One language-neutral basis item (``level=4@000:135``) in words, with its plan lines."""
+    what, _, where = code.partition("@")
+    key, _, arg = what.partition("=")
+    if key == "level":
+        text = t("basis_level", lang).format(level=level_label(int(arg), lang))
+    elif key == "period":
+        text = t(f"basis_period_{arg}", lang)
+    elif key == "seat":
+        text = t("basis_seat", lang).format(units="、".join(name(c) for c in arg.split(",")))
+    elif key == "units":
+        text = t("basis_units", lang).format(share=arg)
+    else:
+        text = t(f"basis_{key}", lang)
+    return f"{text}（{where}）" if lang == "zh" else f"{text} ({where})"
+
+
+def _posture_basis(assessment, post, lang: str) -> str:
     """Why the posture is what it is: the special period, and the plan lines behind it."""
-    basis = str(post.get("posture_basis") or "") or t("posture_basis_routine", lang)
-    periods = str(post.get("periods") or "")
-    return (t("posture_periods", lang).format(periods=periods) + " " if periods else "") + basis
+    items = [i for i in str(post.get("posture_basis") or "").split("; ") if i]
+    basis = ("；" if lang == "zh" else "; ").join(
+        _basis_words(i, lang, lambda c: _unit_name(assessment, c, lang)) for i in items
+    )
+    periods = str(post.get("periods" if lang == "zh" else "periods_en") or "")
+    head = t("posture_periods", lang).format(periods=periods) + " " if periods else ""
+    return head + (basis or t("posture_basis_routine", lang))
 
 
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
@@ -669,7 +690,7 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
     items = [
         (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
-        (t("posture_basis", lang), _posture_basis(post, lang)),
+        (t("posture_basis", lang), _posture_basis(assessment, post, lang)),
         (t("groups", lang), post["groups"] or t("none_listed", lang)),
         (t("plans", lang), post["plans"] or t("none_listed", lang)),
         (t("four_stops", lang), stops or t("none_listed", lang)),
@@ -706,8 +727,15 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     if assessment.response.hq_consultation:
         consult = (
             "<p style='border-left:4px solid #c00;padding-left:6px'><b>"
-            f"{html.escape(t('hq_consultation', lang))}</b> "
-            f"<span style='color:#555'>({html.escape(assessment.response.hq_consultation)})</span></p>"
+            f"{html.escape(t('hq_consultation', lang))}</b> <span style='color:#555'>"
+            + html.escape(
+                _basis_words(
+                    assessment.response.hq_consultation,
+                    lang,
+                    lambda c: _unit_name(assessment, c, lang),
+                )
+            )
+            + "</span></p>"
         )
     return (
         consult

@@ -373,7 +373,10 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 or period.get("unit") not in PERIOD_UNITS
             ):
                 raise _fail(
-                    path, rid, "period", f"expected {{value: N >= 0, unit: {'|'.join(PERIOD_UNITS)}}}"
+                    path,
+                    rid,
+                    "period",
+                    f"expected {{value: N >= 0, unit: {'|'.join(PERIOD_UNITS)}}}",
                 )
         if raw.get("clock") not in CLOCKS:
             raise _fail(path, rid, "clock", f"expected one of {', '.join(CLOCKS)}")
@@ -505,6 +508,14 @@ def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) 
     return [m for m in plan.measures if m.applies(hazard, level, extreme=extreme)]
 
 
+_CITE = re.compile(r"\b\d{3}:\d+(?:-\d+)?")
+
+
+def cites(source: str) -> str:
+    """The seed line citations of a source text ("000:135, 002:1312-1313")."""
+    return ", ".join(dict.fromkeys(_CITE.findall(str(source))))
+
+
 def posture_for(
     plan: Plan,
     level: int,
@@ -532,28 +543,29 @@ def posture_for(
     -------
     dict
         The posture entry (``id``, ``name_zh``, ``name_en``, ``loop``, ...) and ``basis``: the
-        rules that set it, with their sources.
+        rules that set it with the plan lines they rest on, in a language-neutral form
+        (``level=4@000:135; period=large_event@000:135, 002:1312-1313``) the report words.
     """
     if level not in (0, *LEVELS):
         raise InputError(f"warning level must be 0-4, got {level!r}")
     rules = plan.posture["rules"]
     rank = rules["by_level"][level]
-    basis = [f"level {level}: {rules['by_level_source'][level]}"] if level else []
+    basis = [f"level={level}@{cites(rules['by_level_source'][level])}"] if level else []
     if extreme and rules["extreme_rank"] > rank:
         rank = rules["extreme_rank"]
-        basis.append(f"Annex 3 extreme: {rules.get('extreme_source', '')}")
+        basis.append(f"extreme@{cites(rules.get('extreme_source', ''))}")
     if periods:
         best = max(periods, key=lambda p: p["rank"])
         if best["rank"] > rank:
             rank = best["rank"]
-            basis.append(f"{best['id']}: {best['source']}")
+            basis.append(f"period={best['id']}@{cites(best['source'])}")
         if level > 0:
             raised = min(rank + rules["period_weather_raise"], rules["period_weather_max_rank"])
             if raised > rank:
                 rank = raised
-                basis.append(f"warning during {best['id']}: {rules.get('period_weather_source')}")
+                basis.append(f"period_weather@{cites(rules.get('period_weather_source', ''))}")
     if big_loop:
         rank = max(p["rank"] for p in plan.posture["postures"])
-        basis.append("HQ decision: 000:133")
+        basis.append("hq@000:133")
     posture = next(p for p in plan.posture["postures"] if p["rank"] == rank)
     return {**posture, "basis": "; ".join(basis)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cityops.response.dissemination import dissemination
-from cityops.response.plan import PERIOD_KINDS, Plan, measures_for, posture_for
+from cityops.response.plan import PERIOD_KINDS, Plan, cites, measures_for, posture_for
 from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
 __all__ = ["TASK_COLUMNS", "Response", "period_pairs", "period_rules", "plan_response"]
@@ -46,8 +46,8 @@ class Response:
     postures: pd.DataFrame
     tasks: pd.DataFrame
     dissemination: pd.DataFrame | None = None
-    #: Why cityops proposes that the HQ consult on the big loop (000:133), or "" (it never
-    #: decides the big loop itself).
+    #: Why cityops proposes that the HQ consult on the big loop, or "" (it never decides the
+    #: big loop itself): ``seat=150627100@000:133`` or ``units=5/9@000:133``.
     hq_consultation: str = ""
 
     def for_unit(self, code: str) -> tuple[pd.Series | None, pd.DataFrame]:
@@ -215,7 +215,8 @@ def plan_response(
         if not len(rows):
             # Nothing could be assessed: no posture can be judged (never 常态 by default).
             postures.append({"town_code": code, "level": 0, "extreme": False,
-                             "special_period": False, "periods": "", **UNASSESSED,
+                             "special_period": False, "periods": "", "periods_en": "",
+                             **UNASSESSED,
                              "posture_basis": "", "groups": "", "plans": "",
                              "four_stops": ""})  # fmt: skip
             continue
@@ -252,6 +253,9 @@ def plan_response(
                 "extreme": extreme,
                 "special_period": bool(applying),
                 "periods": "、".join(dict.fromkeys(p["name_zh"] for _, p in applying)),
+                "periods_en": ", ".join(
+                    dict.fromkeys(str(p["name_en"] or p["name_zh"]) for _, p in applying)
+                ),
                 "posture": posture.get("id", ""),
                 "posture_basis": posture.get("basis", ""),
                 "posture_zh": posture.get("name_zh", ""),
@@ -285,5 +289,5 @@ def _hq_consultation(plan: Plan, postures: pd.DataFrame) -> str:
     seat = units & set(rule.get("seat_units") or ())
     if not units or not (seat or share >= rule.get("min_unit_share", 1.0)):
         return ""
-    where = f"seat {', '.join(sorted(seat))}" if seat else f"{len(units)}/{len(assessed)} units"
-    return f"level >= {rule['min_level']} extreme over {where}: {rule['source']}"
+    where = f"seat={','.join(sorted(seat))}" if seat else f"units={len(units)}/{len(assessed)}"
+    return f"{where}@{cites(rule['source'])}"
