@@ -102,6 +102,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 
 EXPORT_COLUMNS = (
     "task_id",
+    "scope",
     "town_code",
     "hazard",
     "episode",
@@ -114,6 +115,8 @@ EXPORT_COLUMNS = (
     "created_utc",
     "updated_utc",
     "overdue",
+    "escalated",
+    "triggers",
     "source",
 )
 
@@ -135,7 +138,7 @@ INPUT_COLUMNS = (
 # Follow-up and escalation rules are the plan's (plan/timing.yaml), read by cityops.deadlines.
 ESCALATION_ACTOR = "cityops escalation"
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -268,6 +271,34 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX tasks_town_hazard ON tasks (town_code, hazard, episode)",
         "CREATE INDEX tasks_state ON tasks (state)",
         "ALTER TABLE task_history ADD COLUMN role TEXT NOT NULL DEFAULT ''",
+    ),
+    # Scope and the loop's basis on the task (issue 19 items 1, 3); incidents and their report
+    # clocks (item 5: 001:12, 002:1594).
+    6: (
+        "ALTER TABLE tasks ADD COLUMN scope TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE tasks ADD COLUMN loop_basis TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE incidents (
+            incident_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            scale TEXT NOT NULL,
+            town_code TEXT NOT NULL DEFAULT '',
+            occurred_utc TEXT NOT NULL,
+            recorded_utc TEXT NOT NULL,
+            recorded_by TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'Actual',
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE report_clocks (
+            incident_id TEXT NOT NULL REFERENCES incidents (incident_id),
+            clock_id TEXT NOT NULL,
+            channel TEXT NOT NULL DEFAULT '',
+            report_to TEXT NOT NULL DEFAULT '',
+            due_utc TEXT NOT NULL,
+            reported_utc TEXT,
+            reported_by TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (incident_id, clock_id)
+        )""",
     ),
 }
 
@@ -711,6 +742,8 @@ def merge_run(
                 "end_utc": iso_utc(end),
                 "text_zh": _text(row["text_zh"]),
                 "triggers": _text(row.get("triggers", "")),
+                "scope": _text(row.get("scope", "")),
+                "loop_basis": _text(row.get("loop_basis", "")),
             }
             old = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
             if old is None:

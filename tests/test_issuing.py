@@ -183,7 +183,9 @@ def test_a_version_1_ledger_gains_the_signals_table(tmp_path):
     try:
         assert ledger.list_signals(conn).empty
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-        assert version == ledger.SCHEMA_VERSION == 5
+        assert version == ledger.SCHEMA_VERSION == 6
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
+        assert {"scope", "loop_basis", "triggers"} <= cols
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:

@@ -413,8 +413,9 @@ def test_export_columns_in_order(db, tmp_path):
     assert (
         tuple(rows[0])
         == ledger.EXPORT_COLUMNS
-        == (
+        == (  # interfaces.md §7
             "task_id",
+            "scope",
             "town_code",
             "hazard",
             "episode",
@@ -427,11 +428,13 @@ def test_export_columns_in_order(db, tmp_path):
             "created_utc",
             "updated_utc",
             "overdue",
+            "escalated",
+            "triggers",
             "source",
         )
     )
     assert sorted(r[0] for r in rows[1:]) == ids
-    assert {r[12] for r in rows[1:]} == {"true"}
+    assert {r[13] for r in rows[1:]} == {"true"} and {r[14] for r in rows[1:]} == {"0"}
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
@@ -476,7 +479,7 @@ def test_cli(db, tmp_path, capsys):
     assert "局长 (住建局)  resolved -> approved" in shown
     out = tmp_path / "t.csv"
     assert _cli(["tasks", "export", "--out", str(out), "--ledger", str(db)]) == 0
-    assert out.read_text(encoding="utf-8").splitlines()[0].startswith("task_id,town_code,hazard")
+    assert out.read_text(encoding="utf-8").splitlines()[0].startswith("task_id,scope,town_code")
 
 
 def test_heating_four_ones_clocks(tmp_path):

@@ -41,7 +41,7 @@ def test_red_rainstorm(plan):
         for m in measures
     )
     assert any(m.four_stop == "stop_classes" for m in measures)
-    assert any(m.loop == "big" for m in measures)
+    assert any(m.hq_decision for m in measures)  # a big-loop measure, if the HQ decides
     # red is the middle loop: the big loop is the HQ's decision (000:133)
     assert posture_for(plan, 4)["id"] == "ii_response"
     assert posture_for(plan, 4, big_loop=True)["id"] == "i_full_response"
@@ -57,9 +57,9 @@ def test_orange_rainstorm_stop_classes_only_when_extreme(plan):
 def test_blue_gale_has_no_big_loop(plan):
     measures = measures_for(plan, "gale", 1)
     assert measures
-    assert not any(m.loop == "big" for m in measures)
+    assert not any(m.hq_decision for m in measures)
     for m in plan.measures:
-        if m.loop == "big":
+        if m.hq_decision:
             assert m.min_level == 4 or (m.extreme_only and m.min_level >= 3)
 
 

@@ -134,3 +134,29 @@ def test_hq_consultation_proposed_for_red_extreme_over_the_seat_only(plan):
            {"town_code": SEAT, "hazard": "rainstorm", "level": 0},
            {"town_code": "150627103", "hazard": "rainstorm", "level": 0}]  # fmt: skip
     assert _postures(plan, far)[0].hq_consultation == ""  # one unit of three, not the seat
+
+
+def test_loops_come_from_the_plan_text_with_their_source(plan):
+    from cityops.response.plan import assign_loop
+
+    m = {x.id: x for x in plan.measures}
+    # the weather bureau relaying a warning with several departments: the middle loop
+    relay = m["general_warning_relay"]
+    assert assign_loop(plan, relay, 1) == ("middle", "middle_several_departments@000:135")
+    # a company's own measure at blue/yellow: the small loop
+    heat = next(x for x in plan.measures if "公司" in x.lead_unit)
+    assert assign_loop(plan, heat, 1)[0] == "small" and "000:137" in assign_loop(plan, heat, 1)[1]
+    # high risk (orange, red) is the middle loop whoever leads
+    assert assign_loop(plan, heat, 3) == ("middle", "middle_high_risk@000:135")
+    # a big-loop measure is big only by the HQ's decision
+    big = next(x for x in plan.measures if x.hq_decision)
+    assert assign_loop(plan, big, 4)[0] == "middle"
+    assert assign_loop(plan, big, 4, big_loop=True) == ("big", "big_by_hq_decision@000:133")
+
+
+def test_the_hq_decision_makes_the_big_loop(plan):
+    rows = [{"town_code": SEAT, "hazard": "rainstorm", "level": 4, "extreme": True}]
+    resp = plan_response(_table(rows), plan, banner_code="150627", big_loop=True)
+    assert resp.postures.iloc[0]["posture"] == "i_full_response"
+    assert "big" in set(resp.tasks["loop"])
+    assert set(plan_response(_table(rows), plan, banner_code="150627").tasks["loop"]) == {"middle"}

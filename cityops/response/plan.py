@@ -34,6 +34,7 @@ __all__ = [
     "Measure",
     "Plan",
     "SpecialPlan",
+    "assign_loop",
     "load_plan",
     "measures_for",
     "posture_for",
@@ -94,7 +95,8 @@ class Measure:
     text_en: str
     lead_unit: str
     supporting_units: tuple[str, ...]
-    loop: str
+    #: A big-loop measure (000:133): acted on when the HQ decides the big loop.
+    hq_decision: bool
     plan: str
     group: str
     deadline_relative_to: str
@@ -288,9 +290,12 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
         level = raw.get("min_level")
         if isinstance(level, bool) or level not in LEVELS:
             raise _fail(path, mid, "min_level", f"expected 1-4 (blue..red), got {level!r}")
-        loop = raw.get("loop")
-        if loop not in LOOPS:
-            raise _fail(path, mid, "loop", f"expected one of {', '.join(LOOPS)}, got {loop!r}")
+        if "loop" in raw:
+            raise _fail(path, mid, "loop", "a task's loop is assigned from the plan's loop text "
+                        "(timing.yaml loops); write hq_decision: true for a big-loop measure")  # fmt: skip
+        hq_decision = raw.get("hq_decision", False)
+        if not isinstance(hq_decision, bool):
+            raise _fail(path, mid, "hq_decision", "expected true or false")
         plan = raw.get("plan")
         if plan not in plan_ids:
             raise _fail(path, mid, "plan", f"unknown special plan {plan!r}")
@@ -316,11 +321,11 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
         extreme_only = conditions.get("extreme", False)
         if not isinstance(extreme_only, bool):
             raise _fail(path, mid, "conditions", "extreme must be true or false")
-        if loop == "big" and not (level == 4 or (extreme_only and level >= 3)):
+        if hq_decision and not (level == 4 or (extreme_only and level >= 3)):
             raise _fail(
                 path,
                 mid,
-                "loop",
+                "hq_decision",
                 "big loop is for catastrophe: needs min_level 4, or extreme: true and min_level >= 3",
             )
         scope = raw.get("scope")
@@ -337,7 +342,7 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
                 text_en=_text(path, raw, mid, "text_en"),
                 lead_unit=_text(path, raw, mid, "lead_unit"),
                 supporting_units=_texts(path, raw, mid, "supporting_units"),
-                loop=loop,
+                hq_decision=hq_decision,
                 plan=plan,
                 group=group,
                 deadline_relative_to=basis,
@@ -385,6 +390,20 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         if any(loop not in LOOPS for loop in raw.get("loops") or ()):
             raise _fail(path, rid, "loops", f"expected a list of {', '.join(LOOPS)}")
         _source(path, raw, rid)
+    loops = data.get("loops")
+    if not isinstance(loops, dict) or not isinstance(loops.get("rules"), list):
+        raise _fail(path, "loops", "loops", "expected a mapping with rules")
+    seen_loops: set[str] = set()
+    for i, raw in enumerate(loops["rules"]):
+        rid = _entry_id(path, raw, i, seen_loops)
+        if raw.get("loop") not in LOOPS:
+            raise _fail(path, rid, "loop", f"expected one of {', '.join(LOOPS)}")
+        when = raw.get("when") or {}
+        if not isinstance(when, dict) or set(when) - LOOP_CONDITIONS:
+            raise _fail(path, rid, "when", f"expected conditions among {sorted(LOOP_CONDITIONS)}")
+        _source(path, raw, rid)
+    if loops["rules"][-1].get("when"):
+        raise _fail(path, "loops", "rules", "the last rule must have no conditions (the default)")
     four = data.get("heating_four_ones")
     if not isinstance(four, dict):
         raise _fail(path, "heating_four_ones", "heating_four_ones", "missing mapping")
@@ -506,6 +525,40 @@ def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) 
     if level not in LEVELS:
         raise InputError(f"warning level must be 1-4 (blue..red), got {level!r}")
     return [m for m in plan.measures if m.applies(hazard, level, extreme=extreme)]
+
+
+#: Conditions a loop rule (timing.yaml ``loops``) may state.
+LOOP_CONDITIONS = {"hq_decision", "min_level", "extreme", "multi_department", "enterprise_lead"}
+
+
+def assign_loop(
+    plan: Plan, measure: Measure, level: int, *, extreme: bool = False, big_loop: bool = False
+) -> tuple[str, str]:
+    """The loop of a task and its basis, from the plan's loop text (``timing.yaml`` ``loops``).
+
+    The first rule whose conditions all hold gives the loop: ``hq_decision`` (a big-loop
+    measure and the HQ has decided the big loop), ``min_level``, ``extreme`` (Annex 3 flag or
+    red), ``multi_department`` (the measure names supporting units), ``enterprise_lead`` (the
+    lead unit is a company: ``loops.enterprise_markers``). Returns ``(loop, basis)``, the basis
+    as ``rule_id@000:135``.
+    """
+    loops = plan.timing["loops"]
+    markers = tuple(loops.get("enterprise_markers") or ())
+    facts = {
+        "hq_decision": measure.hq_decision and big_loop,
+        "extreme": bool(extreme) or level >= 4,
+        "multi_department": bool(measure.supporting_units),
+        "enterprise_lead": any(m in measure.lead_unit for m in markers),
+    }
+    for rule in loops["rules"]:
+        when = rule.get("when") or {}
+        ok = all(
+            level >= value if key == "min_level" else facts[key] == value
+            for key, value in when.items()
+        )
+        if ok:
+            return rule["loop"], f"{rule['id']}@{cites(rule['source'])}"
+    raise AssertionError("the last loop rule has no conditions")  # validated on load
 
 
 _CITE = re.compile(r"\b\d{3}:\d+(?:-\d+)?")

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cityops.response.dissemination import dissemination
-from cityops.response.plan import PERIOD_KINDS, Plan, cites, measures_for, posture_for
+from cityops.response.plan import (
+    PERIOD_KINDS,
+    Plan,
+    assign_loop,
+    cites,
+    measures_for,
+    posture_for,
+)
 from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
 __all__ = ["TASK_COLUMNS", "Response", "period_pairs", "period_rules", "plan_response"]
@@ -22,7 +29,7 @@ __all__ = ["TASK_COLUMNS", "Response", "period_pairs", "period_rules", "plan_res
 TASK_COLUMNS = [
     "town_code", "hazard", "measure", "loop", "lead_unit", "supporting_units", "due_utc",
     "onset_utc", "end_utc", "level", "source", "text_zh", "text_en", "plan", "group",
-    "four_stop", "scope", "triggers",
+    "four_stop", "scope", "triggers", "loop_basis",
 ]  # fmt: skip
 
 
@@ -95,7 +102,7 @@ def _add_trigger(tasks: dict, m, owner: str, row, due: str) -> None:
             "town_code": owner,
             "hazard": m.hazard_key,
             "measure": m.id,
-            "loop": m.loop,
+            "loop": "",
             "lead_unit": m.lead_unit,
             "supporting_units": "、".join(m.supporting_units),
             "due_utc": due,
@@ -110,9 +117,13 @@ def _add_trigger(tasks: dict, m, owner: str, row, due: str) -> None:
             "four_stop": m.four_stop or "",
             "scope": m.scope,
             "triggers": trigger,
+            "loop_basis": "",
+            "_measure": m,
+            "_extreme": bool(row["extreme"]),
         }
         return
     task["triggers"] += f"; {trigger}"
+    task["_extreme"] = task["_extreme"] or bool(row["extreme"])
     task["level"] = max(task["level"], int(row["level"]))
     for key, pick in (("due_utc", min), ("onset_utc", min), ("end_utc", max)):
         values = [v for v in (task[key], row[key] if key != "due_utc" else due) if v]
@@ -178,6 +189,7 @@ def plan_response(
     periods: pd.DataFrame | None = None,
     asset_kinds: Mapping[str, Iterable[str]] | None = None,
     timezone: str = REPORT_TZ,
+    big_loop: bool = False,
 ) -> Response:
     """Postures and tasks for every unit of a town risk table.
 
@@ -200,6 +212,9 @@ def plan_response(
         Unit code to the kinds of exposure points it holds (which units a holiday crowds).
     timezone : str, optional
         The jurisdiction's time zone (period days are local dates).
+    big_loop : bool, optional
+        The HQ has decided the big loop (000:133): big-loop measures become big-loop tasks and
+        every posture Ⅰ级. cityops never decides it; it proposes (``hq_consultation``).
 
     Returns
     -------
@@ -223,7 +238,8 @@ def plan_response(
         level = int(rows["level"].max())
         extreme = bool(rows["extreme"].astype(bool).any()) if len(rows) else False
         applying = period_rules(plan, code, periods, asset_kinds)
-        posture = posture_for(plan, level, extreme=extreme, periods=[r for r, _ in applying])
+        posture = posture_for(plan, level, extreme=extreme, periods=[r for r, _ in applying],
+                              big_loop=big_loop)  # fmt: skip
         unit_measures = []
         # Most severe hazard first: it sets a shared task's first trigger; then the holidays
         # and events the unit takes part in, as rows of their own.
@@ -265,6 +281,12 @@ def plan_response(
                 "four_stops": "、".join(stops),
             }
         )
+    for task in tasks.values():
+        # the loop from the plan's loop text, for the task's highest level (000:133-137)
+        task["loop"], task["loop_basis"] = assign_loop(
+            plan, task.pop("_measure"), task["level"], extreme=task.pop("_extreme"),
+            big_loop=big_loop,
+        )  # fmt: skip
     task_frame = pd.DataFrame(list(tasks.values()), columns=TASK_COLUMNS)
     frame = pd.DataFrame(postures)
     return Response(
