@@ -22,6 +22,7 @@ __all__ = [
     "assets_html",
     "collect_parameters",
     "data_section_html",
+    "extreme_criteria_text",
     "figure_display",
     "figure_png",
     "hazard_table_html",
@@ -30,6 +31,7 @@ __all__ = [
     "output_path",
     "periods_html",
     "response_html",
+    "response_plan_text",
     "risk_summary_html",
     "section_html",
     "title_html",
@@ -136,6 +138,24 @@ def title_html(assessment, code: str, *, lang: str = "zh") -> str:
         f"{html.escape(tag + t('briefing_title', lang, unit=name))}</h1>"
         f"<div style='color:#555'>{html.escape(sub)}</div>"
     )
+
+
+def extreme_criteria_text(jurisdiction, *, lang: str = "zh") -> str:
+    """The jurisdiction's own extreme-weather criteria by name, or the plain sentence that it
+    has none (then only the national signal levels apply): ``jurisdiction.yaml``
+    ``extreme_criteria``."""
+    criteria = jurisdiction.extreme_criteria
+    return t("extreme_none", lang) if criteria is None else criteria.name(lang)
+
+
+def response_plan_text(jurisdiction, *, lang: str = "zh") -> str:
+    """The jurisdiction's response plan by name; or that it has none, or that its response
+    tables are not loaded (no posture, no tasks): ``jurisdiction.yaml`` ``response_plan``."""
+    plan = jurisdiction.response_plan
+    if plan is None:
+        return t("plan_none", lang)
+    name = plan.name(lang) or str(plan.folder)
+    return name if plan.loaded else t("plan_not_loaded", lang, plan=name)
 
 
 def section_html(key: str, *, lang: str = "zh") -> str:
@@ -252,7 +272,8 @@ def _badge(level: int, lang: str) -> str:
 
 
 def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The headline box: highest level, hazard, when and the Annex 3 flag."""
+    """The headline box: highest level, hazard, when, and the jurisdiction's own extreme
+    flag (or the plain note that it has no extreme criteria of its own)."""
     rows = unit_rows(assessment, code)
     level = int(rows["level"].max()) if len(rows) else 0
     # Nothing assessed is grey, never the green of "no warning weather".
@@ -262,11 +283,16 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
         else ("#DDEEDD" if unit_assessed(assessment, code) else "#AAAAAA")
     )
     extreme = bool(rows["extreme"].any()) if len(rows) else False
-    extra = (
-        f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>'
-        if extreme
-        else ""
-    )
+    criteria = assessment.jurisdiction.extreme_criteria
+    extra = ""
+    if criteria is None:
+        extra = (
+            '<div style="margin-top:4px;font-size:0.75em;color:#555">'
+            f"{html.escape(t('extreme_none', lang))}</div>"
+        )
+    elif extreme:
+        flag = t("extreme_flag", lang, criteria=criteria.name(lang))
+        extra = f'<div style="margin-top:4px;font-weight:bold">⚠ {html.escape(flag)}</div>'
     issued = format_local(assessment.issued, "%Y-%m-%d %H:%M")
     return (
         f'<div style="border-left:10px solid {colour};background:#fafafa;padding:10px 14px;'
@@ -278,8 +304,10 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
 
 
 def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The hazard table with level colours, onset, issue-by, peak, tier and Annex 3 flag."""
+    """The hazard table with level colours, onset, issue-by, peak, tier and the extreme flag
+    of the jurisdiction's own criteria ("n/a" when it has none)."""
     rows = unit_rows(assessment, code)
+    own_criteria = assessment.jurisdiction.extreme_criteria is not None
     fmt = "%m-%d %H:%M"
     head = [
         t(k, lang)
@@ -317,6 +345,8 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
             "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {display_units(r['units'])}"
         )
         extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
+        if not own_criteria:
+            extreme = t("extreme_na", lang)
         if bool(r["extreme"]) and r["national_level_of_extreme"]:
             extreme += f" ({level_label(['none', 'blue', 'yellow', 'orange', 'red'].index(r['national_level_of_extreme']), lang)})"
         cells = [
@@ -403,6 +433,8 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
             f"{assessment.levels.table.title_zh if lang == 'zh' else assessment.levels.table.title_en}"
             f" v{assessment.levels.table.version}",
         ),
+        (t("extreme_criteria", lang), extreme_criteria_text(assessment.jurisdiction, lang=lang)),
+        (t("response_plan", lang), response_plan_text(assessment.jurisdiction, lang=lang)),
     ]
     if ds.attrs.get("cityops_scenario"):
         items.append(
@@ -544,15 +576,25 @@ def _trigger_text(assessment, task, code: str, lang: str) -> str:
 
 
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The unit's response posture, groups, plans, four-stop recommendations and tasks."""
+    """The unit's response posture, groups, plans, four-stop recommendations and tasks,
+    under the name of the jurisdiction's plan; without a loaded plan, the plain sentence
+    that there is none (or that its tables are not loaded) instead of an empty section."""
     from cityops.report.i18n import _catalog
 
     words = _catalog()[check_lang(lang)]
     if assessment.response is None:
-        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+        text = response_plan_text(assessment.jurisdiction, lang=lang)
+        return f"<p style='color:#555'>{html.escape(text)}</p>"
+    plan = assessment.jurisdiction.response_plan
+    basis = ""
+    if plan is not None and plan.name(lang):
+        basis = (
+            "<p style='color:#555;font-size:0.85em'>"
+            f"{html.escape(t('plan_basis', lang, plan=plan.name(lang)))}</p>"
+        )
     post, tasks = assessment.response.for_unit(code)
     if post is None:
-        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+        return f"{basis}<p style='color:#555'>{t('none_listed', lang)}</p>"
     stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
     items = [
         (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
@@ -589,7 +631,8 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
                 f"{html.escape(top['channels_zh'])}</p>"
             )
     return (
-        f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
+        basis
+        + f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
         + recipients
         + _simple_table(cols, rows, lang)
     )
