@@ -518,10 +518,13 @@ def risk_summary_html(assessment, code: str, *, lang: str = "zh") -> str:
 
 
 def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """Triggered exposure points of the unit with their own plans (一点一策)."""
+    """Triggered exposure points of the unit with their own plans (一点一策), and the register
+    fields ``assets.yaml`` marks ``brief: true`` (e.g. risk level, supervising department)."""
     assets = assessment.assets
     rows = []
+    shown = []
     if assets is not None and not assets.empty:
+        shown = [f for f in assets.attrs.get("register_fields") or () if f.get("brief")]
         sub = assets[assets["unit"].astype(str) == code].sort_values("first_time_utc")
         for _, a in sub.drop_duplicates(["asset_id", "hazard"]).iterrows():
             peak = f"{a['peak_value']:g} {display_units(str(a['units']))}"
@@ -532,7 +535,14 @@ def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
                 html.escape(str(a["plan_zh"])),
                 html.escape(str(a["owner"])),
             ])  # fmt: skip
+            if shown:
+                sep = "：" if lang == "zh" else ": "
+                rows[-1].append("<br>".join(
+                    html.escape(f"{f['label_zh' if lang == 'zh' else 'label_en']}{sep}{a[f['column']]}")
+                    for f in shown))  # fmt: skip
     head = [t(k, lang) for k in ("asset", "trigger_time", "criterion", "plan", "owner")]
+    if shown:
+        head.append(t("register_info", lang))
     note = ""
     if assets is not None and not assets.empty and bool(assets["illustrative"].astype(str).eq("True").any()
                                                         or assets["illustrative"].astype(bool).any()):  # fmt: skip
