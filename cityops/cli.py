@@ -1,7 +1,7 @@
 """The ``cityops`` command line (interfaces.md §3): thin, it parses, calls and sets exit codes.
 
 Exit status: 0 success, 1 internal error, 2 bad input, 3 a batch finished only partly,
-130 interrupted, 141 the reader of the output went away (``cityops tasks list | head``, as
+4 ``duty check`` found a problem (``cityops.duty_cli``), 130 interrupted, 141 the reader of the output went away (``cityops tasks list | head``, as
 SIGPIPE would). See ``docs/process_health.md``.
 """
 
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cityops.tasks_cli import add_tasks_parser
 
     add_tasks_parser(sub)
+    from cityops.duty_cli import add_duty_parser
+
+    add_duty_parser(sub)
     return parser
 
 
@@ -494,6 +497,12 @@ def _cmd_tasks(args) -> int:
     return run_tasks(args)
 
 
+def _cmd_duty(args) -> int:
+    from cityops.duty_cli import run_duty
+
+    return run_duty(args)
+
+
 COMMANDS = {
     "scenario": _cmd_scenario,
     "assess": _cmd_assess,
@@ -503,6 +512,7 @@ COMMANDS = {
     "issue": _cmd_issue,
     "signals": _cmd_signals,
     "review": _cmd_review,
+    "duty": _cmd_duty,
 }
 
 

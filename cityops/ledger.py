@@ -12,9 +12,8 @@ States: ``issued → dispatched → on_site → resolved → closed`` (closed = 
 ``task_history`` with time, actor and note.
 
 Times are stored as ISO 8601 UTC strings (``2026-07-10T12:00:00Z``), which sort correctly.
-Deadlines in working days (:func:`check_escalation`) are counted on Beijing (Asia/Shanghai)
-calendar dates with ``chinese_calendar.is_workday`` (official holidays and make-up workdays);
-the one-month limit of the big loop is a calendar month, the two-week stall a calendar 14 days.
+Escalation (:func:`check_escalation`) applies the plan's follow-up rules (``plan/timing.yaml``)
+with their own clocks and basis (calendar or working days): :mod:`cityops.deadlines`.
 
 Concurrency: every write is one ``BEGIN IMMEDIATE`` transaction (WAL mode, ``busy_timeout``),
 so concurrent writers queue rather than lose updates, and an exception inside a write rolls
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime as dt
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -36,10 +34,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cityops.deadlines import PROGRESS, add_workdays, breaches, is_workday
 from cityops.errors import InputError
 from cityops.fsio import atomic_open
 from cityops.text import check_name, neutralise_cell
-from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
+from cityops.timeutil import iso_utc, parse_utc
 
 __all__ = [
     "ALLOWED",
@@ -54,6 +53,7 @@ __all__ = [
     "connect",
     "default_ledger_path",
     "episode_label",
+    "escalations",
     "export_tasks",
     "get_task",
     "is_workday",
@@ -79,10 +79,7 @@ DEFAULT_GAP = pd.Timedelta(hours=6)
 #: (000:131: tracking starts with the release), then issued → dispatched → acknowledged →
 #: on site → resolved → approved (by the lead or competent department, 000:135-137) →
 #: closed (销号); ``stood_down`` when the hazard goes or the signal is lifted before action.
-STATES = (
-    "proposed", "issued", "dispatched", "acknowledged", "on_site", "resolved", "approved",
-    "closed", "stood_down",
-)  # fmt: skip
+STATES = (*PROGRESS, "stood_down")
 LOOPS = ("big", "middle", "small")
 #: States in which a task still needs action (may be stood down, may become overdue/escalated).
 OPEN_STATES = ("issued", "dispatched", "acknowledged", "on_site")
@@ -135,14 +132,7 @@ INPUT_COLUMNS = (
     "text_zh",
 )
 
-# Timing rules (seed-requirements §2.4): feedback within 3 days, ordinary (middle/small
-# loop) closure within 7 days, complex (big loop) within 1 month, escalate after 2 weeks
-# stalled and again 2 weeks later. Days below are working days unless said otherwise.
-ACT_WORKDAYS = 1
-FEEDBACK_WORKDAYS = 3
-ORDINARY_CLOSURE_WORKDAYS = 7
-COMPLEX_CLOSURE_MONTHS = 1  # calendar month
-STALL = pd.Timedelta(days=14)  # calendar days
+# Follow-up and escalation rules are the plan's (plan/timing.yaml), read by cityops.deadlines.
 ESCALATION_ACTOR = "cityops escalation"
 
 SCHEMA_VERSION = 5
@@ -924,77 +914,92 @@ def overdue(task, now) -> bool:
 # --------------------------------------------------------------------------- escalation
 
 
-def is_workday(day: dt.date) -> bool:
-    """Official working day in mainland China (holidays, make-up days); Mon–Fri outside the
-    years ``chinese_calendar`` knows."""
-    try:
-        import chinese_calendar
-
-        return bool(chinese_calendar.is_workday(day))
-    except (ImportError, NotImplementedError):
-        return day.weekday() < 5
+_ESCALATION_NOTE = "escalated (x{level}): {rules}"
 
 
-def add_workdays(day: dt.date, n: int) -> dt.date:
-    """The ``n``-th working day after ``day`` (``day`` itself not counted)."""
-    count = 0
-    while count < n:
-        day += dt.timedelta(days=1)
-        if is_workday(day):
-            count += 1
-    return day
+def escalations(history: Iterable[dict]) -> list[dict]:
+    """The escalations recorded in a task's history (:func:`task_history`), oldest first:
+    ``{"time_utc", "escalated", "rules"}`` (the rule ids of ``plan/timing.yaml``)."""
+    out = []
+    for h in history:
+        note = h.get("note") or ""
+        if h["to_state"] != h["from_state"] or not note.startswith("escalated (x"):
+            continue
+        head, _, rules = note.partition("): ")
+        out.append({"time_utc": h["time_utc"], "escalated": int(head.removeprefix("escalated (x")),
+                    "rules": [r for r in rules.split(", ") if r]})  # fmt: skip
+    return out
 
 
-def _beijing_date(ts) -> dt.date:
-    return parse_utc(ts).tz_localize("UTC").tz_convert(REPORT_TZ).date()
+def _clocks(conn, task: dict) -> dict:
+    """Start times of the follow-up clocks of a task (:mod:`cityops.deadlines`)."""
+    issued = conn.execute(
+        "SELECT MIN(time_utc) FROM task_history WHERE task_id = ? AND to_state = 'issued'",
+        (task["task_id"],),
+    ).fetchone()[0]
+    if issued is None and task["state"] != "proposed":
+        issued = task["created_utc"]  # a ledger from before the history kept the issue
+    return {
+        "issued": issued,
+        "due": task["due_utc"] or None,
+        "last_change": task["updated_utc"],
+        "last_escalation": task["escalated_utc"] if task["escalated"] else None,
+    }
 
 
-def escalation_reasons(task, now) -> list[str]:
-    """Why a task is due for (first) escalation at ``now`` — empty when it is not.
+def escalation_reasons(db, task: dict, now, *, rules) -> list[dict]:
+    """The follow-up rules (``plan/timing.yaml``) a task breaks at ``now``, empty when none.
 
-    Counting (Beijing dates): feedback within 3 working days of issue (a task still ``issued``
-    after that has had no feedback); resolution within 7 working days for the middle/small
-    loop, within 1 calendar month for the big loop; stalled = no change for 14 calendar days.
-    A limit counts as missed once the Beijing date is past the deadline day.
+    A task not yet escalated answers to every rule but ``last_escalation`` ones; an escalated
+    one only to those (escalating again after the period). Tasks not open break nothing.
     """
     if task["state"] not in OPEN_STATES:
         return []
-    now_ts = parse_utc(now, what="now")
-    today = _beijing_date(now_ts)
-    created = parse_utc(task["created_utc"])
-    start_day = _beijing_date(created)
-    reasons = []
-    if task["state"] == "issued" and today > add_workdays(start_day, FEEDBACK_WORKDAYS):
-        reasons.append(f"no feedback within {FEEDBACK_WORKDAYS} working days")
-    if task["loop"] == "big":
-        deadline = (pd.Timestamp(start_day) + pd.DateOffset(months=COMPLEX_CLOSURE_MONTHS)).date()
-        if today > deadline:
-            reasons.append("complex task (big loop) not resolved within 1 month")
-    elif today > add_workdays(start_day, ORDINARY_CLOSURE_WORKDAYS):
-        reasons.append(f"not resolved within {ORDINARY_CLOSURE_WORKDAYS} working days")
-    if now_ts - parse_utc(task["updated_utc"]) >= STALL:
-        reasons.append("stalled for 2 weeks")
-    return reasons
+    with _open(db) as conn:
+        clocks = _clocks(conn, task)
+    wanted = [r for r in rules if (r["clock"] == "last_escalation") == bool(task["escalated"])]
+    return breaches(task, clocks, now, rules=wanted)
 
 
 def check_escalation(
-    db, now, *, actor: str = ESCALATION_ACTOR, four_ones: tuple | None = None
+    db,
+    now,
+    *,
+    rules,
+    actor: str = ESCALATION_ACTOR,
+    four_ones: tuple | None = None,
+    dry_run: bool = False,
 ) -> list[dict]:
-    """Set the escalation flag where the timing rules are broken; one transaction.
+    """Escalate the open tasks that break a follow-up rule at ``now``; one transaction.
 
-    First escalation: any reason of :func:`escalation_reasons`. Further escalations: the task
-    is still open 14 calendar days after its last escalation. Escalating does not change the
-    state nor ``updated_utc`` (so it does not hide a stall); it is recorded in the history.
-    Returns ``[{"task_id", "escalated", "reasons"}]`` for the tasks escalated now.
-    ``four_ones=(measures, rules)`` also escalates heating tasks breaking the "four ones"
-    clocks (:func:`four_ones_breaches`).
+    Idempotent: a task escalates once per broken clock; an escalated task escalates again
+    only by the rules on its last escalation (two weeks later). Escalating does not change
+    the state nor ``updated_utc`` (so it does not hide a stall); it is recorded in the history
+    with the rules broken.
+
+    Parameters
+    ----------
+    db : path or connection
+    now : time-like
+    rules : sequence of mappings
+        The plan's ``followup`` rules (:func:`cityops.response.load_plan` ``timing``).
+    actor : str, optional
+    four_ones : (measures, rules), optional
+        Also escalate heating tasks breaking the "four ones" clocks (:func:`four_ones_breaches`).
+    dry_run : bool, optional
+        Say what would escalate, write nothing.
+
+    Returns
+    -------
+    list of dict
+        ``{"task_id", "escalated", "rules", "reasons"}`` for the tasks escalated now.
     """
     now_ts = parse_utc(now, what="now")
     heating = {}
     if four_ones is not None:
-        measures, rules = four_ones
+        measures, limits = four_ones
         heating = {b["task_id"]: b["reasons"] for b in four_ones_breaches(db, now_ts,
-                   measures=measures, rules=rules)}  # fmt: skip
+                   measures=measures, rules=limits)}  # fmt: skip
     when = iso_utc(now_ts)
     marks = ",".join("?" * len(OPEN_STATES))
     done = []
@@ -1004,30 +1009,32 @@ def check_escalation(
         ).fetchall()
         for row in rows:
             task = dict(row)
-            if task["escalated"]:
-                last = parse_utc(task["escalated_utc"] or task["updated_utc"])
-                if now_ts - last < STALL:
-                    continue
-                reasons = ["still open 2 weeks after escalation"]
-            else:
-                reasons = escalation_reasons(task, now_ts) + heating.get(task["task_id"], [])
-                if not reasons:
-                    continue
+            broken = escalation_reasons(conn, task, now_ts, rules=rules)
+            reasons = [f"{b['rule']}: {b['text_en']}" for b in broken]
+            if not task["escalated"]:
+                reasons += heating.get(task["task_id"], [])
+            if not reasons:
+                continue
             level = int(task["escalated"]) + 1
-            conn.execute(
-                "UPDATE tasks SET escalated = ?, escalated_utc = ? WHERE task_id = ?",
-                (level, when, task["task_id"]),
+            if not dry_run:
+                conn.execute(
+                    "UPDATE tasks SET escalated = ?, escalated_utc = ? WHERE task_id = ?",
+                    (level, when, task["task_id"]),
+                )
+                # the note names the rules (their texts are in plan/timing.yaml)
+                named = [b["rule"] for b in broken] + (
+                    heating.get(task["task_id"], []) if not task["escalated"] else []
+                )
+                _history(conn, task["task_id"], when, actor, task["state"], task["state"],
+                         _ESCALATION_NOTE.format(level=level, rules=", ".join(named)))  # fmt: skip
+            done.append(
+                {
+                    "task_id": task["task_id"],
+                    "escalated": level,
+                    "rules": [b["rule"] for b in broken],
+                    "reasons": reasons,
+                }
             )
-            _history(
-                conn,
-                task["task_id"],
-                when,
-                actor,
-                task["state"],
-                task["state"],
-                f"escalated (x{level}): " + "; ".join(reasons),
-            )
-            done.append({"task_id": task["task_id"], "escalated": level, "reasons": reasons})
     return done
 
 

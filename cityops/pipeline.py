@@ -21,8 +21,9 @@ import xarray as xr
 
 from cityops.freshness import check_reference_time
 from cityops.fsio import atomic_path, clean_stale, make_stage, publish_folder, run_lock, write_text
+from cityops.geo import geohazard
 from cityops.geo.calendar import apply_attention, special_periods
-from cityops.geo.exposure import evaluate_assets, geohazard_risk, load_assets, load_geohazard_zones
+from cityops.geo.exposure import evaluate_assets, load_assets
 from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.geo.masks import overlap_weights
 from cityops.geo.risk import counting_cells, town_hazards
@@ -75,8 +76,11 @@ class Assessment:
     periods: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Exposure points whose own triggers are met (cityops.geo.exposure).
     assets: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: Geological-hazard zones whose rainfall trigger is met in the key period.
+    #: Geological-hazard meteorological risk grade per town with registered points
+    #: (cityops.geo.geohazard.geohazard_risk); empty without a point register.
     geohazards: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The same per registered point (points at risk, monitors, responsible persons).
+    geohazard_points: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Postures and tasks from the jurisdiction's plan (None without a plan folder).
     response: Response | None = None
     #: The series the rules ran on when observations were joined before the forecast
@@ -224,13 +228,18 @@ def assess(
     if past:
         frame = _add_notes(frame, past_notes(past, weights, joined.cut))
     periods, frame = _special_periods(juris, forecast, frame)
-    assets, geohazards = _exposure(juris, forecast)
+    assets, geohazards, geo_points = _exposure(juris, forecast)
+    if not geohazards.empty:
+        # Only towns whose registered points reach a grade get a geological-hazard concern.
+        owner = geohazards.attrs.get("owner") or "自然资源局"
+        frame = geohazard.add_geohazard_concerns(frame, geohazards, owner=owner)
     response = None
     plan = juris.response_plan
     if plan is not None and plan.folder is not None:  # a plan with its tables loaded
         response = plan_response(
-            frame, load_plan(plan.folder), now=now_ts, banner_code=str(juris.code)
-        )
+            frame, load_plan(plan.folder), now=now_ts, banner_code=str(juris.code),
+            periods=periods, asset_kinds=_asset_kinds(juris), timezone=juris.timezone,
+        )  # fmt: skip
     return Assessment(
         forecast=forecast,
         jurisdiction=juris,
@@ -243,6 +252,7 @@ def assess(
         periods=periods,
         assets=assets,
         geohazards=geohazards,
+        geohazard_points=geo_points,
         response=response,
         joined=series if joined is not None and joined.joined else None,
     )
@@ -258,15 +268,29 @@ def _add_notes(frame: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.Dat
     return frame
 
 
-def _exposure(juris: Jurisdiction, forecast: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Triggered exposure points and geological-hazard zones, when the jurisdiction's folder
-    has a register (``assets.csv``) and zones (``geohazard_zones.yaml``)."""
-    assets = geohazards = pd.DataFrame()
+def _exposure(
+    juris: Jurisdiction, forecast: xr.Dataset
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Triggered exposure points, and the geological-hazard risk grade of the towns with
+    registered points and of each point, when the jurisdiction's folder has an asset register
+    (``assets.csv``) and a point register (``geohazard_points.yaml``). Without ``precip`` the
+    points are listed as not assessed (never as no risk)."""
+    assets = towns = points = pd.DataFrame()
     if (juris.path / "assets.csv").exists():
         assets = evaluate_assets(forecast, load_assets(juris), timezone=juris.timezone)
-    if (juris.path / "geohazard_zones.yaml").exists() and "precip" in forecast:
-        geohazards = geohazard_risk(forecast, load_geohazard_zones(juris), juris)
-    return assets, geohazards
+    if (juris.path / geohazard.FILE_NAME).exists():
+        register = geohazard.load_geohazard_points(juris)
+        points = geohazard.evaluate_geohazard_points(forecast, register, juris)
+        towns = geohazard.town_geohazard_risk(points, juris)
+    return assets, towns, points
+
+
+def _asset_kinds(juris: Jurisdiction) -> dict[str, set[str]]:
+    """Unit code to the kinds of exposure points it holds (the assets register, if any)."""
+    if not (juris.path / "assets.csv").exists():
+        return {}
+    register = load_assets(juris)
+    return {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
 
 
 def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFrame):

@@ -1,4 +1,4 @@
-"""``cityops tasks list|show|update|close|export [--ledger DB]`` (interfaces.md §3, §7).
+"""``cityops tasks list|show|update|close|escalate|export [--ledger DB]`` (interfaces.md §3, §7).
 
 Register in ``cityops/cli.py`` with ``add_tasks_parser(sub)`` and ``"tasks": run_tasks``.
 """
@@ -32,7 +32,9 @@ def _ledger_opt(p: argparse.ArgumentParser, default) -> None:
 
 def add_tasks_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``tasks`` command (and its sub-commands) to the main parser's subparsers."""
-    p = subparsers.add_parser("tasks", help="the task ledger: list, show, update, close, export")
+    p = subparsers.add_parser(
+        "tasks", help="the task ledger: list, show, update, close, escalate, export"
+    )
     _ledger_opt(p, None)
     sub = p.add_subparsers(dest="tasks_command", required=True)
 
@@ -65,6 +67,21 @@ def add_tasks_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--by", required=True, help="who closes it")
     q.add_argument("--role", default="", help="the actor's department or role")
     q.add_argument("--note", default="")
+    _ledger_opt(q, argparse.SUPPRESS)
+
+    q = sub.add_parser(
+        "escalate",
+        help="escalate open tasks that break the plan's follow-up rules (idempotent; cron it)",
+        description=(
+            "Apply the follow-up rules of the jurisdiction's plan (plan/timing.yaml: clock, "
+            "period, calendar or working days) to every open task; escalate each task once per "
+            "broken rule set and again two weeks later. Prints one line per task escalated. "
+            "Exit 0 (also when nothing escalates); 2 on a bad ledger or plan."
+        ),
+    )
+    q.add_argument("--now", default=None, help="reference time (default: now)")
+    q.add_argument("--jurisdiction", default="ejin-horo", help="whose plan's rules apply")
+    q.add_argument("--dry-run", action="store_true", help="say what would escalate; write nothing")
     _ledger_opt(q, argparse.SUPPRESS)
 
     q = sub.add_parser("export", help="write the tasks as CSV (interfaces §7 columns)")
@@ -144,6 +161,21 @@ def _run(args, cmd: str, db) -> int:
             db, args.task_id, to_state, actor=args.by, note=args.note, role=args.role
         )
         print(f"{task['task_id']}: {task['state']}")
+        return 0
+    if cmd == "escalate":
+        from cityops.response.plan import load_plan
+
+        rules = load_plan(args.jurisdiction).timing["followup"]
+        done = ledger.check_escalation(db, args.now or "now", rules=rules, dry_run=args.dry_run)
+        verb = "would escalate" if args.dry_run else "escalated"
+        for d in done:
+            print(
+                escape_control(
+                    f"{d['task_id']}  {verb} x{d['escalated']}  "
+                    + "; ".join(d["rules"] or d["reasons"])
+                )
+            )
+        print(f"{len(done)} task(s) {verb}")
         return 0
     if cmd == "export":
         if args.out.is_dir():

@@ -16,6 +16,7 @@ SECTIONS = (
     briefing.hazard_table_html,
     briefing.risk_summary_html,
     briefing.assets_html,
+    briefing.geohazard_html,
     briefing.periods_html,
     briefing.response_html,
 )

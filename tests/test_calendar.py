@@ -93,7 +93,11 @@ def test_special_periods_frame(ejin):
     assert naadam["expected_crowd"] == 30000
     assert naadam["owners"][:2] == ["文旅局", "公安局"]
     assert set(frame["kind"]) == {"event", "season"}
-    assert (frame.loc[frame["kind"] == "season", "unit_code"] == "").all()
+    season = frame[frame["kind"] == "season"]
+    geo = season["key"] == "geohazard_key_period"
+    assert (season.loc[~geo, "unit_code"] == "").all()
+    # The geological-hazard key period concerns only the towns with registered points.
+    assert sorted(season.loc[geo, "unit_code"]) == ["150627101", "150627102", "150627103"]
 
 
 def _table(*rows):
@@ -134,7 +138,11 @@ def test_holiday_and_geohazard_rules(ejin):
     assert list(out["attention_level"]) == [3, 2]  # 伊金霍洛镇 is a scenic unit
     assert "端午节" in out.loc[1, "special_conditions"]
     assert "文旅局" in out.loc[0, "extra_owners"] and "文旅局" not in out.loc[1, "extra_owners"]
-    assert "地质灾害" in out.loc[1, "extra_concerns"]
+    # 苏布尔嘎镇 has no geological-hazard points (002:1426): no geohazard concern, and the
+    # key period is not among its special conditions.
+    assert "地质灾害" not in out.loc[1, "extra_concerns"]
+    assert "地质灾害" not in out.loc[1, "special_conditions"]
+    assert "地质灾害" not in out.loc[0, "special_conditions"]  # 伊金霍洛镇: none either
 
 
 EVENT = """\

@@ -14,11 +14,11 @@ from cityops.errors import DataFileError
 from cityops.geo import load_jurisdiction
 from cityops.geo.exposure import (
     evaluate_assets,
-    geohazard_risk,
     load_assets,
     load_geohazard_zones,
     load_lifelines,
 )
+from cityops.geo.geohazard import geohazard_risk, load_geohazard_points
 
 JUR = load_jurisdiction("ejin-horo")
 LAT = np.round(np.arange(38.90, 39.85, 0.05), 2)
@@ -192,31 +192,45 @@ def test_geohazard_zone_totals_checked(tmp_path):
         load_geohazard_zones(folder)
 
 
+def test_geohazard_zone_trigger_is_refused(tmp_path):
+    # The rain trigger has one owner: the warning's rule table, not the zones file.
+    folder = tmp_path / "ejin-horo"
+    shutil.copytree(JUR.path, folder)
+    path = folder / "geohazard_zones.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "trigger: {variable: precip}\n", encoding="utf-8"
+    )
+    with pytest.raises(DataFileError, match="field 'trigger'"):
+        load_geohazard_zones(folder)
+
+
 def _rain_over_narin(start: str) -> xr.Dataset:
+    """60 mm in 12 h on the cells of Narin Taohai's hazard points, nothing elsewhere."""
     ds = grid(start, 30, precip=0.0)
-    unit = JUR.unit("纳林陶亥镇")
-    i, j = cell(unit.seat_lon, unit.seat_lat)
-    ds["precip"][2:14, i, j] = 5.0  # 60 mm in 12 h, within 24 h
+    points = load_geohazard_points("ejin-horo")
+    for p in points[points["town_code"] == "150627103"].itertuples():
+        i, j = cell(p.lon, p.lat)
+        ds["precip"][2:14, i, j] = 5.0
     return ds
 
 
 def test_geohazard_risk_fires_in_july():
-    zones = load_geohazard_zones("ejin-horo")
-    out = geohazard_risk(_rain_over_narin("2026-07-10T00:00"), zones, JUR).set_index("town_code")
+    points = load_geohazard_points("ejin-horo")
+    out = geohazard_risk(_rain_over_narin("2026-07-10T00:00"), points, JUR).set_index("town_code")
     narin = out.loc["150627103"]
-    assert narin["triggered"] and narin["max_24h"] == pytest.approx(60.0)
-    assert narin["zones"] == "B2,B3,B4,B5,B6" and narin["points"] == 32
-    assert narin["first_time_utc"] == "2026-07-10T11:00:00Z"  # 10th hour of rain: 50 mm
-    assert not out.loc["150627102", "triggered"] and not out.loc["150627101", "triggered"]
+    # 60 mm in 24 h: 三级 (>= 50 mm) for the mid-prone points, 四级 for the low-prone ones.
+    assert narin["level"] == 2 and narin["rain_24h"] == pytest.approx(60.0)
+    assert narin["points_at_risk"] == 46
+    assert narin["first_time_utc"] == "2026-07-10T06:00:00Z"  # 5th hour of rain: 25 mm
+    assert out.loc["150627102", "level"] == 0 and out.loc["150627101", "level"] == 0
+    assert out.loc["150627102", "evaluated"]
 
 
-def test_geohazard_risk_silent_outside_key_period():
-    zones = load_geohazard_zones("ejin-horo")
-    out = geohazard_risk(_rain_over_narin("2026-01-10T00:00"), zones, JUR)
-    assert not out["triggered"].any()
+def test_geohazard_risk_not_assessed_outside_key_period():
+    points = load_geohazard_points("ejin-horo")
+    out = geohazard_risk(_rain_over_narin("2026-01-10T00:00"), points, JUR)
+    assert (out["level"] == 0).all() and not out["evaluated"].any()
     assert "key period" in out.set_index("town_code").loc["150627103", "note"]
-    july = geohazard_risk(_rain_over_narin("2026-01-10T00:00"), zones, JUR, date="2026-07-15")
-    assert july.set_index("town_code").loc["150627103", "triggered"]
 
 
 def test_lifelines_load():

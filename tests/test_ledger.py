@@ -308,6 +308,14 @@ def test_overdue():
     assert not ledger.overdue(dict(task, state="stood_down"), "2026-07-11T00:00Z")
 
 
+def _rules(*ids, **changes):
+    """The Ejin Horo plan's follow-up rules named ``ids``, with fields changed."""
+    from cityops.response import load_plan
+
+    rules = {r["id"]: r for r in load_plan("ejin-horo").timing["followup"]}
+    return [dict(rules[i], **changes) for i in ids]
+
+
 def test_escalation_working_days_over_national_day(db):
     # issued 2026-09-30T17:00Z = 1 Oct 01:00 Beijing: holiday 1–7 Oct; workdays 8, 9, 10 (Sat,
     # make-up day) Oct -> feedback deadline is the end of 10 Oct Beijing time.
@@ -320,17 +328,22 @@ def test_escalation_working_days_over_national_day(db):
         ledger.add_workdays(pd.Timestamp("2026-10-01").date(), 3)
         == pd.Timestamp("2026-10-10").date()
     )
-    assert ledger.check_escalation(db, "2026-10-05T00:00Z") == []  # 4 calendar days: not yet
-    assert ledger.check_escalation(db, "2026-10-10T15:59Z") == []  # 10 Oct 23:59 Beijing
-    done = ledger.check_escalation(db, "2026-10-10T16:30Z")  # 11 Oct 00:30 Beijing (UTC: 10 Oct)
+    rules = _rules("feedback_within_3_days", basis="working") + _rules(
+        "escalate_again_2_weeks_later"
+    )
+    assert ledger.check_escalation(db, "2026-10-05T00:00Z", rules=rules) == []  # 4 days: not yet
+    assert ledger.check_escalation(db, "2026-10-10T15:59Z", rules=rules) == []  # 23:59 Beijing
+    done = ledger.check_escalation(db, "2026-10-10T16:30Z", rules=rules)  # 11 Oct 00:30 Beijing
     assert len(done) == 1 and done[0]["escalated"] == 1
-    assert "no feedback within 3 working days" in done[0]["reasons"]
+    assert done[0]["rules"] == ["feedback_within_3_days"]
     task = ledger.get_task(db, done[0]["task_id"])
     assert task["escalated"] == 1 and task["state"] == "issued"
     assert ledger.task_history(db, task["task_id"])[-1]["actor"] == ledger.ESCALATION_ACTOR
-    assert ledger.check_escalation(db, "2026-10-20T00:00Z") == []  # < 2 weeks since
-    again = ledger.check_escalation(db, "2026-10-25T00:00Z")
-    assert again[0]["escalated"] == 2
+    assert ledger.check_escalation(db, "2026-10-20T00:00Z", rules=rules) == []  # < 2 weeks
+    # 14 calendar days after 11 Oct (Beijing): missed from 26 Oct 00:00 Beijing
+    assert ledger.check_escalation(db, "2026-10-25T15:59Z", rules=rules) == []
+    again = ledger.check_escalation(db, "2026-10-25T16:00Z", rules=rules)
+    assert again[0]["escalated"] == 2 and again[0]["rules"] == ["escalate_again_2_weeks_later"]
 
 
 def test_escalation_closure_limits_by_loop(db):
@@ -344,15 +357,19 @@ def test_escalation_closure_limits_by_loop(db):
             actor="a",
             at="2026-07-06T02:00Z",
         )
-    # 7 working days after Mon 6 Jul = Wed 15 Jul; from Thu 16 Jul (Beijing) the small-loop
-    # task escalates
-    assert ledger.check_escalation(db, "2026-07-15T12:00Z") == []  # 15 Jul 20:00 Beijing
-    done = ledger.check_escalation(db, "2026-07-15T16:30Z")  # 16 Jul 00:30 Beijing
+    # working basis: 7 working days after Mon 6 Jul = Wed 15 Jul; from Thu 16 Jul (Beijing)
+    # the small-loop task escalates
+    rules = _rules("ordinary_closure_7_days", "complex_closure_1_month", basis="working")
+    rules += _rules("escalate_after_2_weeks")
+    assert ledger.check_escalation(db, "2026-07-15T12:00Z", rules=rules) == []  # 20:00 Beijing
+    done = ledger.check_escalation(db, "2026-07-15T16:30Z", rules=rules)  # 16 Jul 00:30 Beijing
     assert [d["task_id"].split("-")[2] for d in done] == ["small"]
     # big loop: 1 calendar month (or a 2-week stall, whichever first)
-    stalled = ledger.check_escalation(db, "2026-07-20T03:00Z")
+    # stalled: no change since 6 Jul (Beijing) for 14 calendar days, from 21 Jul 00:00 Beijing
+    assert ledger.check_escalation(db, "2026-07-20T15:59Z", rules=rules) == []
+    stalled = ledger.check_escalation(db, "2026-07-20T16:00Z", rules=rules)
     assert [d["task_id"].split("-")[2] for d in stalled] == ["big"]
-    assert "stalled for 2 weeks" in stalled[0]["reasons"]
+    assert stalled[0]["rules"] == ["escalate_after_2_weeks"]
 
 
 def test_cap_records(db):
@@ -489,6 +506,6 @@ def test_heating_four_ones_clocks(tmp_path):
                                    rules=rules)  # fmt: skip
     assert "2 visits" in breach["reasons"][0]
     (esc,) = ledger.check_escalation(
-        db, run + pd.Timedelta("4h"), four_ones=({"heating_raise_load"}, rules)
+        db, run + pd.Timedelta("4h"), rules=[], four_ones=({"heating_raise_load"}, rules)
     )
     assert esc["task_id"] == tid and "2 visits" in " ".join(esc["reasons"])

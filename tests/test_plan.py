@@ -42,7 +42,9 @@ def test_red_rainstorm(plan):
     )
     assert any(m.four_stop == "stop_classes" for m in measures)
     assert any(m.loop == "big" for m in measures)
-    assert posture_for(plan, 4)["id"] == "i_full_response"
+    # red is the middle loop: the big loop is the HQ's decision (000:133)
+    assert posture_for(plan, 4)["id"] == "ii_response"
+    assert posture_for(plan, 4, big_loop=True)["id"] == "i_full_response"
 
 
 def test_orange_rainstorm_stop_classes_only_when_extreme(plan):
@@ -75,9 +77,12 @@ def test_timing_and_posture(plan):
     assert plan.timing["heating_four_ones"]["on_site_hours"] == 1
     assert posture_for(plan, 0)["id"] == "routine"
     assert posture_for(plan, 1)["id"] == "iv_attention"
-    assert posture_for(plan, 0, special_period=True)["id"] == "iv_attention"
-    assert posture_for(plan, 3, special_period=True)["id"] == "ii_response"
-    assert posture_for(plan, 2, extreme=True)["id"] == "i_full_response"
+    event = next(r for r in plan.posture["rules"]["periods"] if r["id"] == "event")
+    assert posture_for(plan, 0, periods=[event])["id"] == "iii_alert"
+    assert posture_for(plan, 1, periods=[event])["id"] == "ii_response"  # weather on top
+    assert posture_for(plan, 3, periods=[event])["id"] == "ii_response"  # never the big loop
+    assert posture_for(plan, 2, extreme=True)["id"] == "ii_response"
+    assert "000:135" in posture_for(plan, 2, extreme=True)["basis"]
     levels = plan.roles_channels["levels"]
     assert "sirens" in levels[4]["channels"] and "sirens" not in levels[1]["channels"]
 

@@ -175,7 +175,8 @@ def test_reopened_task_counts_visits_and_final_resolution(db):
 
 def test_filters_and_escalation_flag(db):
     _merge(db, _row("m1"), _row("m2", town=OTHER))
-    ledger.check_escalation(db, "2026-07-20T00:00Z")  # ledger's own (working-day) escalation
+    rules = load_plan("ejin-horo").timing["followup"]
+    ledger.check_escalation(db, "2026-07-20T00:00Z", rules=rules)  # the plan's rules
     tl = response.task_timeline(db, now="2026-07-20T00:00Z", towns=[OTHER])
     assert list(tl["town_code"]) == [OTHER]
     assert tl.iloc[0]["escalated"] == 1

@@ -1,4 +1,4 @@
-"""One rule semantics: asset and geohazard-zone triggers, and the meteogram, are the engine's.
+"""One rule semantics: asset and geohazard-point triggers, and the meteogram, are the engine's.
 
 Issue 15 ("One rule semantics"): the window-and-threshold logic existed again in
 ``geo/exposure.py`` and ``report/plots.py``, and the copies disagreed with the engine: asset
@@ -20,12 +20,8 @@ import pytest
 import xarray as xr
 
 from cityops.geo import load_jurisdiction
-from cityops.geo.exposure import (
-    evaluate_assets,
-    geohazard_risk,
-    load_assets,
-    load_geohazard_zones,
-)
+from cityops.geo.exposure import evaluate_assets, load_assets
+from cityops.geo.geohazard import evaluate_geohazard_points, load_geohazard_points
 from cityops.ingest import open_forecast
 from cityops.rules import evaluate, load_rule_table
 from cityops.rules.table import parse_rule_table
@@ -166,29 +162,31 @@ def test_exact_threshold_from_tenth_mm_amounts_fires(amounts, dtype):
 
 
 # --------------------------------------------------------------------------------------------
-# Geological-hazard zones: the 24 h trigger is the engine's too
+# Geological-hazard points: the warning's 24 h / 72 h windows are the engine's too
 # --------------------------------------------------------------------------------------------
+GH_POINTS = load_geohazard_points(JUR)
+#: A mid-prone point (zone B2 of 纳林陶亥镇).
+GH = GH_POINTS[GH_POINTS["point_id"] == "GH-B2-01"].reset_index(drop=True)
+GH.attrs.update(GH_POINTS.attrs)
+
+
 def test_geohazard_24h_window_counts_the_six_hour_first_step():
     # A 24 h window at T0 + 1 h reaches before the 6 h first step: partial, it holds the
-    # whole first step, 48 + 2 = 50 mm: the mid-prone trigger (50 mm) is met.
-    narin = JUR.unit("纳林陶亥镇")
-    ds = grid({(narin.seat_lon, narin.seat_lat): [48.0, 2.0]}, first_step="6h", hours=30)
-    out = geohazard_risk(ds, load_geohazard_zones(JUR), JUR).set_index("town_code")
-    row = out.loc[narin.code]
-    assert row["triggered"] and row["max_24h"] == pytest.approx(50.0)
-    assert row["first_time_utc"] == iso(T0 + pd.Timedelta("1h"))
-    assert row["threshold"] == "50 mm" and row["zones"] == "B2,B3,B4,B5,B6"
+    # whole first step, 48 + 2 = 50 mm: grade 三级 (>= 50 mm in 24 h) at the mid-prone point.
+    at = (float(GH.loc[0, "lon"]), float(GH.loc[0, "lat"]))
+    ds = grid({at: [48.0, 2.0]}, first_step="6h", hours=30)
+    row = evaluate_geohazard_points(ds, GH, JUR).iloc[0]
+    assert row["evaluated"] and row["level"] == 2 and row["rain_24h"] == pytest.approx(50.0)
+    assert row["peak_time_utc"] == iso(T0 + pd.Timedelta("1h"))
+    assert row["trigger_en"] == "24 h total precipitation amount ≥ 50 mm"
 
 
 def test_geohazard_exactly_at_threshold_and_just_below():
-    narin = JUR.unit("纳林陶亥镇")
-    seat = (narin.seat_lon, narin.seat_lat)
-    zones = load_geohazard_zones(JUR)
-    at = geohazard_risk(grid({seat: [10.0] * 5}, hours=30), zones, JUR).set_index("town_code")
-    below = geohazard_risk(grid({seat: [10.0] * 4 + [9.9]}, hours=30), zones, JUR)
-    assert at.loc[narin.code, "triggered"] and at.loc[narin.code, "max_24h"] == 50.0
-    below = below.set_index("town_code").loc[narin.code]
-    assert not below["triggered"] and below["max_24h"] == pytest.approx(49.9)
+    at = (float(GH.loc[0, "lon"]), float(GH.loc[0, "lat"]))
+    exact = evaluate_geohazard_points(grid({at: [10.0] * 5}, hours=30), GH, JUR).iloc[0]
+    below = evaluate_geohazard_points(grid({at: [10.0] * 4 + [9.9]}, hours=30), GH, JUR).iloc[0]
+    assert exact["level"] == 2 and exact["rain_24h"] == 50.0
+    assert below["level"] == 1 and below["rain_24h"] == pytest.approx(49.9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,28 +301,34 @@ def test_every_scenario_rainstorm_asset_agrees_with_the_national_signal(scenario
 
 
 def test_every_scenario_geohazard_value_is_the_engine_24h_sum(scenario_forecasts):
-    zones = load_geohazard_zones(JUR)
     table = parse_rule_table(
         {"ruleset": "ref", "source": "tests", "hazards": {"g": {"levels": [
-            {"level": 1, "source": "geohazard_zones.yaml by hand",
+            {"level": 1, "source": "geohazard-meteo-risk.yaml by hand",
              "any": [{"variable": "precip", "reduce": "sum", "window": "24 h", "op": ">=",
                       "threshold": "50 mm"}]}]}}},
         JUR.path,
     )  # fmt: skip
-    for name, ds in scenario_forecasts.items():
-        got = geohazard_risk(ds, zones, JUR, date="2026-07-15").set_index("town_code")
-        value = evaluate(ds, table)["g"].conditions[1][0].value
-        for code in got.index:
-            from cityops.geo.exposure import _town_cells
+    from cityops.rules.seasons import load_hazard_seasons
 
-            mask = _town_cells(ds, JUR.unit(code))
-            top = value.where(mask).max(list(mask.dims))
-            if "member" in top.dims:
-                top = top.max("member")
-            assert got.loc[code, "max_24h"] == pytest.approx(
-                round(float(top.max()), 2), abs=0.006
-            ), (name, code)
-            assert bool(got.loc[code, "triggered"]) is bool(float(top.max()) >= 50.0), (name, code)
+    season = load_hazard_seasons(JUR.path)["geohazard_key_period"]
+    checked = 0
+    for name, ds in scenario_forecasts.items():
+        got = evaluate_geohazard_points(ds, GH_POINTS, JUR)
+        times = pd.DatetimeIndex(ds["time"].values)
+        in_season = season.mask(times, JUR.timezone)
+        if not in_season.any():
+            assert not got["evaluated"].any(), name
+            assert got["note"].str.contains("key period").all(), name
+            continue
+        value = evaluate(ds, table)["g"].conditions[1][0].value
+        for p in got.itertuples():
+            at = value.sel(lat=p.lat, lon=p.lon, method="nearest")
+            if "member" in at.dims:
+                at = at.max("member")
+            top = np.nanmax(np.where(in_season, np.asarray(at.values, float), np.nan))
+            assert p.rain_24h == pytest.approx(round(float(top), 1), abs=0.06), (name, p.point_id)
+            checked += 1
+    assert checked
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,6 +59,11 @@ display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
     ),
     (
         "code",
+        """# Who is on duty at the reference time (the jurisdiction's duty.yaml).
+display(HTML(br.duty_html(A, lang=p["lang"])))""",
+    ),
+    (
+        "code",
         """# NBVAL_CHECK_OUTPUT
 display(HTML(br.section_html("hazards", lang=p["lang"])))
 display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
@@ -69,6 +74,7 @@ display(HTML(br.hazard_table_html(A, p["town"], lang=p["lang"])))""",
 display(HTML(br.risk_summary_html(A, p["town"], lang=p["lang"])))
 display(HTML(br.section_html("assets", lang=p["lang"])))
 display(HTML(br.assets_html(A, p["town"], lang=p["lang"])))
+display(HTML(br.geohazard_html(A, p["town"], lang=p["lang"])))  # empty without hazard points
 display(HTML(br.section_html("periods", lang=p["lang"])))
 display(HTML(br.periods_html(A, p["town"], lang=p["lang"])))""",
     ),

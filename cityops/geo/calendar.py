@@ -16,6 +16,7 @@ All period dates are Beijing calendar dates, first and last day inclusive.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import warnings
@@ -49,6 +50,9 @@ log = logging.getLogger("cityops")
 
 #: Period kinds.
 KINDS = ("holiday", "event", "season")
+#: Values of a season's ``units`` (seasons.yaml): whole jurisdiction, or the units with
+#: registered geological-hazard points.
+SEASON_SCOPES = ("", "geohazard_points")
 #: Columns of :func:`special_periods` (``key``: holiday keys joined by "+", season key, or "").
 COLUMNS = [
     "kind",
@@ -89,6 +93,9 @@ class Period:
     key : str
         Holiday keys joined by ``"+"`` (``"national_day+mid_autumn_festival"``), the season key,
         or ``""`` for events.
+    scope : str
+        Seasons only: ``"geohazard_points"`` for a season of the units with registered
+        geological-hazard points (``units`` in seasons.yaml), else ``""``.
     """
 
     kind: str
@@ -101,6 +108,9 @@ class Period:
     owners: tuple[str, ...] = field(default=())
     source: str = ""
     key: str = ""
+    #: Seasons only: ``"geohazard_points"`` = the units with registered geological-hazard
+    #: points (set per unit by :func:`special_periods`); ``""`` = as ``unit_code`` says.
+    scope: str = ""
 
     def overlaps(self, start: dt.date, end: dt.date) -> bool:
         """Whether the period shares a day with ``[start, end]``."""
@@ -342,6 +352,11 @@ def seasons(start: Any, end: Any, *, path: str | Path | None = None) -> list[Per
                 raise DataFileError(f"{where}, field {fld!r}: missing")
         if not isinstance(s["windows"], list):
             raise DataFileError(f"{where}, field 'windows': expected a list")
+        scope = str(s.get("units") or "")
+        if scope not in SEASON_SCOPES:
+            raise DataFileError(
+                f"{where}, field 'units': {scope!r} is not one of {', '.join(SEASON_SCOPES[1:])}"
+            )
         for w in s["windows"]:
             if not isinstance(w, dict):
                 raise DataFileError(f"{where}, field 'windows': expected {{start, end}} mappings")
@@ -360,6 +375,7 @@ def seasons(start: Any, end: Any, *, path: str | Path | None = None) -> list[Per
                     owners=tuple(str(o) for o in s.get("owners") or ()),
                     source=" ".join(str(s.get("source", data.get("source", ""))).split()),
                     key=str(s["key"]),
+                    scope=scope,
                 )
                 if p.overlaps(start, end):
                     out.append(p)
@@ -470,6 +486,23 @@ def load_events(jurisdiction: Jurisdiction, path: str | Path | None = None) -> l
     return out
 
 
+def _scoped(periods: list[Period], jurisdiction: Jurisdiction) -> list[Period]:
+    """Seasons of a scope (``units: geohazard_points``) as one period per unit of the scope:
+    the geological-hazard key period concerns only the towns with registered points."""
+    out: list[Period] = []
+    towns: list[str] | None = None
+    for p in periods:
+        if p.scope != "geohazard_points":
+            out.append(p)
+            continue
+        if towns is None:
+            from cityops.geo.geohazard import geohazard_towns
+
+            towns = geohazard_towns(jurisdiction)
+        out.extend(dataclasses.replace(p, unit_code=code, scope="") for code in towns)
+    return out
+
+
 def special_periods(
     jurisdiction: Jurisdiction,
     start: Any,
@@ -516,7 +549,7 @@ def special_periods(
     periods = [
         *holidays(start, end),
         *(p for p in load_events(jurisdiction, events_path) if p.overlaps(start, end)),
-        *seasons(start, end, path=seasons_path),
+        *_scoped(seasons(start, end, path=seasons_path), jurisdiction),
     ]
     order = {k: i for i, k in enumerate(KINDS)}
     periods.sort(key=lambda p: (p.start, order[p.kind]))

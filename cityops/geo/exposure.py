@@ -6,14 +6,13 @@ Files in ``data/jurisdictions/<name>/`` (``spec/interfaces.md`` §8)::
     assets.yaml            label (source, illustrative flag) and schema of assets.csv, and
                            optional ``register_fields``: further columns a risk register keeps
                            per asset (e.g. Hanggin's "八清", seed 003:37), validated and kept
-    geohazard_zones.yaml   geological-hazard susceptibility zones and their rainfall trigger
+    geohazard_zones.yaml   geological-hazard susceptibility zones (areas, towns, point counts)
     lifelines.yaml         lifeline operators and the hazards that concern each
 
 The Ejin Horo register shipped with cityops is ILLUSTRATIVE (invented points near the real town
 seats): ``load_assets`` sets ``frame.attrs["illustrative"]`` and every row's ``illustrative``.
 
-Semantics. Asset triggers and the zones' rainfall triggers are rule conditions
-(:func:`asset_rule_table`, :func:`geohazard_rule_table`) evaluated by
+Semantics. Asset triggers are rule conditions (:func:`asset_rule_table`) evaluated by
 :func:`cityops.rules.evaluate`, the one owner of windows, their alignment to the steps (the
 first step included), partial windows, units and missing values: an asset and a warning
 signal with the same criterion always agree. Nothing here sums or compares windows.
@@ -24,11 +23,9 @@ interpolation: a waterlogging point is judged on the rain of the cell it lies in
 least distance (longitude scaled by cos(lat)). An asset farther than one grid spacing outside
 the grid is not evaluated (listed in ``attrs["not_evaluated"]`` with the reason).
 
-Geological hazards. :func:`geohazard_risk` takes, for each town with zones, the maximum of the
-engine's 24 h rainfall over the grid cells whose centres fall inside the town polygon (the cell
-nearest the town seat when none does, e.g. on a coarse grid); a zone is concerned where its
-trigger (mid-prone 50 mm, low-prone 80 mm by default) holds on one of those cells, only on
-valid times inside the key period (1 May - 30 Sep, local dates of the jurisdiction's time zone).
+Geological hazards. The zones are read here (:func:`load_geohazard_zones`); the hazard points,
+their rain trigger (the geological-hazard meteorological risk warning, a rule table) and the
+per-town grade are :mod:`cityops.geo.geohazard`.
 """
 
 from __future__ import annotations
@@ -61,8 +58,6 @@ __all__ = [
     "REGISTER_FIELD_TYPES",
     "asset_rule_table",
     "evaluate_assets",
-    "geohazard_risk",
-    "geohazard_rule_table",
     "load_assets",
     "load_geohazard_zones",
     "load_lifelines",
@@ -825,45 +820,33 @@ PRONE = ("mid", "low", "not")
 
 
 def load_geohazard_zones(jurisdiction: Jurisdiction | str | Path = "ejin-horo") -> pd.DataFrame:
-    """Geological-hazard susceptibility zones and their rainfall trigger.
+    """Geological-hazard susceptibility zones: area, towns and point counts.
+
+    The zones own the count of points per zone and type; the point register
+    (:func:`cityops.geo.geohazard.load_geohazard_points`) must match it. The rain trigger is
+    not here: it is the geological-hazard meteorological risk warning (a rule table), whose
+    grade a zone's susceptibility class (``prone``) adjusts.
 
     Returns
     -------
     pandas.DataFrame
         One row per zone: ``zone, where_zh, where_en, towns`` (tuple of unit codes),
-        ``prone`` (mid|low|not), ``area_km2, collapse, subsidence, points, cause, source,
-        threshold`` (text, e.g. ``"50 mm"``, empty for not-prone) and ``threshold_mm``.
-        ``attrs["trigger"]`` holds ``variable, window`` (Timedelta), ``op``, ``key_period``
-        (``(month, day)`` start and end) and ``source``.
+        ``prone`` (mid|low|not), ``area_km2, collapse, subsidence, points, cause, source``.
 
     Raises
     ------
     DataFileError
-        Bad fields, unknown town codes, or areas/points not summing to the stated totals.
+        Bad fields, unknown town codes, areas/points not summing to the stated totals, or a
+        ``trigger`` left in the file (the trigger has one owner, the warning's rule table).
     """
     jur = _jurisdiction(jurisdiction)
     path = jur.path / "geohazard_zones.yaml"
     data = load_yaml(path)
-    trig = data.get("trigger")
-    if not isinstance(trig, dict):
-        raise DataFileError(f"{path}: field 'trigger': missing mapping")
-    variable = str(trig.get("variable", "precip"))
-    if variable not in canonical_variables():
-        raise DataFileError(f"{path}: field 'trigger.variable': unknown variable {variable!r}")
-    window = _window(str(trig.get("window", "24 h")), f"{path}: field 'trigger.window'")
-    op = str(trig.get("op", ">="))
-    if op not in OPS:
-        raise DataFileError(f"{path}: field 'trigger.op': {op!r} is not one of {', '.join(OPS)}")
-    thresholds = trig.get("thresholds") or {}
-    kp = trig.get("key_period") or {}
-    try:
-        period = tuple(tuple(int(x) for x in str(kp[k]).split("-")) for k in ("start", "end"))
-        for m, d in period:
-            pd.Timestamp(year=2024, month=m, day=d)
-    except (KeyError, ValueError, TypeError):
+    if "trigger" in data:
         raise DataFileError(
-            f"{path}: field 'trigger.key_period': expected start and end as 'MM-DD'"
-        ) from None
+            f"{path}: field 'trigger': the rain trigger is the geological-hazard warning's rule "
+            "table (geohazard_points.yaml 'warning_rules'); remove it here"
+        )
     zones = data.get("zones")
     if not isinstance(zones, list) or not zones:
         raise DataFileError(f"{path}: field 'zones': expected a list")
@@ -886,12 +869,6 @@ def load_geohazard_zones(jurisdiction: Jurisdiction | str | Path = "ejin-horo") 
             collapse, subsidence = int(pts.get("collapse", 0)), int(pts.get("subsidence", 0))
         except (KeyError, TypeError, ValueError):
             raise DataFileError(f"{where}: field 'area_km2'/'points': expected numbers") from None
-        text = thresholds.get(prone)
-        value = math.nan
-        if text:
-            value, _ = _threshold(
-                str(text), variable, f"{path}: field 'trigger.thresholds.{prone}'"
-            )
         rows.append(
             {
                 "zone": str(z["zone"]),
@@ -905,8 +882,6 @@ def load_geohazard_zones(jurisdiction: Jurisdiction | str | Path = "ejin-horo") 
                 "points": collapse + subsidence,
                 "cause": str(z.get("cause", "")),
                 "source": str(z.get("source", data.get("source", ""))),
-                "threshold": str(text) if text else "",
-                "threshold_mm": value,
             }
         )
     frame = pd.DataFrame(rows)
@@ -915,232 +890,8 @@ def load_geohazard_zones(jurisdiction: Jurisdiction | str | Path = "ejin-horo") 
             raise DataFileError(
                 f"{path}: field {key!r}: zones sum to {frame[col].sum():.2f}, not {data[key]}"
             )
-    frame.attrs.update(
-        path=str(path),
-        source=str(data.get("source", "")),
-        trigger={
-            "variable": variable,
-            "window": window,
-            "op": op,
-            "key_period": period,
-            "source": str(trig.get("source", "")),
-        },
-    )
+    frame.attrs.update(path=str(path), source=str(data.get("source", "")))
     return frame
-
-
-def _in_period(local: pd.DatetimeIndex, period: tuple) -> np.ndarray:
-    (m0, d0), (m1, d1) = period
-    md = local.month * 100 + local.day
-    lo, hi = m0 * 100 + d0, m1 * 100 + d1
-    return np.asarray((md >= lo) & (md <= hi) if lo <= hi else (md >= lo) | (md <= hi))
-
-
-def _town_cells(ds: xr.Dataset, unit: Any) -> xr.DataArray:
-    """Boolean mask (lat, lon) of the cells of a town: centres inside, else the nearest to the seat."""
-    la, lo = ds["lat"], ds["lon"]
-    if la.ndim == 1 and lo.ndim == 1:
-        lat2, lon2 = xr.broadcast(la, lo)
-    else:
-        lat2, lon2 = la, lo
-    mask = np.zeros(lat2.shape, dtype=bool)
-    if unit.has_geometry:
-        mask = shapely.contains_xy(unit.geometry, np.asarray(lon2.values), np.asarray(lat2.values))
-    if not mask.any():
-        if unit.seat_lon is None:
-            return xr.DataArray(mask, dims=lat2.dims)
-        d2 = (np.asarray(lat2.values) - unit.seat_lat) ** 2 + (
-            (np.asarray(lon2.values) - unit.seat_lon) * math.cos(math.radians(unit.seat_lat))
-        ) ** 2
-        mask = np.zeros(lat2.shape, dtype=bool)
-        mask[np.unravel_index(int(np.argmin(d2)), d2.shape)] = True
-    return xr.DataArray(mask, dims=lat2.dims)
-
-
-_DEFAULT_TRIGGER = {
-    "variable": "precip",
-    "window": pd.Timedelta("24h"),
-    "op": ">=",
-    "key_period": ((5, 1), (9, 30)),
-}
-
-
-def geohazard_rule_table(zones: pd.DataFrame) -> tuple[RuleTable | None, dict[str, str]]:
-    """The zones' rainfall triggers as a rule table for :func:`cityops.rules.evaluate`.
-
-    One hazard ``geohazard_<prone>`` per susceptibility class with a threshold (mid, low),
-    whose level 1 is ``<variable> <window> sum <op> <threshold>``.
-
-    Returns
-    -------
-    (RuleTable or None, dict)
-        The table (None when no zone has a threshold) and the hazard id of each class.
-    """
-    trig = zones.attrs.get("trigger") or _DEFAULT_TRIGGER
-    source = str(trig.get("source", "")) or str(zones.attrs.get("source", "geohazard zones"))
-    hazards: dict[str, dict[str, Any]] = {}
-    ids: dict[str, str] = {}
-    for prone, text in zones.loc[zones["threshold"] != "", ["prone", "threshold"]].values:
-        if prone in ids:
-            continue
-        ids[prone] = f"geohazard_{prone}"
-        cond = {"variable": trig["variable"], "reduce": "sum", "window": _minutes(trig["window"]),
-                "op": trig["op"], "threshold": text}  # fmt: skip
-        hazards[ids[prone]] = {
-            "name_zh": f"地质灾害（{prone}）",
-            "name_en": f"geological hazard ({prone}-prone zones)",
-            "levels": [{"level": 1, "any": [cond], "source": source}],
-        }
-    if not hazards:
-        return None, ids
-    path = Path(str(zones.attrs.get("path", "geohazard_zones.yaml")))
-    return _trigger_table("geohazard-triggers", source, path, hazards), ids
-
-
-def _town_series(field: xr.DataArray, mask: xr.DataArray, how: str) -> np.ndarray:
-    """A field over the town's cells and members per valid time: ``max`` of a value field,
-    ``any`` of a bool field."""
-    spatial = list(mask.dims)
-    if how == "any":
-        hit = field.where(mask, False).any(spatial)
-        hit = hit.any("member") if "member" in hit.dims else hit
-        return np.asarray(hit.transpose("time").values, dtype=bool)
-    top = field.where(mask).max(spatial)
-    top = top.max("member") if "member" in top.dims else top
-    return np.asarray(top.transpose("time").values, dtype=float)
-
-
-def geohazard_risk(
-    forecast: xr.Dataset,
-    zones: pd.DataFrame,
-    jurisdiction: Jurisdiction | str | Path = "ejin-horo",
-    *,
-    date: Any = None,
-) -> pd.DataFrame:
-    """Rainfall-triggered geological-hazard risk per town with zones.
-
-    The zones' triggers are rule conditions (:func:`geohazard_rule_table`) evaluated by
-    :func:`cityops.rules.evaluate`: the 24 h rainfall over (t - 24 h, t] with the engine's
-    window alignment (the first step included), partial windows, units and NaN handling. For
-    each town named by a zone the engine's 24 h value is maximised over the town's cells
-    (centres inside its polygon, or the cell nearest its seat) and over ensemble members, at
-    each valid time inside the key period. A zone is concerned when its class's trigger holds
-    on one of those cells at a valid time inside the key period (mid 50 mm, low 80 mm by
-    default; see ``geohazard_zones.yaml``).
-
-    Parameters
-    ----------
-    forecast : xarray.Dataset
-        Canonical forecast with ``precip``.
-    zones : pandas.DataFrame
-        From :func:`load_geohazard_zones`.
-    jurisdiction : Jurisdiction or str
-    date : date-like, optional
-        Reference date for the key period. When given, the whole forecast is in or out of the
-        key period by this (local) date; by default each valid time is judged by its own
-        local date (jurisdiction time zone).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per town with zones: ``town_code, town_name, in_key_period, max_24h, units,
-        peak_time_utc, first_time_utc`` (first valid time a zone's trigger holds),
-        ``triggered, zones`` (concerned zones, comma-separated), ``points`` (hazard points in
-        them), ``collapse, subsidence, zones_all, points_all`` (all zones of the town),
-        ``threshold`` (lowest threshold met, text) and ``note``.
-    """
-    jur = _jurisdiction(jurisdiction)
-    trig = zones.attrs.get("trigger") or _DEFAULT_TRIGGER
-    variable = trig["variable"]
-    if variable not in forecast.data_vars:
-        raise InputError(f"forecast: variable {variable!r} missing; needed for geohazard risk")
-    times = pd.DatetimeIndex(forecast["time"].values)
-    local = times.tz_localize("UTC").tz_convert(jur.timezone)
-    if date is not None:
-        ref_idx = pd.DatetimeIndex([pd.Timestamp(date)])
-        in_period = np.repeat(_in_period(ref_idx, trig["key_period"]), len(times))
-    else:
-        in_period = _in_period(local, trig["key_period"])
-    table, ids = geohazard_rule_table(zones)
-    result = evaluate(forecast, table, timezone=jur.timezone) if table is not None else None
-    # Every class has the same aggregated quantity (the 24 h sum): one value field.
-    evaluated = [r for r in (result or ()) if r.evaluated]
-    value = evaluated[0].conditions[1][0].value if evaluated else None
-    notes = "; ".join(dict.fromkeys(n for r in (result or ()) for n in r.notes))
-    hours = trig["window"] / pd.Timedelta("1h")
-    rows = []
-    town_codes = list(dict.fromkeys(c for towns in zones["towns"] for c in towns))
-    for code in town_codes:
-        unit = jur.unit(code)
-        tz = zones[zones["towns"].apply(lambda t, c=code: c in t)]
-        row = _geohazard_row(unit, tz, canonical_variables()[variable]["units"])
-        row["in_key_period"] = bool(in_period.any())
-        if not in_period.any():
-            row["note"] = "outside the key period (1 May - 30 Sep)"
-            rows.append(row)
-            continue
-        mask = _town_cells(forecast, unit)
-        vals = np.full(len(times), np.nan)
-        if value is not None:
-            vals = _town_series(value, mask, "max")
-        valid = in_period & ~np.isnan(vals)
-        if not valid.any():
-            why = f"; {_reason([notes])}" if notes and value is None else ""
-            row["note"] = f"no {hours:g} h window the data can fill{why}"
-            rows.append(row)
-            continue
-        k = int(np.nanargmax(np.where(valid, vals, np.nan)))
-        row["max_24h"] = round(float(vals[k]), 2)
-        row["peak_time_utc"] = _iso(times[k])
-        # A class is met where the engine's trigger holds on one of the town's cells, in
-        # the key period.
-        met = {
-            prone: in_period & _town_series(result[hid].level >= 1, mask, "any")
-            for prone, hid in ids.items()
-            if result[hid].evaluated
-        }
-        hit_zones = tz[[bool(met.get(p, np.zeros(1, bool)).any()) for p in tz["prone"]]]
-        if len(hit_zones):
-            lowest = hit_zones.loc[hit_zones["threshold_mm"].idxmin()]
-            row.update(
-                triggered=True,
-                first_time_utc=_iso(times[int(np.argmax(met[lowest["prone"]]))]),
-                zones=",".join(hit_zones["zone"]),
-                points=int(hit_zones["points"].sum()),
-                collapse=int(hit_zones["collapse"].sum()),
-                subsidence=int(hit_zones["subsidence"].sum()),
-                threshold=str(lowest["threshold"]),
-            )
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs.update(
-        method="max over cells with centres inside the town polygon (nearest cell to the seat "
-        "when none)",
-        trigger_source=trig.get("source", ""),
-    )
-    return out
-
-
-def _geohazard_row(unit: Any, tz: pd.DataFrame, units: str) -> dict[str, Any]:
-    """The row of a town before evaluation (nothing triggered)."""
-    return {
-        "town_code": unit.code,
-        "town_name": unit.name_zh,
-        "in_key_period": False,
-        "max_24h": math.nan,
-        "units": units,
-        "peak_time_utc": "",
-        "first_time_utc": "",
-        "triggered": False,
-        "zones": "",
-        "points": 0,
-        "collapse": 0,
-        "subsidence": 0,
-        "zones_all": ",".join(tz["zone"]),
-        "points_all": int(tz["points"].sum()),
-        "threshold": "",
-        "note": "",
-    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """One ordered risk list per town: hazard, level, when, what it threatens, special conditions.
 
 Brings together the town risk table (:mod:`cityops.geo.risk`), the triggered exposure points
-and geological-hazard zones (:mod:`cityops.geo.exposure`) and the special periods
+(:mod:`cityops.geo.exposure`), the geological-hazard points at risk (:mod:`cityops.geo.geohazard`)
+and the special periods
 (:mod:`cityops.geo.calendar`).
 """
 
@@ -36,8 +37,8 @@ def risk_summary(assessment, code: str) -> pd.DataFrame:
     """The unit's hazards at blue or above, most severe first, with what they threaten.
 
     Columns: ``hazard``, ``hazard_name_zh``, ``hazard_name_en``, ``level``, ``attention_level``,
-    ``onset_utc``, ``end_utc``, ``extreme``, ``threatens`` (exposure points and geological-
-    hazard zones, "、"-joined), ``special_conditions``, ``extra_owners``.
+    ``onset_utc``, ``end_utc``, ``extreme``, ``threatens`` (exposure points and, on the
+    rainstorm row, the geological-hazard points at risk, "、"-joined), ``special_conditions``, ``extra_owners``.
     """
     table = assessment.table
     rows = table[(table["town_code"] == code) & (table["level"] > 0)].copy()
@@ -47,9 +48,12 @@ def risk_summary(assessment, code: str) -> pd.DataFrame:
     for _, r in rows.iterrows():
         threats = list(threatened_assets(assessment.assets, code, r["hazard"])["name_zh"])
         if r["hazard"] == "rainstorm" and geo is not None and not geo.empty:
-            hit = geo[(geo["town_code"] == code) & geo["triggered"]]
+            # Only towns with registered points have rows (cityops.geo.geohazard).
+            hit = geo[(geo["town_code"] == code) & (geo["level"] >= 1)]
             for _, g in hit.iterrows():
-                threats.append(f"地质灾害隐患区 {g['zones']}（{int(g['points'])}处隐患点）")
+                threats.append(
+                    f"地质灾害隐患点{int(g['points_at_risk'])}处（地质灾害气象风险{g['grade_zh']}）"
+                )
         out.append(
             {
                 "hazard": r["hazard"],

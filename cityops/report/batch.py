@@ -405,6 +405,7 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
     ]
     # Tasks a signal in force calls for start issued; the others wait for the signal.
     from cityops.ledger import live_signals
+    from cityops.response.planning import period_pairs
 
     status = "Exercise" if assessment.is_exercise else "Actual"
     live = [
@@ -412,11 +413,18 @@ def _merge_ledger(assessment: Assessment, ledger: str | None) -> None:
         for hazard in assessment.levels.hazards
         for s in live_signals(ledger or None, hazard, status=status)
     ]
+    # Holidays and events are in force by the calendar: their tasks need no signal.
+    live += period_pairs(assessment.table)
     counts = merge_run(
         ledger or None, assessment.response.tasks, run_time=assessment.now, assessed=assessed,
         live=live,
     )  # fmt: skip
     log.info("ledger: %s", {k: v for k, v in counts.items() if k != "task_ids"})
+    # Every brief also applies the plan's follow-up rules (idempotent: `cityops tasks escalate`).
+    from cityops.ledger import check_escalation
+
+    escalated = check_escalation(ledger or None, assessment.now, rules=plan.timing["followup"])
+    log.info("ledger: %d task(s) escalated", len(escalated))
 
 
 @contextmanager

@@ -22,6 +22,7 @@ __all__ = [
     "assets_html",
     "collect_parameters",
     "data_section_html",
+    "duty_html",
     "extreme_criteria_text",
     "figure_display",
     "figure_png",
@@ -138,6 +139,16 @@ def title_html(assessment, code: str, *, lang: str = "zh") -> str:
         f"{html.escape(tag + t('briefing_title', lang, unit=name))}</h1>"
         f"<div style='color:#555'>{html.escape(sub)}</div>"
     )
+
+
+def duty_html(assessment, *, lang: str = "zh") -> str:
+    """Who is on duty at the briefing's reference time (duty officer, leader on duty, phone),
+    from the jurisdiction's ``duty.yaml``; says so when there is no roster (see
+    :mod:`cityops.response.duty`)."""
+    from cityops.response import duty
+
+    lines = duty.jurisdiction_duty_lines(assessment.jurisdiction, assessment.now, lang=lang)
+    return duty.duty_html(lines)
 
 
 def extreme_criteria_text(jurisdiction, *, lang: str = "zh") -> str:
@@ -552,6 +563,99 @@ def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
     return _simple_table(head, rows, lang) + note
 
 
+def _season_text(windows, lang: str) -> str:
+    """Season windows (``("05-01", "09-30")``) in the report language."""
+    parts = []
+    for start, end in windows or ():
+        (m0, d0), (m1, d1) = (map(int, str(x).split("-")) for x in (start, end))
+        if lang == "zh":
+            parts.append(f"{m0}月{d0}日—{m1}月{d1}日")
+        else:
+            a, b = (pd.Timestamp(2001, m, d).strftime("%-d %b") for m, d in ((m0, d0), (m1, d1)))
+            parts.append(f"{a} - {b}")
+    return ("、" if lang == "zh" else ", ").join(parts)
+
+
+def _gh_note(note: str, windows, lang: str) -> str:
+    if note.startswith("outside the key period"):
+        return t("gh_outside", lang, period=_season_text(windows, lang))
+    return localize_note(note, lang) if lang == "zh" else note.removeprefix("not evaluated: ")
+
+
+def geohazard_html(assessment, code: str, *, lang: str = "zh") -> str:
+    """The unit's geological-hazard points and their weather risk grade, with its section
+    heading; ``""`` for a unit without registered points (nothing about geohazards is shown
+    there). A unit whose points could not be assessed says so (never "no risk")."""
+    towns = getattr(assessment, "geohazards", None)
+    if towns is None or towns.empty or code not in set(towns["town_code"]):
+        return ""
+    town = towns[towns["town_code"] == code].iloc[0]
+    points = assessment.geohazard_points
+    windows = towns.attrs.get("season_windows")
+    sub = points[points["town_code"] == code]
+    n = int(town["points_all"])
+    fmt = "%m-%d %H:%M"
+    level = int(town["level"])
+    reasons = [_gh_note(str(x), windows, lang) for x in sub.loc[~sub["evaluated"], "note"] if x]
+    reason = (
+        "；".join(dict.fromkeys(reasons)) if lang == "zh" else "; ".join(dict.fromkeys(reasons))
+    )
+    if not bool(town["evaluated"]):
+        status = t("gh_unassessed", lang, reason=reason or t("not_evaluated", lang), n=n)
+        colour = "#AAAAAA"
+    elif level >= 1:
+        grade = town["grade_zh"] if lang == "zh" else town["grade_en"]
+        trigger = town["trigger_zh"] if lang == "zh" else town["trigger_en"]
+        status = t("gh_level", lang, grade=grade, k=int(town["points_at_risk"]), n=n,
+                   when=format_local(town["first_time_utc"], fmt), trigger=trigger)  # fmt: skip
+        colour = level_names()[level]["colour"]
+    else:
+        cols = sorted((c for c in town.index if c.startswith("rain_") and c.endswith("h")),
+                      key=lambda c: int(c[5:-1]))  # fmt: skip
+        rain = ("，" if lang == "zh" else ", ").join(
+            t("gh_rain", lang, h=c[5:-1], v=f"{float(town[c]):g}")
+            for c in cols
+            if pd.notna(town[c])
+        )
+        status = t("gh_none", lang, n=n, rain=rain)
+        colour = "#DDEEDD"
+    if bool(town["evaluated"]) and int(town["not_evaluated"]):
+        status += t("gh_partly", lang, m=int(town["not_evaluated"]), reason=reason)
+    out = [
+        section_html("geohazard", lang=lang),
+        f'<div style="border-left:8px solid {colour};padding:6px 10px;max-width:900px">'
+        f"{html.escape(status)}</div>",
+    ]
+    at_risk = sub[sub["level"] >= 1].sort_values(["level", "point_id"], ascending=[False, True])
+    if len(at_risk):
+        rows = []
+        for _, p in at_risk.iterrows():
+            name = p["name_zh"] if lang == "zh" else (p["name_en"] or p["name_zh"])
+            kind = f"{p['type_zh']}（{p['cause_zh']}）" if lang == "zh" else p["type_en"]
+            threat = t("gh_people", lang, n=int(p["people"]))
+            prop = p["property_zh"] if lang == "zh" else (p["property_en"] or p["property_zh"])
+            if prop:
+                threat += f"；{prop}" if lang == "zh" else f"; {prop}"
+            resp = ("；" if lang == "zh" else "; ").join(
+                x for x in (p["responsible"], p["responsible_unit"]) if x
+            )
+            rows.append([
+                html.escape(f"{p['point_id']} {name}"), html.escape(kind), html.escape(p["zone"]),
+                html.escape(threat), html.escape(p["monitor"]), html.escape(resp),
+                _badge(int(p["level"]), lang), format_local(p["first_time_utc"], fmt),
+            ])  # fmt: skip
+        head = [t(k, lang) for k in ("gh_point", "gh_type", "gh_zone", "gh_threat", "gh_monitor",
+                                     "gh_responsible", "gh_grade", "gh_from")]  # fmt: skip
+        out.append(_simple_table(head, rows, lang))
+    notes = []
+    if bool(sub["illustrative"].any()):
+        notes.append(t("gh_illustrative", lang))
+    if towns.attrs.get("assumption"):
+        notes.append(t("gh_assumption", lang, ruleset=towns.attrs.get("ruleset", "")))
+    out += [f"<p style='color:#777;font-size:0.8em'>{html.escape(x)}</p>" for x in notes]
+    return "\n".join(out)
+
+
 def periods_html(assessment, code: str, *, lang: str = "zh") -> str:
     """Holidays, events and seasons over the forecast that concern the unit."""
     periods = assessment.periods
@@ -576,13 +680,22 @@ def _trigger_text(assessment, task, code: str, lang: str) -> str:
     mine = [h for c, h, _ in triggers if c == code] or [h for _, h, _ in triggers]
 
     def name(h: str) -> str:
-        return assessment.levels[h].rules.name(lang) if h in assessment.levels.hazards else h
+        if h in assessment.levels.hazards:
+            return assessment.levels[h].rules.name(lang)
+        return t(f"period_{h}", lang) if h in ("holiday", "event") else h
 
     text = "、".join(dict.fromkeys(name(h) for h in mine))
     if task["scope"] == "banner":
         units = len({c for c, _, _ in triggers})
         text += t("banner_task", lang).format(n=units)
     return text
+
+
+def _posture_basis(post, lang: str) -> str:
+    """Why the posture is what it is: the special period, and the plan lines behind it."""
+    basis = str(post.get("posture_basis") or "") or t("posture_basis_routine", lang)
+    periods = str(post.get("periods") or "")
+    return (t("posture_periods", lang).format(periods=periods) + " " if periods else "") + basis
 
 
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
@@ -608,6 +721,7 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
     items = [
         (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
+        (t("posture_basis", lang), _posture_basis(post, lang)),
         (t("groups", lang), post["groups"] or t("none_listed", lang)),
         (t("plans", lang), post["plans"] or t("none_listed", lang)),
         (t("four_stops", lang), stops or t("none_listed", lang)),
@@ -640,8 +754,16 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
                 f"<br><b>{html.escape(t('channels', lang))}</b>: "
                 f"{html.escape(top['channels_zh'])}</p>"
             )
+    consult = ""
+    if assessment.response.hq_consultation:
+        consult = (
+            "<p style='border-left:4px solid #c00;padding-left:6px'><b>"
+            f"{html.escape(t('hq_consultation', lang))}</b> "
+            f"<span style='color:#555'>({html.escape(assessment.response.hq_consultation)})</span></p>"
+        )
     return (
         basis
+        + consult
         + f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
         + recipients
         + _simple_table(cols, rows, lang)

@@ -12,6 +12,7 @@ from cityops.report.briefing import extreme_criteria_text, figure_png, response_
 from cityops.report.i18n import level_label, t
 from cityops.report.plots import level_map, unit_level_map
 from cityops.resources import package_data
+from cityops.response.duty import jurisdiction_duty_lines
 from cityops.rules.table import level_names
 from cityops.timeutil import format_local
 
@@ -80,6 +81,7 @@ def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") 
         reference_label=t("reference_time", lang),
         reference=format_local(assessment.now, "%Y-%m-%d %H:%M"),
         times_note=t("times_note", lang),
+        duty_lines=jurisdiction_duty_lines(juris, assessment.now, lang=lang),
         scenario=(
             t("exercise_scenario", lang, name=assessment.forecast.attrs["cityops_scenario"])
             if assessment.forecast.attrs.get("cityops_scenario")

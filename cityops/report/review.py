@@ -380,7 +380,32 @@ def response_html(review, *, lang: str = "zh") -> str:
             (t("four_ones", lang), f"{v['count']}/{v['of']}（{_num(v['share'], '{:.0%}')}）")
         )
     out.append(_table(["", ""], [[html.escape(a), html.escape(b)] for a, b in facts]))
+    out.append(_escalations_html(review, lang))
     return "\n".join(out)
+
+
+def _escalations_html(review, lang: str) -> str:
+    """The escalated tasks: who, what, when and which follow-up rule (plan/timing.yaml)."""
+    tl = review.timeline
+    if tl is None or tl.empty or not (tl["escalated"] > 0).any():
+        return ""
+    from cityops.response.plan import load_plan
+
+    plan = load_plan(review.inputs.jurisdiction)
+    texts = {r["id"]: r.get(f"text_{lang}") or r["id"] for r in plan.timing["followup"]}
+    units = _unit_names(review, lang)
+    rows = []
+    for r in tl[tl["escalated"] > 0].sort_values("escalated_utc").to_dict("records"):
+        rules = [texts.get(x, x) for x in str(r["escalation_rules"]).split(", ") if x]
+        rows.append(
+            [html.escape(units.get(str(r["town_code"]), str(r["town_code"]))),
+             html.escape(str(r["lead_unit"])), html.escape(str(r["measure"])),
+             format_local(r["escalated_utc"], "%m-%d %H:%M"), f"×{int(r['escalated'])}",
+             html.escape("；".join(rules)), html.escape(t(f"state_{r['state']}", lang))]
+        )  # fmt: skip
+    head = [t(k, lang) for k in ("col_unit", "esc_lead", "esc_measure", "esc_time",
+                                 "esc_times", "esc_rule", "esc_state")]  # fmt: skip
+    return f"<h4>{html.escape(t('esc_title', lang))}</h4>" + _table(head, rows)
 
 
 def safety_html(review, *, lang: str = "zh") -> str:

@@ -15,12 +15,13 @@ one line naming the file, the entry id and the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from cityops.deadlines import BASES, CLOCKS, PERIOD_UNITS, PROGRESS
 from cityops.errors import DataFileError, InputError
 from cityops.resources import load_yaml, package_data
 
@@ -28,6 +29,7 @@ __all__ = [
     "FOUR_STOPS",
     "HAZARDS",
     "LOOPS",
+    "PERIOD_KINDS",
     "Group",
     "Measure",
     "Plan",
@@ -42,6 +44,9 @@ LOOPS = ("big", "middle", "small")
 #: The four stops 四停 (002:1008).
 FOUR_STOPS = ("stop_classes", "stop_work", "stop_business", "stop_transport")
 DEADLINE_BASES = ("onset", "issue")
+#: Special periods with measures of their own (000 title, 000:38): a measure's ``hazard`` may
+#: name them; the period's start is their onset.
+PERIOD_KINDS = ("holiday", "event")
 LEVELS = (1, 2, 3, 4)
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _SOURCE = re.compile(r"\d+:\d+")
@@ -213,8 +218,9 @@ def _hazards(path: Path, raw: Mapping, entry: str, key: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not values:
         raise _fail(path, entry, key, "expected a hazard id, a list of them or 'all'")
     for h in values:
-        if h not in HAZARDS:
-            raise _fail(path, entry, key, f"unknown hazard id {h!r} (known: {', '.join(HAZARDS)})")
+        if h not in HAZARDS + PERIOD_KINDS:
+            known = ", ".join(HAZARDS + PERIOD_KINDS)
+            raise _fail(path, entry, key, f"unknown hazard id {h!r} (known: {known})")
     return tuple(values)
 
 
@@ -351,17 +357,30 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     seen: set[str] = set()
     for i, raw in enumerate(_entries(path, data, "followup")):
         rid = _entry_id(path, raw, i, seen)
-        if raw.get("basis") not in ("calendar", "working"):
-            raise _fail(path, rid, "basis", "expected calendar or working")
-        period = raw.get("period")
-        if (
-            not isinstance(period, dict)
-            or not isinstance(period.get("value"), (int, float))
-            or period.get("unit") not in ("minute", "hour", "day", "week", "month")
-        ):
-            raise _fail(
-                path, rid, "period", "expected {value: N, unit: minute|hour|day|week|month}"
-            )
+        if raw.get("basis") not in BASES:
+            raise _fail(path, rid, "basis", f"expected {' or '.join(BASES)}")
+        periods = [raw.get("period")] if "by_level" not in raw else None
+        if periods is None:
+            by_level = raw.get("by_level")
+            if not isinstance(by_level, dict) or not set(by_level) <= set(LEVELS) or not by_level:
+                raise _fail(path, rid, "by_level", "expected periods keyed by levels 1-4")
+            periods = list(by_level.values())
+        for period in periods:
+            if (
+                not isinstance(period, dict)
+                or not isinstance(period.get("value"), (int, float))
+                or period["value"] < 0
+                or period.get("unit") not in PERIOD_UNITS
+            ):
+                raise _fail(
+                    path, rid, "period", f"expected {{value: N >= 0, unit: {'|'.join(PERIOD_UNITS)}}}"
+                )
+        if raw.get("clock") not in CLOCKS:
+            raise _fail(path, rid, "clock", f"expected one of {', '.join(CLOCKS)}")
+        if raw.get("until") is not None and raw["until"] not in PROGRESS:
+            raise _fail(path, rid, "until", f"expected null or one of {', '.join(PROGRESS)}")
+        if any(loop not in LOOPS for loop in raw.get("loops") or ()):
+            raise _fail(path, rid, "loops", f"expected a list of {', '.join(LOOPS)}")
         _source(path, raw, rid)
     four = data.get("heating_four_ones")
     if not isinstance(four, dict):
@@ -389,14 +408,27 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for lvl in (0, *LEVELS):
         if rules["by_level"].get(lvl) not in ranks:
             raise _fail(path, "posture", "rules.by_level", f"level {lvl} maps to no posture rank")
-    for key in (
-        "extreme_rank",
-        "special_period_raise",
-        "special_period_min_rank",
-        "special_period_max_rank",
-    ):
+    for key in ("extreme_rank", "period_weather_raise", "period_weather_max_rank"):
         if not isinstance(rules.get(key), int):
             raise _fail(path, "posture", f"rules.{key}", "expected an integer")
+    if set(rules.get("by_level_source") or {}) != set(LEVELS):
+        raise _fail(path, "posture", "rules.by_level_source", "expected a source for levels 1-4")
+    top = max(ranks)
+    if max(rules["by_level"].values()) >= top or rules["extreme_rank"] >= top:
+        # the big loop is the HQ's decision (000:133): no weather rule may set it
+        raise _fail(path, "posture", "rules", f"no rule may reach rank {top} (the HQ decides it)")
+    proposal = rules.get("big_loop_proposal")
+    if not isinstance(proposal, dict) or proposal.get("min_level") not in LEVELS:
+        raise _fail(path, "posture", "rules.big_loop_proposal", "expected {min_level: 1-4, ...}")
+    _source(path, proposal, "big_loop_proposal")
+    seen_periods: set[str] = set()
+    for i, raw in enumerate(rules.get("periods") or []):
+        rid = _entry_id(path, raw, i, seen_periods)
+        if not raw.get("kinds") or not set(raw["kinds"]) <= {"holiday", "event"}:
+            raise _fail(path, rid, "kinds", "expected a list of holiday and/or event")
+        if raw.get("rank") not in ranks or raw["rank"] >= top:
+            raise _fail(path, rid, "rank", f"expected a posture rank below {top}")
+        _source(path, raw, rid)
     timing = {k: v for k, v in data.items() if k != "posture"}
     return timing, posture
 
@@ -466,7 +498,7 @@ def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) 
 
     ``extreme`` is the Annex 3 extreme flag; a red level counts as extreme.
     """
-    if hazard not in HAZARDS:
+    if hazard not in HAZARDS + PERIOD_KINDS:
         raise InputError(f"unknown hazard id {hazard!r} (known: {', '.join(HAZARDS)})")
     if level not in LEVELS:
         raise InputError(f"warning level must be 1-4 (blue..red), got {level!r}")
@@ -474,17 +506,54 @@ def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) 
 
 
 def posture_for(
-    plan: Plan, level: int, *, extreme: bool = False, special_period: bool = False
+    plan: Plan,
+    level: int,
+    *,
+    extreme: bool = False,
+    periods: Sequence[Mapping[str, Any]] = (),
+    big_loop: bool = False,
 ) -> dict[str, Any]:
-    """The response posture (cityops' mapping, ``timing.yaml``) for the highest warning level
-    (0 = none, 1-4), the Annex 3 extreme flag and a special period (holiday, event)."""
+    """The response posture of a unit (``timing.yaml`` ``posture``), with its basis.
+
+    Parameters
+    ----------
+    plan : Plan
+    level : int
+        Highest warning level in the unit (0 = none, 1-4).
+    extreme : bool, optional
+        The Annex 3 extreme flag.
+    periods : sequence of mappings, optional
+        The posture period rules (``posture.rules.periods``) that apply to the unit: holidays
+        and events in their own right; a warning during one raises the posture further.
+    big_loop : bool, optional
+        The HQ has decided the big loop (000:133); cityops never sets it by itself.
+
+    Returns
+    -------
+    dict
+        The posture entry (``id``, ``name_zh``, ``name_en``, ``loop``, ...) and ``basis``: the
+        rules that set it, with their sources.
+    """
     if level not in (0, *LEVELS):
         raise InputError(f"warning level must be 0-4, got {level!r}")
     rules = plan.posture["rules"]
     rank = rules["by_level"][level]
-    if special_period:
-        raised = max(rank + rules["special_period_raise"], rules["special_period_min_rank"])
-        rank = max(rank, min(raised, rules["special_period_max_rank"]))
-    if extreme or level == 4:
-        rank = max(rank, rules["extreme_rank"])
-    return next(p for p in plan.posture["postures"] if p["rank"] == rank)
+    basis = [f"level {level}: {rules['by_level_source'][level]}"] if level else []
+    if extreme and rules["extreme_rank"] > rank:
+        rank = rules["extreme_rank"]
+        basis.append(f"Annex 3 extreme: {rules.get('extreme_source', '')}")
+    if periods:
+        best = max(periods, key=lambda p: p["rank"])
+        if best["rank"] > rank:
+            rank = best["rank"]
+            basis.append(f"{best['id']}: {best['source']}")
+        if level > 0:
+            raised = min(rank + rules["period_weather_raise"], rules["period_weather_max_rank"])
+            if raised > rank:
+                rank = raised
+                basis.append(f"warning during {best['id']}: {rules.get('period_weather_source')}")
+    if big_loop:
+        rank = max(p["rank"] for p in plan.posture["postures"])
+        basis.append("HQ decision: 000:133")
+    posture = next(p for p in plan.posture["postures"] if p["rank"] == rank)
+    return {**posture, "basis": "; ".join(basis)}

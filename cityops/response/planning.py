@@ -7,15 +7,16 @@ identity (unit, hazard, measure, episode) the ledger keeps across runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 from cityops.response.dissemination import dissemination
-from cityops.response.plan import Plan, measures_for, posture_for
-from cityops.timeutil import iso_utc, parse_utc
+from cityops.response.plan import PERIOD_KINDS, Plan, measures_for, posture_for
+from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
-__all__ = ["TASK_COLUMNS", "Response", "plan_response"]
+__all__ = ["TASK_COLUMNS", "Response", "period_pairs", "period_rules", "plan_response"]
 
 #: Columns of the task list (the input of :func:`cityops.ledger.merge_run`).
 TASK_COLUMNS = [
@@ -45,6 +46,9 @@ class Response:
     postures: pd.DataFrame
     tasks: pd.DataFrame
     dissemination: pd.DataFrame | None = None
+    #: Why cityops proposes that the HQ consult on the big loop (000:133), or "" (it never
+    #: decides the big loop itself).
+    hq_consultation: str = ""
 
     def for_unit(self, code: str) -> tuple[pd.Series | None, pd.DataFrame]:
         """The unit's posture row and its tasks (earliest due first): its own town-level
@@ -115,8 +119,65 @@ def _add_trigger(tasks: dict, m, owner: str, row, due: str) -> None:
         task[key] = pick(values, key=parse_utc) if values else ""
 
 
+def period_rules(
+    plan: Plan,
+    code: str,
+    periods: pd.DataFrame | None,
+    asset_kinds: Mapping[str, Iterable[str]] | None = None,
+) -> list[tuple[dict, pd.Series]]:
+    """The posture period rules (``timing.yaml`` ``posture.rules.periods``) that apply to a
+    unit, each with the holiday or event that triggers it, most demanding first.
+
+    An event applies to its unit (or to every unit when it names none) when its expected crowd
+    reaches the rule's ``min_crowd``; a holiday applies to the units holding exposure points of
+    the rule's ``asset_kinds`` (the assets register), or to every unit when the rule names none.
+    """
+    if periods is None or periods.empty:
+        return []
+    kinds = set(asset_kinds.get(code, ())) if asset_kinds else set()
+    out = []
+    for period in periods.itertuples(index=False):
+        if period.kind not in PERIOD_KINDS:
+            continue
+        for rule in plan.posture["rules"].get("periods") or ():
+            if period.kind not in rule["kinds"]:
+                continue
+            if period.kind == "event":
+                crowd = 0 if pd.isna(period.expected_crowd) else int(period.expected_crowd)
+                if period.unit_code not in ("", code) or crowd < rule.get("min_crowd", 0):
+                    continue
+            elif rule.get("asset_kinds") and not kinds & set(rule["asset_kinds"]):
+                continue
+            out.append((rule, pd.Series(period._asdict())))
+            break  # rules are listed most demanding first: the first match counts
+    return sorted(out, key=lambda rp: -rp[0]["rank"])
+
+
+def period_pairs(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(unit, period kind) pairs in force by the calendar: a holiday's or an event's tasks
+    start issued without a warning signal (:func:`cityops.ledger.merge_run` ``live``)."""
+    return [(str(code), kind) for code in table["town_code"].unique() for kind in PERIOD_KINDS]
+
+
+def _period_row(code: str, period: pd.Series, timezone: str) -> dict:
+    """A period as a row of the town table: its kind is the hazard, its days the episode."""
+    start = pd.Timestamp(period["start"]).tz_localize(timezone).tz_convert("UTC")
+    end = (pd.Timestamp(period["end"]) + pd.Timedelta(days=1)).tz_localize(timezone)
+    onset = iso_utc(start)
+    return {"town_code": code, "hazard": period["kind"], "level": 1, "extreme": False,
+            "onset_utc": onset, "end_utc": iso_utc(end.tz_convert("UTC")),
+            "issue_by_utc": onset}  # fmt: skip
+
+
 def plan_response(
-    table: pd.DataFrame, plan: Plan, *, now=None, banner_code: str = "banner"
+    table: pd.DataFrame,
+    plan: Plan,
+    *,
+    now=None,
+    banner_code: str = "banner",
+    periods: pd.DataFrame | None = None,
+    asset_kinds: Mapping[str, Iterable[str]] | None = None,
+    timezone: str = REPORT_TZ,
 ) -> Response:
     """Postures and tasks for every unit of a town risk table.
 
@@ -131,6 +192,14 @@ def plan_response(
         Reference time: no deadline is set before it.
     banner_code : str, optional
         ``town_code`` of banner-level tasks (the jurisdiction's code).
+    periods : pandas.DataFrame, optional
+        Special periods over the forecast (:func:`cityops.geo.calendar.special_periods`):
+        holidays and events give postures and tasks of their own (:func:`period_rules`);
+        seasons only add owners and concerns (through the town table), never a posture.
+    asset_kinds : mapping, optional
+        Unit code to the kinds of exposure points it holds (which units a holiday crowds).
+    timezone : str, optional
+        The jurisdiction's time zone (period days are local dates).
 
     Returns
     -------
@@ -146,22 +215,28 @@ def plan_response(
         if not len(rows):
             # Nothing could be assessed: no posture can be judged (never 常态 by default).
             postures.append({"town_code": code, "level": 0, "extreme": False,
-                             "special_period": False, **UNASSESSED, "groups": "",
-                             "plans": "", "four_stops": ""})  # fmt: skip
+                             "special_period": False, "periods": "", **UNASSESSED,
+                             "posture_basis": "", "groups": "", "plans": "",
+                             "four_stops": ""})  # fmt: skip
             continue
         level = int(rows["level"].max())
         extreme = bool(rows["extreme"].astype(bool).any()) if len(rows) else False
-        special = bool(
-            len(rows) and "special_conditions" in rows
-            and rows.loc[rows["level"] > 0, "special_conditions"].fillna("").str.len().gt(0).any()
-        )  # fmt: skip
-        posture = posture_for(plan, level, extreme=extreme, special_period=special)
+        applying = period_rules(plan, code, periods, asset_kinds)
+        posture = posture_for(plan, level, extreme=extreme, periods=[r for r, _ in applying])
         unit_measures = []
-        # Most severe hazard first: it sets a shared task's first trigger.
+        # Most severe hazard first: it sets a shared task's first trigger; then the holidays
+        # and events the unit takes part in, as rows of their own.
         active = rows[rows["level"] > 0].sort_values(
             ["level", "onset_utc"], ascending=[False, True]
         )
-        for _, row in active.iterrows():
+        seen_periods = set()
+        extra = []
+        for _, period in applying:
+            key = (period["kind"], period["name_zh"])
+            if key not in seen_periods:
+                seen_periods.add(key)
+                extra.append(pd.Series(_period_row(code, period, timezone)))
+        for row in [r for _, r in active.iterrows()] + extra:
             for m in measures_for(plan, row["hazard"], int(row["level"]),
                                   extreme=bool(row["extreme"])):  # fmt: skip
                 unit_measures.append(m)
@@ -175,8 +250,10 @@ def plan_response(
                 "town_code": code,
                 "level": level,
                 "extreme": extreme,
-                "special_period": special,
+                "special_period": bool(applying),
+                "periods": "、".join(dict.fromkeys(p["name_zh"] for _, p in applying)),
                 "posture": posture.get("id", ""),
+                "posture_basis": posture.get("basis", ""),
                 "posture_zh": posture.get("name_zh", ""),
                 "posture_en": posture.get("name_en", ""),
                 "groups": "、".join(groups),
@@ -185,8 +262,28 @@ def plan_response(
             }
         )
     task_frame = pd.DataFrame(list(tasks.values()), columns=TASK_COLUMNS)
+    frame = pd.DataFrame(postures)
     return Response(
-        postures=pd.DataFrame(postures),
+        postures=frame,
         tasks=task_frame,
         dissemination=dissemination(table, plan),
+        hq_consultation=_hq_consultation(plan, frame),
     )
+
+
+def _hq_consultation(plan: Plan, postures: pd.DataFrame) -> str:
+    """The proposal of an HQ consultation on the big loop (``big_loop_proposal``), or ""."""
+    rule = plan.posture["rules"]["big_loop_proposal"]
+    assessed = postures[postures["posture"] != UNASSESSED["posture"]]
+    if assessed.empty:
+        return ""
+    hit = assessed["level"] >= rule["min_level"]
+    if rule.get("extreme"):
+        hit &= assessed["extreme"].astype(bool)
+    units = set(assessed.loc[hit, "town_code"])
+    share = len(units) / len(assessed)
+    seat = units & set(rule.get("seat_units") or ())
+    if not units or not (seat or share >= rule.get("min_unit_share", 1.0)):
+        return ""
+    where = f"seat {', '.join(sorted(seat))}" if seat else f"{len(units)}/{len(assessed)} units"
+    return f"level >= {rule['min_level']} extreme over {where}: {rule['source']}"

@@ -21,8 +21,16 @@ import pandas as pd
 
 from cityops.errors import InputError
 from cityops.fsio import atomic_path
-from cityops.ledger import merge_run, update_state
+from cityops.ledger import (
+    ESCALATION_ACTOR,
+    check_escalation,
+    connect,
+    merge_run,
+    update_state,
+)
 from cityops.resources import load_yaml, package_data
+from cityops.response.plan import load_plan
+from cityops.response.planning import period_pairs
 
 __all__ = ["write_drill_ledger"]
 
@@ -81,11 +89,11 @@ def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
     # The drill plays a response to signals issued as the run proposed them: its tasks start
     # issued (without a signal, a run only proposes tasks).
     table = A.table[(A.table["level"] > 0) & A.table["evaluated"].astype(bool)]
-    live = list(zip(table["town_code"], table["hazard"], strict=True))
+    live = list(zip(table["town_code"], table["hazard"], strict=True)) + period_pairs(A.table)
     counts = merge_run(tmp, A.response.tasks, run_time=A.now, actor="cityops brief (drill)",
                        live=live)  # fmt: skip
     cfg = _config()
-    updates = 0
+    events = []
     for task_id in sorted(counts["task_ids"]):
         rng = _rng(task_id, seed)
         when = A.now
@@ -94,11 +102,29 @@ def _fill(tmp: Path, A, seed: int) -> tuple[dict, int]:
                 break  # the drill leaves this task at its current state (still open)
             lo, hi = (float(v) for v in step["delay_minutes"])
             when = when + pd.Timedelta(minutes=float(rng.uniform(lo, hi)))
-            update_state(
-                tmp, task_id, step["state"], actor=step.get("actor", ACTOR),
-                role=step.get("role", ""), note=step.get("note", ""), at=when,
-            )  # fmt: skip
-            updates += 1
+            events.append((when, task_id, step))
+    # The escalation check runs as a scheduled `cityops tasks escalate` would, between the
+    # drill's moves, so a task late at some moment is escalated then (not judged afterwards).
+    rules = load_plan(A.jurisdiction.path).timing["followup"]
+    every = pd.Timedelta(minutes=float(cfg["escalation_check_minutes"]))
+    events.sort(key=lambda e: (e[0], e[1]))
+    last = (events[-1][0] if events else A.now) + every
+    pending = iter(events)
+    event = next(pending, None)
+    tick = A.now
+    updates = 0
+    with contextlib.closing(connect(tmp)) as conn:
+        while tick <= last:
+            while event is not None and event[0] <= tick:
+                when, task_id, step = event
+                update_state(
+                    conn, task_id, step["state"], actor=step.get("actor", ACTOR),
+                    role=step.get("role", ""), note=step.get("note", ""), at=when,
+                )  # fmt: skip
+                updates += 1
+                event = next(pending, None)
+            check_escalation(conn, tick, rules=rules, actor=f"{ESCALATION_ACTOR} (drill)")
+            tick += every
     # Fold the write-ahead log into the file before it moves (the WAL belongs to its name).
     with contextlib.closing(sqlite3.connect(tmp)) as conn:
         conn.execute("PRAGMA journal_mode=DELETE")

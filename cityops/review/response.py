@@ -19,9 +19,9 @@ Deadlines
   does: a limit of N days from a task issued on Beijing date D is missed once the Beijing date
   is past D + N, i.e. the deadline is 00:00 Beijing time the day after.
 
-The ledger's own escalation flag (``escalated``, set by :func:`cityops.ledger.check_escalation`)
-counts working days whatever the plan says; the timeline reports that flag as recorded, and the
-plan-basis lateness separately (``feedback_late``, ``closure_late``). Which plan rule applies to
+The ledger's escalation flag (``escalated``, set by :func:`cityops.ledger.check_escalation` from
+the same plan rules, :mod:`cityops.deadlines`) is reported as recorded, beside the lateness
+(``feedback_late``, ``closure_late``). Which plan rule applies to
 which loop is configured in ``cityops/data/response_targets.yaml`` (``task_deadlines``).
 
 Reported times are UTC; the report layer shows Beijing time.
@@ -29,7 +29,6 @@ Reported times are UTC; the report layer shows Beijing time.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import operator
 import sqlite3
@@ -42,11 +41,12 @@ from typing import Any
 import pandas as pd
 
 from cityops import ledger as ledger_db
+from cityops.deadlines import plan_deadline
 from cityops.errors import DataFileError, InputError
 from cityops.resources import load_yaml, package_data
 from cityops.response.plan import Plan, load_plan
 from cityops.review.records import HEATING, INCIDENTS, as_records
-from cityops.timeutil import REPORT_TZ, parse_utc
+from cityops.timeutil import parse_utc
 
 __all__ = [
     "MINUTE_COLUMNS",
@@ -88,6 +88,8 @@ TIMELINE_COLUMNS = (
     "closure_late",
     "deadline_basis",
     "escalated",
+    "escalated_utc",
+    "escalation_rules",
     "state",
     "still_open",
 )
@@ -103,11 +105,8 @@ MINUTE_COLUMNS = {
 
 _TIME_COLUMNS = tuple(c for c in TIMELINE_COLUMNS if c.endswith("_utc"))
 _MINUTE = pd.Timedelta(minutes=1)
-_DAY = dt.timedelta(days=1)
-_DAYS_PER_WEEK = 7
 _ACTION_STATES = ("dispatched", "on_site", "resolved")
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-_PERIOD_UNITS = ("minute", "hour", "day", "week", "month")
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,57 +220,6 @@ def load_response_targets(path: str | PathLike | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Plan deadlines
 # --------------------------------------------------------------------------------------------
-def _beijing_date(ts: pd.Timestamp) -> dt.date:
-    return ts.tz_localize("UTC").tz_convert(REPORT_TZ).date()
-
-
-def _end_of_beijing_day(day: dt.date) -> pd.Timestamp:
-    """00:00 Beijing time the day after ``day``, as naive UTC."""
-    return pd.Timestamp(day + _DAY).tz_localize(REPORT_TZ).tz_convert("UTC").tz_localize(None)
-
-
-def plan_deadline(start, rule: Mapping[str, Any]) -> pd.Timestamp:
-    """The deadline of a plan follow-up rule (``plan/timing.yaml``) for a task issued at ``start``.
-
-    Parameters
-    ----------
-    start : time-like
-        When the clock starts (UTC; naive = UTC).
-    rule : mapping
-        A ``followup`` entry: ``period: {value, unit}`` and ``basis: calendar|working``.
-
-    Returns
-    -------
-    pandas.Timestamp
-        Naive UTC. Minutes and hours are elapsed time. Days (and weeks, 7 days each) count
-        Beijing dates: calendar days, or working days by :func:`cityops.ledger.add_workdays`
-        when ``basis`` is ``working``; months are calendar months. A day limit ends at 00:00
-        Beijing time after the deadline date.
-
-    Examples
-    --------
-    >>> rule = {"period": {"value": 3, "unit": "day"}, "basis": "working"}
-    >>> str(plan_deadline("2026-09-30T17:00Z", rule))  # 1 Oct 01:00 Beijing; National Day
-    '2026-10-10 16:00:00'
-    """
-    ts = parse_utc(start, what="deadline start")
-    period, basis = rule.get("period") or {}, rule.get("basis")
-    value, unit = period.get("value"), period.get("unit")
-    if unit not in _PERIOD_UNITS or not isinstance(value, (int, float)) or value < 0:
-        raise InputError(f"follow-up rule {rule.get('id')!r}: unusable period {period!r}")
-    if basis not in ("calendar", "working"):
-        raise InputError(f"follow-up rule {rule.get('id')!r}: basis {basis!r} (calendar|working)")
-    if unit in ("minute", "hour"):
-        return ts + pd.Timedelta(**{f"{unit}s": value})
-    day = _beijing_date(ts)
-    if unit == "month":
-        return _end_of_beijing_day((pd.Timestamp(day) + pd.DateOffset(months=int(value))).date())
-    days = int(value) * (_DAYS_PER_WEEK if unit == "week" else 1)
-    if basis == "working":
-        return _end_of_beijing_day(ledger_db.add_workdays(day, days))
-    return _end_of_beijing_day(day + dt.timedelta(days=days))
-
-
 def _followup_rules(plan: Plan, targets: Mapping[str, Any]) -> tuple[dict, dict[str, dict]]:
     rules = {r["id"]: r for r in plan.timing.get("followup", [])}
     spec = targets["task_deadlines"]
@@ -314,7 +262,7 @@ def _milestones(task: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -
         last[to_state] = when
         visits += to_state == "on_site"
     state = task["state"]
-    resolved = last.get("resolved") if state in ("resolved", "closed") else None
+    resolved = last.get("resolved") if state in ("resolved", "approved", "closed") else None
     closed = last.get("closed") if state == "closed" else None
     stood_down = (
         last.get("stood_down")
@@ -405,7 +353,9 @@ def task_timeline(
                 start_ts is not None and life_end < start_ts
             ):
                 continue
-            marks = _milestones(task, ledger_db.task_history(conn, task["task_id"]))
+            history = ledger_db.task_history(conn, task["task_id"])
+            marks = _milestones(task, history)
+            raised = ledger_db.escalations(history)
             issued = marks["issued_utc"]
             due = parse_utc(task["due_utc"]) if task["due_utc"] else None
             without_action = marks["resolved_utc"] is None and marks["stood_down_utc"] is not None
@@ -436,6 +386,10 @@ def task_timeline(
                     "closure_late": _late(stop, now_ts, closure_due),
                     "deadline_basis": "/".join(bases),
                     "escalated": int(task["escalated"] or 0),
+                    "escalated_utc": parse_utc(raised[0]["time_utc"]) if raised else None,
+                    "escalation_rules": ", ".join(
+                        dict.fromkeys(r for e in raised for r in e["rules"])
+                    ),
                     "state": task["state"],
                     "still_open": task["state"] in ledger_db.OPEN_STATES,
                 }
