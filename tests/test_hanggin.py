@@ -256,7 +256,7 @@ def test_only_ejin_horo_declares_the_annex3_criteria():
     assert kbs.extreme_criteria is None and kbs.response_plan is None
 
 
-def test_a_bad_criteria_declaration_is_one_line_naming_the_field(tmp_path):
+def test_a_bad_criteria_declaration_is_one_line_naming_the_field(tmp_path, caplog):
     folder = _copy_hanggin(tmp_path)
     path = folder / "jurisdiction.yaml"
     text = path.read_text(encoding="utf-8")
@@ -266,12 +266,13 @@ def test_a_bad_criteria_declaration_is_one_line_naming_the_field(tmp_path):
     )
     with pytest.raises(DataFileError, match=r"field 'extreme_criteria.rules'.*no-such-table"):
         load_jurisdiction(folder)
-    path.write_text(
-        text.replace("  folder: null", "  folder: nowhere"),
-        encoding="utf-8",
-    )
-    with pytest.raises(DataFileError, match=r"field 'response_plan.folder'.*not a folder"):
-        load_jurisdiction(folder)
+    # A declared plan folder that is absent (a copy without its plan) is not loaded, and
+    # the log names the field; the briefing then says the plan's tables are not loaded.
+    path.write_text(text.replace("  folder: null", "  folder: nowhere"), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="cityops"):
+        copy = load_jurisdiction(folder)
+    assert not copy.response_plan.loaded and copy.response_plan.name_zh
+    assert "field 'response_plan.folder'" in caplog.text and "not a folder" in caplog.text
 
 
 def test_declared_criteria_drive_the_extreme_flag(tmp_path):

@@ -207,7 +207,8 @@ class ResponsePlanInfo:
         The plan document's name (empty when an undeclared ``plan/`` folder is used).
     folder : pathlib.Path or None
         The plan tables (groups, measures, timing…; :func:`cityops.response.load_plan`), or
-        ``None`` when the document is named but has no tables loaded: no posture, no tasks.
+        ``None`` when the document is named but has no tables loaded (declared ``null``, or
+        the declared folder is absent: logged as a warning): no posture, no tasks.
     source : str
         Where the plan comes from.
     """
@@ -774,10 +775,15 @@ def _response_plan(meta: Mapping[str, Any], path: Path, yaml_path: Path) -> Resp
     if data.get("folder") is not None:
         folder = (path / _text(data.get("folder"), f"{where}.folder'")).resolve()
         if not folder.is_dir():
-            raise DataFileError(
-                f"{where}.folder': {folder} is not a folder; expected the plan tables "
-                "(groups.yaml, measures.yaml, …) or null when none are loaded"
+            # A copy of a jurisdiction without its plan still runs, saying the plan is not
+            # loaded (as a folder without plan/ always did); the log names the field.
+            logger.warning(
+                "%s.folder': %s is not a folder; the plan's tables are not loaded (no posture, "
+                "no tasks)",
+                where,
+                folder,
             )
+            folder = None
     return ResponsePlanInfo(
         name_zh=_text(data.get("name_zh"), f"{where}.name_zh'"),
         name_en=_text(data.get("name_en"), f"{where}.name_en'"),
