@@ -17,10 +17,14 @@ def storm(tmp_path_factory):
     return path, assess(path)
 
 
-def test_red_rainstorm_town_gets_full_response_and_stop_classes(storm):
+def test_red_rainstorm_town_gets_middle_loop_response_and_stop_classes(storm):
     _, a = storm
     post, tasks = a.response.for_unit("150627100")
-    assert post["posture"].startswith("i_")  # red and Annex 3 extreme: full response
+    # red and Annex 3 extreme over the seat: II response (middle loop), and a proposal that
+    # the HQ consult on the big loop, which only the HQ decides (000:133)
+    assert post["posture"] == "ii_response" and "000:135" in post["posture_basis"]
+    assert "150627100" in a.response.hq_consultation
+    assert "Naadam" not in post["periods"] and "那达慕大会" in post["periods"]
     assert "stop_classes" in post["four_stops"]
     assert "强降雨城市内涝运维保障工作方案" in post["plans"]
     assert "城市生命线运行维护保障响应组" in post["groups"]
