@@ -1,6 +1,7 @@
 """The shared work of every command: forecast files to the town risk table.
 
-``assess`` runs ingest, the active rule set, the Annex 3 extreme judgement and the town
+``assess`` runs ingest, the active rule set, the jurisdiction's own extreme-weather judgement
+(when its ``jurisdiction.yaml`` declares criteria, e.g. Ejin Horo's Annex 3) and the town
 aggregation once; the CLI, the batch and the notebooks all call it.
 """
 
@@ -48,7 +49,9 @@ log = logging.getLogger("cityops")
 #: Forecasts up to this size are loaded into memory before the rules run.
 IN_MEMORY_BYTES = 256 * 2**20
 
-#: The Annex 3 extreme-weather table is always applied, whatever the active rule set.
+#: The shipped extreme-weather table of Ejin Horo (Annex 3). It is applied to a jurisdiction
+#: only when its ``jurisdiction.yaml`` names it under ``extreme_criteria`` (data-driven:
+#: ``Jurisdiction.extreme_criteria``); a jurisdiction without criteria has no extreme flag.
 EXTREME_RULES = "ejin-horo-annex3"
 
 
@@ -63,7 +66,8 @@ class Assessment:
     forecast: xr.Dataset
     jurisdiction: Jurisdiction
     levels: LevelResult
-    extreme: LevelResult
+    #: Levels of the jurisdiction's own extreme-weather criteria (None: it declares none).
+    extreme: LevelResult | None
     weights: xr.DataArray
     table: pd.DataFrame
     now: pd.Timestamp
@@ -104,11 +108,14 @@ class Assessment:
     def levels_dataset(self) -> xr.Dataset:
         """CF dataset of the level fields, the Annex 3 flags and the aggregated values."""
         ds = self.levels.to_dataset()
-        for res in self.extreme:
+        criteria = self.jurisdiction.extreme_criteria
+        for res in self.extreme if self.extreme is not None else ():
             if res.evaluated:
                 flag = (res.level >= 1).astype("int8")
                 flag.attrs = {
-                    "long_name": f"Ejin Horo Annex 3 extreme-weather criterion ({res.rules.name_en})",
+                    "long_name": f"{criteria.name_en} ({res.rules.name_en})"
+                    if criteria is not None
+                    else f"extreme-weather criterion ({res.rules.name_en})",
                     # CF: flag_values of the variable's own type (int8), not Python ints.
                     "flag_values": np.array([0, 1], dtype=np.int8),
                     "flag_meanings": "not_extreme extreme",
@@ -199,12 +206,15 @@ def assess(
     # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
     kwargs = {"timezone": timezone, "prior_daily_min": prior}
     levels = evaluate(series, table, **kwargs).load()
-    extreme_table = bind_seasons(load_rule_table(EXTREME_RULES), juris.path)
-    extreme = evaluate(series, extreme_table, **kwargs).load()
+    extreme = None
+    if juris.extreme_criteria is not None:  # only the criteria the jurisdiction declares
+        extreme_table = bind_seasons(load_rule_table(juris.extreme_criteria.rules), juris.path)
+        extreme = evaluate(series, extreme_table, **kwargs).load()
     past: dict = {}
     if joined is not None:
         past = settle_observed(levels, joined, timezone=timezone)
-        settle_observed(extreme, joined, timezone=timezone)
+        if extreme is not None:
+            settle_observed(extreme, joined, timezone=timezone)
     # DataArrays, so a curvilinear grid keeps its own dimension names.
     weights = overlap_weights(juris, forecast["lat"], forecast["lon"])
     frame = town_hazards(
@@ -224,9 +234,10 @@ def assess(
         owner = geohazards.attrs.get("owner") or "自然资源局"
         frame = geohazard.add_geohazard_concerns(frame, geohazards, owner=owner)
     response = None
-    if (juris.path / "plan").is_dir():
+    plan = juris.response_plan
+    if plan is not None and plan.folder is not None:  # a plan with its tables loaded
         response = plan_response(
-            frame, load_plan(juris.path), now=now_ts, banner_code=str(juris.code),
+            frame, load_plan(plan.folder), now=now_ts, banner_code=str(juris.code),
             periods=periods, asset_kinds=_asset_kinds(juris), timezone=juris.timezone,
         )  # fmt: skip
     return Assessment(

@@ -23,9 +23,16 @@ district outline is a ring simplified once (0.01°) from the public DataV outlin
 (embedded below as ``KANGBASHI_RING``); the 3 located sub-districts are Voronoi cells of their
 points clipped to it; 康新街道 (no location found) is a feature with ``geometry: null``.
 
+``--jurisdiction hanggin`` builds ``data/jurisdictions/hanggin/`` the same way: the banner
+outline is a ring simplified once (0.01°) from the public DataV outline of 150625 (embedded
+below as ``HANGGIN_RING``, about 18,780 km²); the 4 towns and 1 sumu with a known point are
+Voronoi cells of their points clipped to it; 独贵塔拉镇 (no location found) is a feature with
+``geometry: null``, so its territory lies in its neighbours' approximate cells.
+
 Usage::
 
-    python tools/build_approximate_units.py [--jurisdiction ejin-horo|kangbashi] [--out DIR]
+    python tools/build_approximate_units.py [--jurisdiction ejin-horo|kangbashi|hanggin]
+        [--out DIR]
 """
 
 from __future__ import annotations
@@ -559,7 +566,212 @@ def build_kangbashi(out: Path) -> None:
     print(f"wrote {out / 'outline.geojson'} and {out / 'units.geojson'}")
 
 
-BUILDERS = {"ejin-horo": build, "kangbashi": build_kangbashi}
+# ---- Hanggin Banner 杭锦旗 (150625) ----------------------------------------------------------
+# Derived once from /work/shared/geo/150625_wgs84_derived.geojson (public DataV outline of
+# 150625, converted GCJ-02 -> WGS-84; not part of the repository): its single polygon
+# simplified with shapely.simplify(tolerance=0.01°, preserve_topology=True), counter-clockwise,
+# rounded to 4 decimals (97 vertices). About 18,778 km² (the full outline: about 18,789 km²;
+# spec/geography.md: about 18,900 km²).
+HANGGIN_RING = """
+107.8937 40.8482; 107.8512 40.8731; 107.8153 40.8352; 107.7430 40.8598; 107.7227 40.8400;
+107.7309 40.8126; 107.6932 40.8117; 107.6954 40.7772; 107.6767 40.7573; 107.6040 40.7762;
+107.5337 40.7061; 107.4818 40.7108; 107.3869 40.6436; 107.2877 40.6547; 107.2399 40.5575;
+107.1853 40.5783; 107.1592 40.5723; 107.1556 40.5241; 107.1988 40.4997; 107.1497 40.4506;
+107.1666 40.3891; 107.0391 40.3276; 107.0176 40.2572; 106.9160 40.1929; 107.1584 40.0464;
+107.2986 39.9994; 107.4149 39.9150; 107.5120 39.9214; 107.7663 39.8115; 107.9652 39.8045;
+108.3322 39.6929; 108.3622 39.6706; 108.6292 39.6270; 108.7207 39.5832; 108.7883 39.5053;
+108.7928 39.4504; 108.9030 39.3812; 108.9420 39.3745; 109.0576 39.4236; 109.0624 39.4427;
+109.0338 39.4973; 109.0614 39.5138; 109.0816 39.5724; 109.1166 39.5915; 109.1966 39.5908;
+109.2074 39.6521; 109.1922 39.6705; 109.2645 39.6837; 109.2388 39.7624; 109.1815 39.8298;
+109.1487 39.8451; 109.1603 39.8642; 109.1353 39.9197; 109.1429 39.9483; 109.1961 39.9527;
+109.2699 40.0472; 109.2277 40.0652; 109.1156 40.0552; 109.0992 40.0686; 109.0941 40.1279;
+109.0678 40.1598; 109.0917 40.2188; 109.1191 40.2366; 109.1129 40.2929; 109.0342 40.3109;
+109.0157 40.3899; 108.9849 40.4077; 108.9894 40.4335; 109.0239 40.4410; 109.0562 40.4743;
+109.0368 40.5152; 109.0492 40.5460; 108.9784 40.5263; 108.8180 40.5671; 108.7691 40.5489;
+108.7544 40.5693; 108.7708 40.6114; 108.7312 40.6068; 108.6879 40.6392; 108.6420 40.6343;
+108.6369 40.6522; 108.6051 40.6507; 108.6068 40.6725; 108.5842 40.6942; 108.5481 40.7023;
+108.5709 40.7124; 108.5570 40.7269; 108.4758 40.7345; 108.4733 40.7618; 108.4091 40.8002;
+108.2409 40.8144; 108.2195 40.8508
+"""
+HANGGIN_OUTLINE_SOURCE = (
+    "public DataV outline of 150625 (tnnevol/gmap 150625.json, converted GCJ-02 -> WGS-84; "
+    "shared/geo/150625_wgs84_derived.geojson) simplified to 0.01° (shapely.simplify, "
+    "preserve_topology) and rounded to 4 decimals; within 0.1 % of the full outline's area "
+    "(tools/build_approximate_units.py --jurisdiction hanggin)"
+)
+HANGGIN_POINT_SOURCE = (
+    "point: AMap centre point (GCJ-02) from Vonng/adcode data/adcode/150625.csv @294c4ef, "
+    "converted to WGS-84 (spec/geography.md)"
+)
+HANGGIN_UNIT_SOURCE = (
+    "polygon: Voronoi cell of the 5 located town and sumu points clipped to the approximate "
+    "banner outline, detached pieces joined to their neighbour "
+    "(tools/build_approximate_units.py --jurisdiction hanggin); " + HANGGIN_POINT_SOURCE
+)
+
+# code, name_zh, name_en, aliases, kind, lon, lat, note (spec/geography.md)
+HANGGIN_UNITS = [
+    (
+        "150625100",
+        "锡尼镇",
+        "Xini Town",
+        ["锡尼", "Xini"],
+        "town",
+        108.7252,
+        39.8234,
+        "banner seat",
+    ),
+    (
+        "150625101",
+        "巴拉贡镇",
+        "Balagong Town",
+        ["巴拉贡", "Balagong"],
+        "town",
+        107.0432,
+        40.2670,
+        "western town",
+    ),
+    (
+        "150625102",
+        "吉日嘎朗图镇",
+        "Jirgalangtu Town",
+        ["吉日嘎朗图", "Jirgalangtu"],
+        "town",
+        107.9437,
+        40.7925,
+        "northern town",
+    ),
+    (
+        "150625104",
+        "呼和木独镇",
+        "Huhmodo Town",
+        ["呼和木独", "Huhmodo"],
+        "town",
+        107.2945,
+        40.5884,
+        "north-western town",
+    ),
+    (
+        "150625200",
+        "伊和乌素苏木",
+        "Yihe Wusu Sumu",
+        ["伊和乌素", "Yihe Wusu"],
+        "sumu",
+        107.8455,
+        40.0457,
+        "point approximate (≈): the village-level 摩林河社区 at the sumu seat, not its centre",
+    ),
+]
+
+HANGGIN_NO_GEOMETRY = [
+    (
+        "150625103",
+        "独贵塔拉镇",
+        "Duguitala Town",
+        ["独贵塔拉", "Duguitala"],
+        "town",
+        "no location found (spec/geography.md); its territory lies in its neighbours' "
+        "approximate cells; supply a real polygon to replace geometry null",
+    ),
+]
+
+HANGGIN_NOT_ALIASES = {"150625200": ["摩林河社区"]}
+
+
+def hanggin_outline() -> shapely.Polygon:
+    pairs = [p.split() for p in HANGGIN_RING.replace("\n", " ").split(";") if p.strip()]
+    return shapely.Polygon([(float(x), float(y)) for x, y in pairs])
+
+
+def build_hanggin(out: Path) -> None:
+    """Hanggin Banner: 5 Voronoi towns and sumu clipped to the outline, 独贵塔拉镇 without one."""
+    outline_ll = shapely.orient_polygons(hanggin_outline(), exterior_cw=False)
+    assert outline_ll.is_valid, shapely.is_valid_reason(outline_ll)
+    forward, inverse = transformers(outline_ll)
+
+    def area_km2(geom_ll) -> float:
+        return shapely.area(apply(forward, shapely.segmentize(geom_ll, 0.01))) / 1e6
+
+    outline_m = apply(forward, outline_ll)
+    seats_m = [shapely.Point(forward.transform(t[5], t[6])) for t in HANGGIN_UNITS]
+    for t, p in zip(HANGGIN_UNITS, seats_m, strict=True):
+        if not outline_m.contains(p):
+            raise RuntimeError(f"point of {t[1]} lies outside the outline")
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(
+            shapely.MultiPoint(seats_m), extend_to=outline_m.envelope.buffer(1e4)
+        )
+    )
+    unit_m = []
+    for p in seats_m:
+        (cell,) = [c for c in cells if c.contains(p)]
+        unit_m.append(polygonal(cell.intersection(outline_m)))
+    unit_m = merge_fragments(unit_m, seats_m)
+    units_ll = [finish(g, inverse) for g in unit_m]
+
+    features = []
+    print(f"{'code':<10} {'name':<10} {'area_km2':>9}")
+    for t, geom in zip(HANGGIN_UNITS, units_ll, strict=True):
+        code, name_zh, name_en, aliases, kind, lon, lat, note = t
+        if not geom.covers(shapely.Point(lon, lat)):
+            raise RuntimeError(f"point of {name_zh} is outside its polygon")
+        props = {
+            "code": code,
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "aliases": aliases,
+            "kind": kind,
+            "approximate": True,
+            "seat_lon": lon,
+            "seat_lat": lat,
+            "area_km2_approx": round(area_km2(geom), 1),
+            "note": note,
+            "source": HANGGIN_UNIT_SOURCE,
+        }
+        if code in HANGGIN_NOT_ALIASES:
+            props["not_aliases"] = HANGGIN_NOT_ALIASES[code]
+        features.append(
+            {"type": "Feature", "properties": props, "geometry": geojson_geometry(geom)}
+        )
+        print(f"{code:<10} {name_zh:<10} {area_km2(geom):9.1f}")
+    for code, name_zh, name_en, aliases, kind, note in HANGGIN_NO_GEOMETRY:
+        props = {
+            "code": code,
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "aliases": aliases,
+            "kind": kind,
+            "approximate": True,
+            "seat_lon": None,
+            "seat_lat": None,
+            "note": note,
+            "source": "spec/geography.md",
+        }
+        features.append({"type": "Feature", "properties": props, "geometry": None})
+        print(f"{code:<10} {name_zh:<10} {'—':>9}")
+    total = sum(area_km2(g) for g in units_ll)
+    print(f"{'':<10} {'sum':<10} {total:9.1f}")
+    print(f"{'150625':<10} {'outline':<10} {area_km2(outline_ll):9.1f}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    outline_feature = {
+        "type": "Feature",
+        "properties": {
+            "code": "150625",
+            "name_zh": "杭锦旗",
+            "name_en": "Hanggin Banner",
+            "approximate": True,
+            "area_km2_approx": round(area_km2(outline_ll), 1),
+            "source": HANGGIN_OUTLINE_SOURCE,
+        },
+        "geometry": geojson_geometry(outline_ll),
+    }
+    write_collection(out / "outline.geojson", "150625 outline (approximate)", [outline_feature])
+    write_collection(out / "units.geojson", "150625 units (approximate)", features)
+    print(f"wrote {out / 'outline.geojson'} and {out / 'units.geojson'}")
+
+
+BUILDERS = {"ejin-horo": build, "kangbashi": build_kangbashi, "hanggin": build_hanggin}
 
 
 def main(argv: list[str] | None = None) -> None:

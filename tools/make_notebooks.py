@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BRIEFING = [
     (
         "markdown",
-        "<!-- 伊金霍洛旗城市运行：镇级气象风险简报模板。由 `cityops brief` 逐镇执行；参数见下一单元。 -->",
+        "<!-- 城市运行：镇级气象风险简报模板（辖区由参数 jurisdiction 指定）。由 `cityops brief` 逐镇执行；参数见下一单元。 -->",
     ),
     (
         "code",

@@ -3,7 +3,9 @@
 Files in ``data/jurisdictions/<name>/`` (``spec/interfaces.md`` §8)::
 
     assets.csv             one row per trigger of one asset (schema in assets.yaml)
-    assets.yaml            label (source, illustrative flag) and schema of assets.csv
+    assets.yaml            label (source, illustrative flag) and schema of assets.csv, and
+                           optional ``register_fields``: further columns a risk register keeps
+                           per asset (e.g. Hanggin's "八清", seed 003:37), validated and kept
     geohazard_zones.yaml   geological-hazard susceptibility zones (areas, towns, point counts)
     lifelines.yaml         lifeline operators and the hazards that concern each
 
@@ -53,6 +55,7 @@ __all__ = [
     "ASSET_COLUMNS",
     "ASSET_HAZARDS",
     "ASSET_KINDS",
+    "REGISTER_FIELD_TYPES",
     "asset_rule_table",
     "evaluate_assets",
     "load_assets",
@@ -128,6 +131,13 @@ ASSET_COLUMNS: tuple[str, ...] = (
     "plan_zh",
     "illustrative",
 )
+
+#: Kinds of value a register field (assets.yaml ``register_fields``) may hold.
+REGISTER_FIELD_TYPES: tuple[str, ...] = ("text", "integer")
+
+#: Keys of one register field in assets.yaml.
+_REGISTER_FIELD_KEYS = ("column", "label_zh", "label_en", "seed_text", "type", "min", "allowed",
+                        "brief")  # fmt: skip
 
 REDUCES = ("point", "sum", "max", "min")
 OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -225,7 +235,8 @@ def load_assets(
     jurisdiction : Jurisdiction or str
         Jurisdiction (or its name/folder); the register is ``<folder>/assets.csv``.
     path : str or Path, optional
-        Another register with the same columns (e.g. a department's real register).
+        Another register with the same columns (e.g. a department's real register); the
+        register fields declared in ``assets.yaml`` apply to it too, its label does not.
 
     Returns
     -------
@@ -233,47 +244,60 @@ def load_assets(
         One row per trigger, columns of :data:`ASSET_COLUMNS` plus ``and_condition``, ``row``
         (data row number, 1 = first row after the header), ``window_td`` (Timedelta or NaT),
         ``threshold_value`` / ``threshold_units`` (canonical units of ``variable``) and
-        ``and_variable``, ``and_op``, ``and_value``. ``attrs`` hold ``source``,
-        ``illustrative`` and ``path``.
+        ``and_variable``, ``and_op``, ``and_value``, then one column per register field that
+        ``assets.yaml`` declares (``register_fields``). ``attrs`` hold ``source``,
+        ``illustrative``, ``path``, ``register_fields`` (tuple of dicts: ``column, label_zh,
+        label_en, seed_text, type, min, allowed, brief``) and ``register_source``.
 
     Raises
     ------
     DataFileError
         One line naming the file, the row number (and line) and the field: missing or
         non-numeric coordinates, unknown hazard, kind, variable, op or unit, bad threshold
-        units, a point outside the outline or outside its stated unit.
+        units, a point outside the outline or outside its stated unit; a declared register
+        field missing from the header, empty, not a whole number, not an allowed value, or
+        different between rows of one asset.
     """
     jur = _jurisdiction(jurisdiction)
     meta: dict[str, Any] = {}
     meta_path = jur.path / "assets.yaml"
+    schema = load_yaml(meta_path) if meta_path.exists() else {}
     if path is None:
-        if meta_path.exists():
-            meta = load_yaml(meta_path)
+        meta = schema  # the shipped register's label (source, illustrative) and file
         path = jur.path / str(meta.get("file", "assets.csv"))
     path = Path(path)
+    # The register fields are the schema of any register of this jurisdiction, given or not.
+    register, register_source = _register_fields(schema, meta_path)
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             header = reader.fieldnames or []
             missing = [c for c in ASSET_COLUMNS if c not in header]
+            missing += [f["column"] for f in register if f["column"] not in header]
             if missing:
                 raise DataFileError(f"{path}: header lacks column(s) {', '.join(missing)}")
             records = []
             for n, raw in enumerate(reader, start=1):
-                records.append(_asset_row(raw, n, reader.line_num, path, jur))
+                rec = _asset_row(raw, n, reader.line_num, path, jur)
+                rec.update(
+                    _register_values(raw, register, f"{path}: row {n} (line {reader.line_num})")
+                )
+                records.append(rec)
     except FileNotFoundError:
         raise DataFileError(f"{path}: file not found") from None
     except UnicodeDecodeError as err:
         raise DataFileError(f"{path}: not UTF-8 ({err.reason})") from None
     if not records:
         raise DataFileError(f"{path}: no rows")
-    _check_consistent(records, path)
+    _check_consistent(records, path, tuple(f["column"] for f in register))
     frame = pd.DataFrame(records)
     frame.attrs.update(
         path=str(path),
         jurisdiction=jur.name,
         source=str(meta.get("source", path)),
         illustrative=bool(meta.get("illustrative", bool(frame["illustrative"].any()))),
+        register_fields=register,
+        register_source=register_source,
     )
     if frame.attrs["illustrative"]:
         logger.info("%s: asset register is ILLUSTRATIVE (invented points)", path)
@@ -387,12 +411,110 @@ def _asset_row(
     return rec
 
 
-def _check_consistent(records: list[dict[str, Any]], path: Path) -> None:
-    """Rows sharing an asset_id describe the same asset (name, kind, unit, location)."""
+def _register_fields(
+    meta: dict[str, Any], meta_path: Path
+) -> tuple[tuple[dict[str, Any], ...], str]:
+    """The register fields ``assets.yaml`` declares (none when it declares none), checked.
+
+    ``register_fields: {source: ..., fields: [{column, label_zh, label_en, seed_text?,
+    type: text|integer, min?, allowed?, brief?}, ...]}``: columns a risk register keeps per
+    asset beyond the trigger columns (e.g. the "八清" of a grid risk-point record).
+    """
+    spec = meta.get("register_fields")
+    if spec is None:
+        return (), ""
+    where = f"{meta_path}: field 'register_fields'"
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields"), list) or not spec["fields"]:
+        raise DataFileError(f"{where}: expected a mapping with a non-empty 'fields' list")
+    source = spec.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise DataFileError(f"{where}.source: missing (where the fields come from)")
+    taken = set(ASSET_COLUMNS) | {"and_condition"}
+    fields: list[dict[str, Any]] = []
+    for i, item in enumerate(spec["fields"], start=1):
+        at = f"{where}.fields item {i}"
+        if not isinstance(item, dict):
+            raise DataFileError(f"{at}: expected a mapping (column, label_zh, label_en, ...)")
+        unknown = sorted(set(item) - set(_REGISTER_FIELD_KEYS))
+        if unknown:
+            raise DataFileError(
+                f"{at}: unknown key(s) {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(_REGISTER_FIELD_KEYS)})"
+            )
+        column = str(item.get("column") or "").strip()
+        if not column.isidentifier() or not column.isascii():
+            raise DataFileError(f"{at}: field 'column': {column!r} is not an ASCII identifier")
+        if column in taken:
+            raise DataFileError(f"{at}: field 'column': {column!r} is already a column")
+        taken.add(column)
+        for key in ("label_zh", "label_en"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise DataFileError(f"{at} ({column}): field {key!r}: missing")
+        kind = str(item.get("type", "text"))
+        if kind not in REGISTER_FIELD_TYPES:
+            raise DataFileError(
+                f"{at} ({column}): field 'type': {kind!r} is not one of "
+                f"{', '.join(REGISTER_FIELD_TYPES)}"
+            )
+        minimum = item.get("min")
+        if minimum is not None and (kind != "integer" or not isinstance(minimum, int)):
+            raise DataFileError(f"{at} ({column}): field 'min': only a whole number, for integer")
+        allowed = item.get("allowed")
+        if allowed is not None and (
+            not isinstance(allowed, list)
+            or not allowed
+            or not all(isinstance(a, str) for a in allowed)
+        ):
+            raise DataFileError(f"{at} ({column}): field 'allowed': expected a list of strings")
+        fields.append(
+            {
+                "column": column,
+                "label_zh": item["label_zh"].strip(),
+                "label_en": item["label_en"].strip(),
+                "seed_text": str(item.get("seed_text") or ""),
+                "type": kind,
+                "min": minimum,
+                "allowed": tuple(allowed) if allowed else (),
+                "brief": bool(item.get("brief", False)),
+            }
+        )
+    return tuple(fields), source.strip()
+
+
+def _register_values(
+    raw: dict[str, Any], fields: tuple[dict[str, Any], ...], row: str
+) -> dict[str, Any]:
+    """The register fields of one CSV row, checked against their declaration."""
+    out: dict[str, Any] = {}
+    for f in fields:
+        where = f"{row}, field {f['column']!r} ({f['label_zh']})"
+        value = (raw.get(f["column"]) or "").strip()
+        if not value:
+            raise DataFileError(f"{where}: missing")
+        if f["type"] == "integer":
+            try:
+                number = int(value)
+            except ValueError:
+                raise DataFileError(f"{where}: expected a whole number, got {value!r}") from None
+            if f["min"] is not None and number < f["min"]:
+                raise DataFileError(f"{where}: {number} is below {f['min']}")
+            out[f["column"]] = number
+            continue
+        if f["allowed"] and value not in f["allowed"]:
+            raise DataFileError(f"{where}: {value!r} is not one of {', '.join(f['allowed'])}")
+        out[f["column"]] = value
+    return out
+
+
+def _check_consistent(
+    records: list[dict[str, Any]], path: Path, register: tuple[str, ...] = ()
+) -> None:
+    """Rows sharing an asset_id describe the same asset (name, kind, unit, location and the
+    register fields)."""
     first: dict[str, dict[str, Any]] = {}
     for rec in records:
         ref = first.setdefault(rec["asset_id"], rec)
-        for fld in ("name_zh", "kind", "unit", "lon", "lat"):
+        for fld in ("name_zh", "kind", "unit", "lon", "lat", *register):
             if rec[fld] != ref[fld]:
                 raise DataFileError(
                     f"{path}: row {rec['row']}, field {fld!r}: asset {rec['asset_id']} has "
@@ -543,7 +665,8 @@ def evaluate_assets(
         two rows), sorted by ``first_time_utc``: ``asset_id, name_zh, kind, unit, hazard,
         trigger, first_time_utc`` (first valid time the trigger holds, ISO UTC ``Z``),
         ``peak_time_utc, peak_value`` (most extreme engine value among the times it holds),
-        ``units, probability, owner, plan_zh, illustrative``. ``attrs["not_evaluated"]``
+        ``units, probability, owner, plan_zh, illustrative``, then the register's own columns
+        (``attrs["register_fields"]``, as :func:`load_assets`). ``attrs["not_evaluated"]``
         lists ``(asset_id, trigger, reason)`` for triggers that could not be evaluated.
     """
     if method != "nearest":
@@ -566,18 +689,21 @@ def evaluate_assets(
         wanted.append((rec, hazard, tuple(sorted(idx.items()))))
     samples = _sample(result, wanted)
     times = pd.DatetimeIndex(forecast["time"].values)
+    register = tuple(assets.attrs.get("register_fields") or ())
+    own = [f["column"] for f in register]
     rows: list[dict[str, Any]] = []
     for rec, hazard, key in wanted:
         row = _asset_hit(*samples[hazard, key], rec, times)
         if row is not None:
-            rows.append({**row, "trigger": _describe(rec)})
+            rows.append({**row, "trigger": _describe(rec), **{c: rec[c] for c in own}})
     for asset_id, trig, why in skipped:
         logger.info("asset %s (%s) not evaluated: %s", asset_id, trig, why)
-    out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    out = pd.DataFrame(rows, columns=RESULT_COLUMNS + own)
     out = out.sort_values(["first_time_utc", "asset_id"], kind="stable").reset_index(drop=True)
     out.attrs["not_evaluated"] = skipped
     out.attrs["method"] = "nearest grid cell"
     out.attrs["illustrative"] = bool(assets.attrs.get("illustrative", False))
+    out.attrs["register_fields"] = register
     return out
 
 

@@ -3,7 +3,8 @@
 Everything place-specific lives in a folder ``data/jurisdictions/<name>/`` (``spec/interfaces.md``
 §8)::
 
-    jurisdiction.yaml   name, code, names, timezone, files, sources, optional property mapping
+    jurisdiction.yaml   name, code, names, timezone, files, sources, optional property mapping,
+                        extreme-weather criteria and response plan (or null: none of its own)
     outline.geojson     the county outline (Polygon or MultiPolygon, WGS-84 lon/lat)
     units.geojson       one feature per unit: code, name_zh, name_en, aliases, kind, approximate,
                         seat_lon, seat_lat (geometry may be null: a unit without a polygon)
@@ -41,11 +42,13 @@ from shapely.geometry.base import BaseGeometry
 
 from cityops.errors import DataFileError, InputError
 from cityops.geo.policy import LevelPolicy, level_policy
-from cityops.resources import load_yaml
+from cityops.resources import load_yaml, package_data
 
 __all__ = [
     "UNIT_KINDS",
+    "ExtremeCriteria",
     "Jurisdiction",
+    "ResponsePlanInfo",
     "Unit",
     "equal_area_km2",
     "jurisdiction_search_path",
@@ -162,6 +165,70 @@ def equal_area_km2(geometry: Any, centre: tuple[float, float]) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# What a jurisdiction declares of its own: extreme-weather criteria, response plan
+# --------------------------------------------------------------------------------------------
+#: Suffixes of a rule-table file named by ``extreme_criteria.rules`` (else a shipped name).
+_RULE_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ExtremeCriteria:
+    """A jurisdiction's own extreme-weather criteria (``extreme_criteria:`` in its yaml).
+
+    Attributes
+    ----------
+    rules : str
+        A shipped rule table's name (e.g. ``"ejin-horo-annex3"``) or the absolute path of a
+        YAML rule table (given relative to the jurisdiction folder); each hazard's level 1
+        is "extreme".
+    name_zh, name_en : str
+        The criteria's name as the reports print it, e.g. ``伊金霍洛旗极端天气判定标准（附件3）``.
+    source : str
+        Where the criteria come from (document, seed lines).
+    """
+
+    rules: str
+    name_zh: str
+    name_en: str
+    source: str
+
+    def name(self, lang: str = "zh") -> str:
+        """The name in the report language (``zh`` or ``en``)."""
+        return self.name_zh if lang == "zh" else self.name_en
+
+
+@dataclass(frozen=True)
+class ResponsePlanInfo:
+    """A jurisdiction's response plan (``response_plan:`` in its yaml).
+
+    Attributes
+    ----------
+    name_zh, name_en : str
+        The plan document's name (empty when an undeclared ``plan/`` folder is used).
+    folder : pathlib.Path or None
+        The plan tables (groups, measures, timing…; :func:`cityops.response.load_plan`), or
+        ``None`` when the document is named but has no tables loaded (declared ``null``, or
+        the declared folder is absent: logged as a warning): no posture, no tasks.
+    source : str
+        Where the plan comes from.
+    """
+
+    name_zh: str
+    name_en: str
+    folder: Path | None
+    source: str
+
+    @property
+    def loaded(self) -> bool:
+        """True when the plan's tables are loaded (postures and tasks can be derived)."""
+        return self.folder is not None
+
+    def name(self, lang: str = "zh") -> str:
+        """The name in the report language (``zh`` or ``en``)."""
+        return self.name_zh if lang == "zh" else self.name_en
+
+
+# --------------------------------------------------------------------------------------------
 # Units and jurisdictions
 # --------------------------------------------------------------------------------------------
 def _normalise(name: str) -> str:
@@ -264,6 +331,11 @@ class Jurisdiction:
         Names that look like a unit's but are not (name → explanation), used in error messages.
     sources : tuple of str
         Where the data come from.
+    extreme_criteria : ExtremeCriteria or None
+        The jurisdiction's own extreme-weather criteria; ``None``: it has none (only the
+        national signal levels apply, and no row is flagged extreme).
+    response_plan : ResponsePlanInfo or None
+        The jurisdiction's response plan; ``None``: it has none (no posture, no tasks).
     """
 
     name: str
@@ -276,6 +348,8 @@ class Jurisdiction:
     path: Path
     name_traps: Mapping[str, str] = field(default_factory=dict, repr=False)
     sources: tuple[str, ...] = field(default=(), repr=False)
+    extreme_criteria: ExtremeCriteria | None = field(default=None, repr=False)
+    response_plan: ResponsePlanInfo | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "units", tuple(self.units))
@@ -610,6 +684,9 @@ def _load(path: Path) -> Jurisdiction:
         outline = shapely.union_all(geoms)
         outline_path = units_path
 
+    extreme_criteria = _extreme_criteria(meta, path, yaml_path)
+    response_plan = _response_plan(meta, path, yaml_path)
+
     jurisdiction = Jurisdiction(
         name=name,
         code=code,
@@ -621,9 +698,98 @@ def _load(path: Path) -> Jurisdiction:
         path=path,
         name_traps={str(k): str(v) for k, v in traps.items()},
         sources=tuple(sources),
+        extreme_criteria=extreme_criteria,
+        response_plan=response_plan,
     )
     _warn_geometry(jurisdiction, units_path)
     return jurisdiction
+
+
+def _declared(meta: Mapping[str, Any], key: str, yaml_path: Path) -> dict[str, Any] | None:
+    """The mapping under ``key`` (None when the key is null); one-line error otherwise."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DataFileError(
+            f"{yaml_path}: field {key!r}: expected a mapping (name_zh, name_en, source, …) or "
+            f"null (none of its own), got {value!r}"
+        )
+    return {str(k): v for k, v in value.items()}
+
+
+def _extreme_criteria(
+    meta: Mapping[str, Any], path: Path, yaml_path: Path
+) -> ExtremeCriteria | None:
+    """``extreme_criteria:``: a rule table and its name, or null / absent (none of its own)."""
+    data = _declared(meta, "extreme_criteria", yaml_path)
+    if data is None:
+        return None
+    where = f"{yaml_path}: field 'extreme_criteria"
+    unknown = sorted(set(data) - {"rules", "name_zh", "name_en", "source"})
+    if unknown:
+        raise DataFileError(
+            f"{where}': unknown field(s) {', '.join(unknown)} (known: rules, name_zh, name_en, "
+            "source)"
+        )
+    rules = _text(data.get("rules"), f"{where}.rules'")
+    if rules.endswith(_RULE_FILE_SUFFIXES):
+        file = (path / rules).resolve()
+        if not file.is_file():
+            raise DataFileError(f"{where}.rules': rule table {file} not found")
+        rules = str(file)
+    else:
+        shipped = package_data("rules", "tables", f"{rules}.yaml")
+        if not shipped.is_file():
+            names = sorted(p.stem for p in shipped.parent.glob("*.yaml"))
+            raise DataFileError(
+                f"{where}.rules': unknown rule table {rules!r}; expected a shipped name "
+                f"({', '.join(names)}) or a .yaml file in the jurisdiction folder"
+            )
+    return ExtremeCriteria(
+        rules=rules,
+        name_zh=_text(data.get("name_zh"), f"{where}.name_zh'"),
+        name_en=_text(data.get("name_en"), f"{where}.name_en'"),
+        source=_text(data.get("source"), f"{where}.source'"),
+    )
+
+
+def _response_plan(meta: Mapping[str, Any], path: Path, yaml_path: Path) -> ResponsePlanInfo | None:
+    """``response_plan:``: the plan's name and tables folder (or null: none). Absent, a
+    ``plan/`` folder beside the yaml is used unnamed (folders written before the field)."""
+    if "response_plan" not in meta:
+        if (path / "plan").is_dir():
+            return ResponsePlanInfo(name_zh="", name_en="", folder=path / "plan", source="plan/")
+        return None
+    data = _declared(meta, "response_plan", yaml_path)
+    if data is None:
+        return None
+    where = f"{yaml_path}: field 'response_plan"
+    unknown = sorted(set(data) - {"folder", "name_zh", "name_en", "source"})
+    if unknown:
+        raise DataFileError(
+            f"{where}': unknown field(s) {', '.join(unknown)} (known: folder, name_zh, name_en, "
+            "source)"
+        )
+    folder = None
+    if data.get("folder") is not None:
+        folder = (path / _text(data.get("folder"), f"{where}.folder'")).resolve()
+        if not folder.is_dir():
+            # A copy of a jurisdiction without its plan still runs, saying the plan is not
+            # loaded (as a folder without plan/ always did); the log names the field.
+            logger.warning(
+                "%s.folder': %s is not a folder; the plan's tables are not loaded (no posture, "
+                "no tasks)",
+                where,
+                folder,
+            )
+            folder = None
+    return ResponsePlanInfo(
+        name_zh=_text(data.get("name_zh"), f"{where}.name_zh'"),
+        name_en=_text(data.get("name_en"), f"{where}.name_en'"),
+        folder=folder,
+        source=_text(data.get("source"), f"{where}.source'"),
+    )
 
 
 def seat_disc(lon: float, lat: float, radius_km: float) -> Geometry:

@@ -689,7 +689,9 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             "jurisdiction": assessment.jurisdiction.name,
             "ruleset": assessment.levels.table.ruleset,
             "ruleset_version": assessment.levels.table.version,
-            "extreme_ruleset": assessment.extreme.table.ruleset,
+            "extreme_ruleset": (
+                assessment.extreme.table.ruleset if assessment.extreme is not None else None
+            ),
             "options": asdict(opts),
             "units": codes,
             "failures": failures,

@@ -23,6 +23,7 @@ __all__ = [
     "collect_parameters",
     "data_section_html",
     "duty_html",
+    "extreme_criteria_text",
     "figure_display",
     "figure_png",
     "hazard_table_html",
@@ -31,6 +32,7 @@ __all__ = [
     "output_path",
     "periods_html",
     "response_html",
+    "response_plan_text",
     "risk_summary_html",
     "section_html",
     "title_html",
@@ -149,6 +151,24 @@ def duty_html(assessment, *, lang: str = "zh") -> str:
     return duty.duty_html(lines)
 
 
+def extreme_criteria_text(jurisdiction, *, lang: str = "zh") -> str:
+    """The jurisdiction's own extreme-weather criteria by name, or the plain sentence that it
+    has none (then only the national signal levels apply): ``jurisdiction.yaml``
+    ``extreme_criteria``."""
+    criteria = jurisdiction.extreme_criteria
+    return t("extreme_none", lang) if criteria is None else criteria.name(lang)
+
+
+def response_plan_text(jurisdiction, *, lang: str = "zh") -> str:
+    """The jurisdiction's response plan by name; or that it has none, or that its response
+    tables are not loaded (no posture, no tasks): ``jurisdiction.yaml`` ``response_plan``."""
+    plan = jurisdiction.response_plan
+    if plan is None:
+        return t("plan_none", lang)
+    name = plan.name(lang) or str(plan.folder)
+    return name if plan.loaded else t("plan_not_loaded", lang, plan=name)
+
+
 def section_html(key: str, *, lang: str = "zh") -> str:
     """A section heading in the report language."""
     from cityops.report.i18n import _catalog
@@ -263,7 +283,8 @@ def _badge(level: int, lang: str) -> str:
 
 
 def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The headline box: highest level, hazard, when and the Annex 3 flag."""
+    """The headline box: highest level, hazard, when, and the jurisdiction's own extreme
+    flag (or the plain note that it has no extreme criteria of its own)."""
     rows = unit_rows(assessment, code)
     level = int(rows["level"].max()) if len(rows) else 0
     # Nothing assessed is grey, never the green of "no warning weather".
@@ -273,11 +294,16 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
         else ("#DDEEDD" if unit_assessed(assessment, code) else "#AAAAAA")
     )
     extreme = bool(rows["extreme"].any()) if len(rows) else False
-    extra = (
-        f'<div style="margin-top:4px;font-weight:bold">⚠ {t("extreme_flag", lang)}</div>'
-        if extreme
-        else ""
-    )
+    criteria = assessment.jurisdiction.extreme_criteria
+    extra = ""
+    if criteria is None:
+        extra = (
+            '<div style="margin-top:4px;font-size:0.75em;color:#555">'
+            f"{html.escape(t('extreme_none', lang))}</div>"
+        )
+    elif extreme:
+        flag = t("extreme_flag", lang, criteria=criteria.name(lang))
+        extra = f'<div style="margin-top:4px;font-weight:bold">⚠ {html.escape(flag)}</div>'
     issued = format_local(assessment.issued, "%Y-%m-%d %H:%M")
     return (
         f'<div style="border-left:10px solid {colour};background:#fafafa;padding:10px 14px;'
@@ -289,8 +315,10 @@ def headline_html(assessment, code: str, *, lang: str = "zh") -> str:
 
 
 def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The hazard table with level colours, onset, issue-by, peak, tier and Annex 3 flag."""
+    """The hazard table with level colours, onset, issue-by, peak, tier and the extreme flag
+    of the jurisdiction's own criteria ("n/a" when it has none)."""
     rows = unit_rows(assessment, code)
+    own_criteria = assessment.jurisdiction.extreme_criteria is not None
     fmt = "%m-%d %H:%M"
     head = [
         t(k, lang)
@@ -328,6 +356,8 @@ def hazard_table_html(assessment, code: str, *, lang: str = "zh") -> str:
             "" if pd.isna(r["peak_value"]) else f"{r['peak_value']:g} {display_units(r['units'])}"
         )
         extreme = t("word_yes", lang) if bool(r["extreme"]) else t("word_no", lang)
+        if not own_criteria:
+            extreme = t("extreme_na", lang)
         if bool(r["extreme"]) and r["national_level_of_extreme"]:
             extreme += f" ({level_label(['none', 'blue', 'yellow', 'orange', 'red'].index(r['national_level_of_extreme']), lang)})"
         cells = [
@@ -414,6 +444,8 @@ def data_section_html(assessment, *, lang: str = "zh") -> str:
             f"{assessment.levels.table.title_zh if lang == 'zh' else assessment.levels.table.title_en}"
             f" v{assessment.levels.table.version}",
         ),
+        (t("extreme_criteria", lang), extreme_criteria_text(assessment.jurisdiction, lang=lang)),
+        (t("response_plan", lang), response_plan_text(assessment.jurisdiction, lang=lang)),
     ]
     if ds.attrs.get("cityops_scenario"):
         items.append(
@@ -497,10 +529,13 @@ def risk_summary_html(assessment, code: str, *, lang: str = "zh") -> str:
 
 
 def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """Triggered exposure points of the unit with their own plans (一点一策)."""
+    """Triggered exposure points of the unit with their own plans (一点一策), and the register
+    fields ``assets.yaml`` marks ``brief: true`` (e.g. risk level, supervising department)."""
     assets = assessment.assets
     rows = []
+    shown = []
     if assets is not None and not assets.empty:
+        shown = [f for f in assets.attrs.get("register_fields") or () if f.get("brief")]
         sub = assets[assets["unit"].astype(str) == code].sort_values("first_time_utc")
         for _, a in sub.drop_duplicates(["asset_id", "hazard"]).iterrows():
             peak = f"{a['peak_value']:g} {display_units(str(a['units']))}"
@@ -511,7 +546,14 @@ def assets_html(assessment, code: str, *, lang: str = "zh") -> str:
                 html.escape(str(a["plan_zh"])),
                 html.escape(str(a["owner"])),
             ])  # fmt: skip
+            if shown:
+                sep = "：" if lang == "zh" else ": "
+                rows[-1].append("<br>".join(
+                    html.escape(f"{f['label_zh' if lang == 'zh' else 'label_en']}{sep}{a[f['column']]}")
+                    for f in shown))  # fmt: skip
     head = [t(k, lang) for k in ("asset", "trigger_time", "criterion", "plan", "owner")]
+    if shown:
+        head.append(t("register_info", lang))
     note = ""
     if assets is not None and not assets.empty and bool(assets["illustrative"].astype(str).eq("True").any()
                                                         or assets["illustrative"].astype(bool).any()):  # fmt: skip
@@ -678,15 +720,25 @@ def _posture_basis(assessment, post, lang: str) -> str:
 
 
 def response_html(assessment, code: str, *, lang: str = "zh") -> str:
-    """The unit's response posture, groups, plans, four-stop recommendations and tasks."""
+    """The unit's response posture, groups, plans, four-stop recommendations and tasks,
+    under the name of the jurisdiction's plan; without a loaded plan, the plain sentence
+    that there is none (or that its tables are not loaded) instead of an empty section."""
     from cityops.report.i18n import _catalog
 
     words = _catalog()[check_lang(lang)]
     if assessment.response is None:
-        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+        text = response_plan_text(assessment.jurisdiction, lang=lang)
+        return f"<p style='color:#555'>{html.escape(text)}</p>"
+    plan = assessment.jurisdiction.response_plan
+    basis = ""
+    if plan is not None and plan.name(lang):
+        basis = (
+            "<p style='color:#555;font-size:0.85em'>"
+            f"{html.escape(t('plan_basis', lang, plan=plan.name(lang)))}</p>"
+        )
     post, tasks = assessment.response.for_unit(code)
     if post is None:
-        return f"<p style='color:#555'>{t('none_listed', lang)}</p>"
+        return f"{basis}<p style='color:#555'>{t('none_listed', lang)}</p>"
     stops = "、".join(words["stops"].get(s, s) for s in post["four_stops"].split("、") if s)
     items = [
         (t("posture", lang), post["posture_zh"] if lang == "zh" else post["posture_en"]),
@@ -738,7 +790,8 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
             + "</span></p>"
         )
     return (
-        consult
+        basis
+        + consult
         + f'<table style="font-size:0.9em" cellpadding="3">{head}</table>'
         + recipients
         + _simple_table(cols, rows, lang)

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 
 from cityops import __version__
-from cityops.report.briefing import figure_png
+from cityops.report.briefing import extreme_criteria_text, figure_png, response_plan_text
 from cityops.report.i18n import level_label, t
 from cityops.report.plots import level_map, unit_level_map
 from cityops.resources import package_data
@@ -109,6 +109,10 @@ def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") 
         rows=overview_rows(assessment, codes, failures, lang),
         rules_label=t("ruleset", lang),
         rules=f"{table.title_zh if lang == 'zh' else table.title_en} v{table.version}",
+        criteria_label=t("extreme_criteria", lang),
+        criteria=extreme_criteria_text(juris, lang=lang),
+        plan_label=t("response_plan", lang),
+        plan=response_plan_text(juris, lang=lang),
         version=__version__,
     )
     path = folder / "index.html"

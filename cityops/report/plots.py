@@ -296,11 +296,15 @@ def engine_value(assessment, variable: str, reduce: str, window: pd.Timedelta | 
     """The engine's aggregated value of a rule condition (e.g. the 3 h precipitation sum).
 
     Taken from the levels the assessment already computed (the active rule set, then the
-    Annex 3 table), so a figure shows exactly what the levels were judged on: windows aligned
-    to the steps (NaN where a window begins inside a step), units converted. None when no
+    jurisdiction's extreme-weather table, if it declares one), so a figure shows exactly what
+    the levels were judged on: windows aligned to the steps (NaN where a window begins inside
+    a step), units converted. None when no
     evaluated condition of the rules reduces ``variable`` this way.
     """
-    for result in (assessment.levels, assessment.extreme):
+    results = [assessment.levels]
+    if assessment.extreme is not None:  # the jurisdiction's own extreme criteria, if any
+        results.append(assessment.extreme)
+    for result in results:
         for res in result:
             for crs in (c for cl in res.conditions.values() for c in cl):
                 c = crs.condition
