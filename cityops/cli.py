@@ -291,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cityops.duty_cli import add_duty_parser
 
     add_duty_parser(sub)
+    from cityops.incident_cli import add_incident_parser
+
+    add_incident_parser(sub)
     return parser
 
 
@@ -497,6 +500,12 @@ def _cmd_tasks(args) -> int:
     return run_tasks(args)
 
 
+def _cmd_incident(args) -> int:
+    from cityops.incident_cli import run_incident
+
+    return run_incident(args)
+
+
 def _cmd_duty(args) -> int:
     from cityops.duty_cli import run_duty
 
@@ -513,6 +522,7 @@ COMMANDS = {
     "signals": _cmd_signals,
     "review": _cmd_review,
     "duty": _cmd_duty,
+    "incident": _cmd_incident,
 }
 
 

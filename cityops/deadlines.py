@@ -40,6 +40,7 @@ __all__ = [
     "period_of",
     "plan_deadline",
     "reached",
+    "report_clocks",
 ]
 
 PERIOD_UNITS = ("minute", "hour", "day", "week", "month")
@@ -191,3 +192,45 @@ def breaches(
 def _is_day_rule(rule: Mapping[str, Any], level) -> bool:
     # A day limit's deadline is the first instant after the allowed dates.
     return (period_of(rule, level) or {}).get("unit") in ("day", "week", "month")
+
+
+def report_clocks(kind: str, scale: str, occurred, *, rules: Sequence[Mapping]) -> list[dict]:
+    """The report clocks an incident starts (``timing.yaml`` ``report_clocks``).
+
+    Parameters
+    ----------
+    kind : str
+        ``incident``, ``geohazard`` or ``geohazard_danger``.
+    scale : str
+        Incident scale id (general, large, major, especially_major).
+    occurred : time-like
+        When it happened (事发), UTC; every clock starts then.
+    rules : sequence of mappings
+        The plan's report-clock rules.
+
+    Returns
+    -------
+    list of dict
+        ``clock_id``, ``due_utc`` (naive UTC), ``channel``, ``report_to``, ``source``,
+        ``text_zh``, ``text_en`` for each rule that applies, in rule order.
+    """
+    start = parse_utc(occurred, what="occurred")
+    out = []
+    for rule in rules:
+        if kind not in rule["kinds"]:
+            continue
+        if "any" not in rule["scales"] and scale not in rule["scales"]:
+            continue
+        period = {"period": rule["within"], "basis": "calendar", "id": rule["id"]}
+        out.append(
+            {
+                "clock_id": rule["id"],
+                "due_utc": plan_deadline(start, period),
+                "channel": rule.get("channel", ""),
+                "report_to": rule.get("report_to", ""),
+                "source": rule["source"],
+                "text_zh": rule.get("text_zh", ""),
+                "text_en": rule.get("text_en", ""),
+            }
+        )
+    return out

@@ -38,10 +38,11 @@ from cityops.deadlines import PROGRESS, add_workdays, breaches, is_workday
 from cityops.errors import InputError
 from cityops.fsio import atomic_open
 from cityops.text import check_name, neutralise_cell
-from cityops.timeutil import iso_utc, parse_utc
+from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
 
 __all__ = [
     "ALLOWED",
+    "CLOCK_COLUMNS",
     "EXPORT_COLUMNS",
     "LOOPS",
     "OPEN_STATES",
@@ -59,10 +60,13 @@ __all__ = [
     "is_workday",
     "latest_cap",
     "ledger_error",
+    "list_report_clocks",
     "list_tasks",
     "merge_run",
+    "open_incident",
     "overdue",
     "record_cap",
+    "report_clock",
     "task_history",
     "task_id_for",
     "update_state",
@@ -1180,6 +1184,113 @@ def export_tasks(db, path, *, now=None) -> Path:
             cells = ["" if record[c] is None else record[c] for c in EXPORT_COLUMNS]
             writer.writerow([neutralise_cell(c) for c in cells])
     return target
+
+
+# --------------------------------------------------------------------------- incidents
+#: Columns of :func:`list_report_clocks`.
+CLOCK_COLUMNS = (
+    "incident_id", "kind", "scale", "town_code", "occurred_utc", "status", "clock_id",
+    "channel", "report_to", "due_utc", "reported_utc", "reported_by", "overdue", "late",
+    "source",
+)  # fmt: skip
+
+
+def open_incident(
+    db,
+    *,
+    kind: str,
+    scale: str,
+    occurred,
+    by: str,
+    clocks: list[dict],
+    town_code: str = "",
+    status: str = "Actual",
+    note: str = "",
+    incident_id: str | None = None,
+) -> str:
+    """Record an incident and the report clocks it starts (:func:`cityops.deadlines.report_clocks`)
+    in one transaction; its id (``INC-YYYYMMDDhhmm-N`` from the Beijing time it happened)."""
+    check_name(str(by), what="--by")
+    occurred_ts = parse_utc(occurred, what="occurred")
+    if occurred_ts > parse_utc("now"):
+        raise InputError(f"incident: it happened at {iso_utc(occurred_ts)}, in the future")
+    if status not in ("Actual", "Exercise"):
+        raise InputError(f"incident: status {status!r} (Actual or Exercise)")
+    stamp = occurred_ts.tz_localize("UTC").tz_convert(REPORT_TZ).strftime("%Y%m%d%H%M")
+    with _open(db) as conn, _transaction(conn):
+        if incident_id is None:
+            n = conn.execute(
+                "SELECT COUNT(*) FROM incidents WHERE incident_id LIKE ?", (f"INC-{stamp}-%",)
+            ).fetchone()[0]
+            incident_id = f"INC-{stamp}-{n + 1}"
+        elif conn.execute("SELECT 1 FROM incidents WHERE incident_id = ?",
+                          (incident_id,)).fetchone():  # fmt: skip
+            raise InputError(f"incident {incident_id}: already recorded")
+        conn.execute(
+            "INSERT INTO incidents (incident_id, kind, scale, town_code, occurred_utc, "
+            "recorded_utc, recorded_by, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, kind, scale, town_code, iso_utc(occurred_ts),
+             iso_utc(parse_utc("now")), str(by).strip(), status, note),
+        )  # fmt: skip
+        for c in clocks:
+            conn.execute(
+                "INSERT INTO report_clocks (incident_id, clock_id, channel, report_to, due_utc, "
+                "source) VALUES (?, ?, ?, ?, ?, ?)",
+                (incident_id, c["clock_id"], c.get("channel", ""), c.get("report_to", ""),
+                 iso_utc(c["due_utc"]), c.get("source", "")),
+            )  # fmt: skip
+    return incident_id
+
+
+def report_clock(db, incident_id: str, clock_id: str, *, by: str, at=None) -> dict:
+    """Record that a report clock was met (the report made at ``at``); the clock row."""
+    check_name(str(by), what="--by")
+    when = parse_utc(at if at is not None else "now", what="--at")
+    with _open(db) as conn, _transaction(conn):
+        row = conn.execute(
+            "SELECT c.*, i.occurred_utc FROM report_clocks c JOIN incidents i USING "
+            "(incident_id) WHERE incident_id = ? AND clock_id = ?",
+            (incident_id, clock_id),
+        ).fetchone()
+        if row is None:
+            known = [r[0] for r in conn.execute(
+                "SELECT clock_id FROM report_clocks WHERE incident_id = ?", (incident_id,))]  # fmt: skip
+            raise InputError(
+                f"incident {incident_id}: no report clock {clock_id!r}"
+                + (f" (its clocks: {', '.join(known)})" if known else " (no such incident)")
+            )
+        if row["reported_utc"]:
+            raise InputError(f"incident {incident_id}: {clock_id} already reported at "
+                             f"{row['reported_utc']}")  # fmt: skip
+        if when < parse_utc(row["occurred_utc"]) or when > parse_utc("now"):
+            raise InputError(f"incident {incident_id}: report time {iso_utc(when)} must fall "
+                             f"between the incident ({row['occurred_utc']}) and now")  # fmt: skip
+        conn.execute(
+            "UPDATE report_clocks SET reported_utc = ?, reported_by = ? "
+            "WHERE incident_id = ? AND clock_id = ?",
+            (iso_utc(when), str(by).strip(), incident_id, clock_id),
+        )
+        return dict(conn.execute(
+            "SELECT * FROM report_clocks WHERE incident_id = ? AND clock_id = ?",
+            (incident_id, clock_id)).fetchone())  # fmt: skip
+
+
+def list_report_clocks(db, *, now=None) -> pd.DataFrame:
+    """Every incident's report clocks (:data:`CLOCK_COLUMNS`): ``overdue`` = not reported and
+    past due at ``now``; ``late`` = reported after the due time."""
+    now_ts = parse_utc(now if now is not None else "now", what="now")
+    with _open(db) as conn:
+        rows = [dict(r) for r in conn.execute(
+            "SELECT i.incident_id, i.kind, i.scale, i.town_code, i.occurred_utc, i.status, "
+            "c.clock_id, c.channel, c.report_to, c.due_utc, c.reported_utc, c.reported_by, "
+            "c.source FROM incidents i JOIN report_clocks c USING (incident_id) "
+            "ORDER BY i.occurred_utc, i.incident_id, c.due_utc")]  # fmt: skip
+    for r in rows:
+        due = parse_utc(r["due_utc"])
+        done = parse_utc(r["reported_utc"]) if r["reported_utc"] else None
+        r["overdue"] = done is None and now_ts > due
+        r["late"] = done is not None and done > due
+    return pd.DataFrame(rows, columns=list(CLOCK_COLUMNS))
 
 
 # --------------------------------------------------------------------------- issued signals

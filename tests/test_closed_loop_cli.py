@@ -80,7 +80,12 @@ def test_work_a_task_to_sign_off_and_escalate_a_stalled_one(loop):
     assert "acknowledge_signal" in res.stdout and tid not in res.stdout
     again = cityops("tasks", "escalate", "--now", "2026-07-10T12:00Z", "--ledger", db)
     assert again.stdout.strip().endswith("0 task(s) escalated")
-    # the review shows the closed task and the escalations
+    # an incident at 09:00 UTC (较大): reported within 2 h? nobody did: overdue at the review
+    res = cityops("incident", "open", "--kind", "incident", "--scale", "较大", "--at",
+                  "2026-07-10T09:00Z", "--by", "指挥部值班", "--town", "阿镇", "--exercise",
+                  "--ledger", db)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # the review shows the closed task, the escalations and the overdue report clock
     review = run_review(ReviewInputs(forecast=str(loop["fc"]), observed=str(loop["obs"]),
                                      ledger=str(db), now="2026-07-10T12:00Z"))  # fmt: skip
     tl = review.timeline.set_index("task_id")
@@ -92,3 +97,5 @@ def test_work_a_task_to_sign_off_and_escalate_a_stalled_one(loop):
 
     page = response_html(review)
     assert "督办升级的任务" in page and "预警信号发布后" in page
+    assert "突发事件信息报送时限" in page and "超时未报" in page and "001:12" in page
+    assert review.response["report_clocks"]["overdue"] == 1

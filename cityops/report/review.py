@@ -381,7 +381,40 @@ def response_html(review, *, lang: str = "zh") -> str:
         )
     out.append(_table(["", ""], [[html.escape(a), html.escape(b)] for a, b in facts]))
     out.append(_escalations_html(review, lang))
+    out.append(_report_clocks_html(review, lang))
     return "\n".join(out)
+
+
+def _report_clocks_html(review, lang: str) -> str:
+    """Incident report clocks (001:12, 002:1594): due, reported, on time, late or overdue."""
+    clocks = getattr(review, "report_clocks", None)
+    if clocks is None or clocks.empty:
+        return ""
+    units = _unit_names(review, lang)
+    rows = []
+    for r in clocks.to_dict("records"):
+        if r["overdue"]:
+            verdict = f"<b style='color:#c00'>{html.escape(t('clock_overdue', lang))}</b>"
+        elif r["late"]:
+            verdict = f"<b style='color:#c60'>{html.escape(t('clock_late', lang))}</b>"
+        elif r["reported_utc"]:
+            verdict = html.escape(t("clock_on_time", lang))
+        else:
+            verdict = html.escape(t("clock_open", lang))
+        rows.append(
+            [html.escape(str(r["incident_id"])),
+             html.escape(units.get(str(r["town_code"]), str(r["town_code"]) or "—")),
+             html.escape(t(f"incident_{r['kind']}", lang)),
+             html.escape(t(f"scale_{r['scale']}", lang)),
+             html.escape(f"{r['channel']} → {r['report_to']}"),
+             format_local(r["due_utc"], "%m-%d %H:%M"),
+             format_local(r["reported_utc"], "%m-%d %H:%M") if r["reported_utc"] else "—",
+             verdict, html.escape(str(r["source"]))]
+        )  # fmt: skip
+    head = [t(k, lang) for k in ("clock_incident", "col_unit", "clock_kind", "clock_scale",
+                                 "clock_to", "clock_due", "clock_reported", "clock_verdict",
+                                 "clock_source")]  # fmt: skip
+    return f"<h4>{html.escape(t('clock_title', lang))}</h4>" + _table(head, rows)
 
 
 def _escalations_html(review, lang: str) -> str:

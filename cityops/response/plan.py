@@ -390,6 +390,25 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         if any(loop not in LOOPS for loop in raw.get("loops") or ()):
             raise _fail(path, rid, "loops", f"expected a list of {', '.join(LOOPS)}")
         _source(path, raw, rid)
+    clocks = data.get("report_clocks")
+    if not isinstance(clocks, dict) or not isinstance(clocks.get("rules"), list):
+        raise _fail(path, "report_clocks", "report_clocks", "expected a mapping with rules")
+    seen_clocks: set[str] = set()
+    for i, raw in enumerate(clocks["rules"]):
+        rid = _entry_id(path, raw, i, seen_clocks)
+        if not raw.get("kinds") or not set(raw["kinds"]) <= set(INCIDENT_KINDS):
+            raise _fail(path, rid, "kinds", f"expected a list of {', '.join(INCIDENT_KINDS)}")
+        if not isinstance(raw.get("scales"), list) or not raw["scales"]:
+            raise _fail(path, rid, "scales", "expected a list of incident scale ids, or [any]")
+        within = raw.get("within")
+        if (
+            not isinstance(within, dict)
+            or not isinstance(within.get("value"), (int, float))
+            or within["value"] <= 0
+            or within.get("unit") not in ("minute", "hour")
+        ):
+            raise _fail(path, rid, "within", "expected {value: N > 0, unit: minute|hour}")
+        _source(path, raw, rid)
     loops = data.get("loops")
     if not isinstance(loops, dict) or not isinstance(loops.get("rules"), list):
         raise _fail(path, "loops", "loops", "expected a mapping with rules")
@@ -526,6 +545,9 @@ def measures_for(plan: Plan, hazard: str, level: int, *, extreme: bool = False) 
         raise InputError(f"warning level must be 1-4 (blue..red), got {level!r}")
     return [m for m in plan.measures if m.applies(hazard, level, extreme=extreme)]
 
+
+#: Kinds of incident a report clock (timing.yaml ``report_clocks``) may name.
+INCIDENT_KINDS = ("incident", "geohazard", "geohazard_danger")
 
 #: Conditions a loop rule (timing.yaml ``loops``) may state.
 LOOP_CONDITIONS = {"hq_decision", "min_level", "extreme", "multi_department", "enterprise_lead"}

@@ -53,6 +53,8 @@ __all__ = [
     "TIMELINE_COLUMNS",
     "load_response_targets",
     "plan_deadline",
+    "report_clock_figures",
+    "report_clock_table",
     "response_kpis",
     "task_timeline",
 ]
@@ -591,3 +593,38 @@ def _plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+# --------------------------------------------------------------------------------------------
+# Incident report clocks (001:12, 002:1594)
+# --------------------------------------------------------------------------------------------
+def report_clock_table(ledger, *, start=None, end=None, now=None) -> pd.DataFrame:
+    """The report clocks (:func:`cityops.ledger.list_report_clocks`) of incidents that happened
+    between ``start`` and ``end``; ``overdue`` at ``now``, ``late`` when reported after due."""
+    conn, owned = _open_ledger(ledger)
+    try:
+        frame = ledger_db.list_report_clocks(conn, now=now)
+    finally:
+        if owned:
+            conn.close()
+    occurred = pd.to_datetime(frame["occurred_utc"]).dt.tz_localize(None)
+    keep = pd.Series(True, index=frame.index)
+    if start is not None:
+        keep &= occurred >= parse_utc(start)
+    if end is not None:
+        keep &= occurred <= parse_utc(end)
+    return frame[keep].reset_index(drop=True)
+
+
+def report_clock_figures(clocks: pd.DataFrame) -> dict[str, int]:
+    """Counts of the report clocks: ``clocks``, ``on_time``, ``late``, ``overdue``, ``open``
+    (not reported and not yet due), and ``incidents``."""
+    reported = clocks["reported_utc"].fillna("").astype(str).str.len() > 0
+    return {
+        "incidents": int(clocks["incident_id"].nunique()),
+        "clocks": len(clocks),
+        "on_time": int((reported & ~clocks["late"].astype(bool)).sum()),
+        "late": int(clocks["late"].astype(bool).sum()),
+        "overdue": int(clocks["overdue"].astype(bool).sum()),
+        "open": int((~reported & ~clocks["overdue"].astype(bool)).sum()),
+    }

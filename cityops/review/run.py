@@ -80,6 +80,8 @@ class Review:
     safety: pd.DataFrame | None = None
     findings: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    #: Incident report clocks of incidents in the review period (ledger), with overdue flags.
+    report_clocks: pd.DataFrame | None = None
 
     @property
     def is_exercise(self) -> bool:
@@ -164,7 +166,7 @@ def run_review(inputs: ReviewInputs) -> Review:
     cases = verify(warnings, observed, jurisdiction=inputs.jurisdiction)
     figures = kpis(cases)
     notes: list[str] = []
-    timeline = response_figures = None
+    timeline = response_figures = clocks = None
     now = parse_utc(inputs.now, what="now") if inputs.now else end
     if inputs.ledger:
         from cityops.ledger import connect
@@ -174,6 +176,8 @@ def run_review(inputs: ReviewInputs) -> Review:
         response_figures = response.response_kpis(
             timeline, incidents=inputs.incidents or None, heating=inputs.heating or None
         )
+        clocks = response.report_clock_table(inputs.ledger, start=start, end=end, now=now)
+        response_figures["report_clocks"] = response.report_clock_figures(clocks)
         figures["response"] = response_figures
     else:
         notes.append("no_ledger")
@@ -215,6 +219,7 @@ def run_review(inputs: ReviewInputs) -> Review:
         safety=index,
         findings=findings,
         notes=notes,
+        report_clocks=clocks,
     )
 
 
