@@ -286,11 +286,15 @@ def _exposure(
 
 
 def _asset_kinds(juris: Jurisdiction) -> dict[str, set[str]]:
-    """Unit code to the kinds of exposure points it holds (the assets register, if any)."""
-    if not (juris.path / "assets.csv").exists():
-        return {}
-    register = load_assets(juris)
-    return {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
+    """Unit code to the kinds of exposure points it holds: the assets register's kinds, and
+    ``geohazard_point`` where the geological-hazard register has points."""
+    kinds: dict[str, set[str]] = {}
+    if (juris.path / "assets.csv").exists():
+        register = load_assets(juris)
+        kinds = {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
+    for code in geohazard.geohazard_towns(juris):
+        kinds.setdefault(str(code), set()).add("geohazard_point")
+    return kinds
 
 
 def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFrame):

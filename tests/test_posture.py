@@ -160,3 +160,15 @@ def test_the_hq_decision_makes_the_big_loop(plan):
     assert resp.postures.iloc[0]["posture"] == "i_full_response"
     assert "big" in set(resp.tasks["loop"])
     assert set(plan_response(_table(rows), plan, banner_code="150627").tasks["loop"]) == {"middle"}
+
+
+def test_geohazard_patrol_only_where_points_are_registered(plan):
+    rows = [{"town_code": SEAT, "hazard": "rainstorm", "level": 3},
+            {"town_code": MAUSOLEUM, "hazard": "rainstorm", "level": 3},
+            {"town_code": "150627103", "hazard": "rainstorm", "level": 2}]  # fmt: skip
+    kinds = {"150627103": {"geohazard_point"}}
+    resp, _ = _postures(plan, rows, kinds=kinds)
+    (patrol,) = resp.tasks[resp.tasks["measure"] == "rain_geohazard_patrol"].to_dict("records")
+    assert patrol["triggers"] == "150627103 rainstorm 2"  # not 阿镇 nor 伊金霍洛镇 (002:1426)
+    resp, _ = _postures(plan, rows[:2], kinds=kinds)
+    assert "rain_geohazard_patrol" not in set(resp.tasks["measure"])

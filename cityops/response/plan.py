@@ -105,6 +105,8 @@ class Measure:
     source: str
     extreme_only: bool = False
     note: str = ""
+    #: Only for units holding exposure points of this kind (e.g. ``geohazard_point``).
+    unit_has: str = ""
     #: banner: one task per episode for the whole jurisdiction; town: one per town.
     scope: str = "town"
     #: The hazard part of the task's identity: "all" or the measure's hazards joined by "+".
@@ -316,8 +318,12 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
         if four_stop is not None and four_stop not in FOUR_STOPS:
             raise _fail(path, mid, "four_stop", f"expected one of {', '.join(FOUR_STOPS)} or null")
         conditions = raw.get("conditions") or {}
-        if not isinstance(conditions, dict) or set(conditions) - {"extreme"}:
-            raise _fail(path, mid, "conditions", "only {extreme: true|false} is understood")
+        if not isinstance(conditions, dict) or set(conditions) - {"extreme", "unit_has"}:
+            raise _fail(path, mid, "conditions",
+                        "only {extreme: true|false, unit_has: <exposure kind>} is understood")  # fmt: skip
+        unit_has = conditions.get("unit_has", "")
+        if not isinstance(unit_has, str):
+            raise _fail(path, mid, "conditions", "unit_has must be an exposure kind")
         extreme_only = conditions.get("extreme", False)
         if not isinstance(extreme_only, bool):
             raise _fail(path, mid, "conditions", "extreme must be true or false")
@@ -350,6 +356,7 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
                 four_stop=four_stop,
                 source=_source(path, raw, mid),
                 extreme_only=extreme_only,
+                unit_has=unit_has,
                 note=_text(path, raw, mid, "note", required=False),
             )
         )

@@ -238,6 +238,7 @@ def plan_response(
         level = int(rows["level"].max())
         extreme = bool(rows["extreme"].astype(bool).any()) if len(rows) else False
         applying = period_rules(plan, code, periods, asset_kinds)
+        kinds_here = set((asset_kinds or {}).get(code, ()))
         posture = posture_for(plan, level, extreme=extreme, periods=[r for r, _ in applying],
                               big_loop=big_loop)  # fmt: skip
         unit_measures = []
@@ -256,6 +257,8 @@ def plan_response(
         for row in [r for _, r in active.iterrows()] + extra:
             for m in measures_for(plan, row["hazard"], int(row["level"]),
                                   extreme=bool(row["extreme"])):  # fmt: skip
+                if m.unit_has and m.unit_has not in kinds_here:
+                    continue  # e.g. geohazard patrols only where points are registered
                 unit_measures.append(m)
                 owner = code if m.scope == "town" else banner_code
                 _add_trigger(tasks, m, owner, row, _due(m, row, now_ts))
