@@ -462,6 +462,8 @@ def test_tasks_note_with_newline_is_kept_but_cannot_forge_a_history_line(ledger)
     assert_ok(res)
     assert "\x1b" not in res.stdout
     history = res.stdout.split("history:\n", 1)[1].splitlines()
+    # the drill's escalation checks may have noted an escalation: not a state change
+    history = [h for h in history if "escalated (x" not in h]
     assert len(history) == 2  # issued, dispatched: no forged third line
     assert history[1].endswith(f"到场\\n  {forged}\\x1b[2J")
     assert not any(h.strip().startswith(forged) for h in history)
