@@ -35,14 +35,14 @@ output_dir: str = ""  # folder for headline.png, empty to skip
 report_probability: float = 0.3  # ensemble share of members needed to report a level
 mapping: str = ""  # YAML mapping of source variable names, empty for none
 observed: str = ""  # recent observation file(s), comma-separated, empty for none
-history: str = ""  # daily history for the drought index, empty for none""",
+history: str = ""  # daily history for the drought index, empty for none
+run: str = ""  # the brief run's assessment (set by `cityops brief`), empty to assess here""",
     ),
     (
         "code",
         """# Validate the parameters before any work: a readable error here, not deep below.
 from IPython.display import HTML, display
 
-from cityops.pipeline import assess
 from cityops.report import briefing as br
 from cityops.report import plots
 
@@ -51,9 +51,7 @@ p = br.validate_parameters(**br.collect_parameters(globals()))""",
     (
         "code",
         """# NBVAL_CHECK_OUTPUT
-A = assess(p["forecast"], jurisdiction=p["jurisdiction"], rules=p["rules"], now=p["now"],
-           report_probability=p["report_probability"], mapping=p["mapping"],
-           observed=p["observed"], history=p["history"])
+A = br.assessment_for(p)  # the run's assessment, or assessed here
 display(HTML(br.title_html(A, p["town"], lang=p["lang"])))
 display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
     ),

@@ -52,6 +52,7 @@ BRIEFING_PARAMETERS = {
     "mapping": str,
     "observed": str,
     "history": str,
+    "run": str,
 }
 
 
@@ -71,7 +72,9 @@ def validate_parameters(**params) -> dict:
         value = params.get(name)
         if value is None or value == "":
             out[name] = (
-                None if name in ("now", "output_dir", "mapping", "observed", "history") else value
+                None
+                if name in ("now", "output_dir", "mapping", "observed", "history", "run")
+                else value
             )
             continue
         if kind is float and isinstance(value, int | float):
@@ -96,6 +99,22 @@ def validate_parameters(**params) -> dict:
     out["forecast"] = [p.strip() for p in str(out["forecast"]).split(",")]
     out["observed"] = [p.strip() for p in out["observed"].split(",")] if out["observed"] else None
     return out
+
+
+def assessment_for(params: dict):
+    """The unit's assessment: the run's own (``run``: one assessment per ``brief`` run, read
+    by every unit's notebook), or assessed here from the forecast (the notebook on its own)."""
+    if params.get("run"):
+        from cityops.pipeline import load_from_run
+
+        return load_from_run(params["run"])
+    from cityops.pipeline import assess
+
+    return assess(
+        params["forecast"], jurisdiction=params["jurisdiction"], rules=params["rules"],
+        now=params["now"], report_probability=params["report_probability"],
+        mapping=params["mapping"], observed=params["observed"], history=params["history"],
+    )  # fmt: skip
 
 
 def collect_parameters(namespace: dict) -> dict:
