@@ -55,7 +55,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from cityops.errors import DataFileError, InputError
 from cityops.resources import load_yaml, package_data
@@ -398,7 +397,7 @@ def _fit_params(calib: xr.DataArray, doys: np.ndarray, cfg: dict[str, Any]) -> x
             if np.ptp(positive) <= 0:  # all equal: no spread to fit
                 short += 1
                 continue
-            a, _, sc = stats.gamma.fit(positive, floc=0)
+            a, _, sc = _stats().gamma.fit(positive, floc=0)
             q[i, c] = 1.0 - len(positive) / len(s)
             shape[i, c], scale[i, c] = a, sc
     if short:
@@ -423,11 +422,19 @@ def _fit_params(calib: xr.DataArray, doys: np.ndarray, cfg: dict[str, Any]) -> x
     )
 
 
+def _stats():
+    """``scipy.stats``, imported when a drought index is computed (it takes about a second
+    to import, and most runs never need it)."""
+    from scipy import stats
+
+    return stats
+
+
 def _mixed_gamma_spi(x, q, shape, scale, *, zero: float, clip: float):
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        g = stats.gamma.cdf(x, shape, scale=scale)
+        g = _stats().gamma.cdf(x, shape, scale=scale)
         h = np.where(x < zero, q, q + (1.0 - q) * g)
-        z = stats.norm.ppf(h)
+        z = _stats().norm.ppf(h)
         z = np.clip(z, -clip, clip)
     return np.where(np.isnan(x) | np.isnan(h), np.nan, z)
 
