@@ -76,6 +76,30 @@ def samples() -> dict:
     return out
 
 
+def import_seconds(module: str, repeats: int = 5) -> float:
+    """Least wall time of ``import module`` in a fresh interpreter (``repeats`` runs)."""
+    code = (
+        "import time; t = time.perf_counter(); import " + module + "; "
+        "print(time.perf_counter() - t)"
+    )
+    times = []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        times.append(float(done.stdout.strip()))
+    return min(times)
+
+
+def imports() -> dict:
+    """``import cityops.pipeline`` (target <= 1 s) beside its floor: ``import xarray`` (which
+    brings numpy and pandas), measured in the same run."""
+    return {
+        "pipeline": import_seconds("cityops.pipeline"),
+        "floor_xarray": import_seconds("xarray"),
+        "report_briefing": import_seconds("cityops.report.briefing"),
+    }
+
+
 def fmt(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
@@ -182,6 +206,18 @@ def tables(r: dict) -> str:
                 f"| {a['units']} | {fmt(a['weights'], 2)} | {fmt(a['aggregate'], 2)} | "
                 f"{a['rows']} | {fmt(a['rss_gib'])} | {ratio} |"
             )
+    im = r.get("imports")
+    if im:
+        lines += [
+            "",
+            "### Imports (fresh interpreter, least of 5)",
+            "",
+            "| import | s | floor (`import xarray`) s | target |",
+            "|---|---|---|---|",
+            f"| `cityops.pipeline` | **{fmt(im['pipeline'])}** | {fmt(im['floor_xarray'])} | <= 1 s |",
+            f"| `cityops.report.briefing` | {fmt(im['report_briefing'])} | "
+            f"{fmt(im['floor_xarray'])} | |",
+        ]
     sm = r.get("samples")
     if sm:
         lines += [
@@ -196,7 +232,7 @@ def tables(r: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engine", "dask", "aggregate", "samples"])
+    ap.add_argument("--only", choices=["engine", "dask", "aggregate", "samples", "imports"])
     ap.add_argument("--update", action="store_true", help="rewrite the table in RESULTS.md")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "results.json"))
     args = ap.parse_args(argv)
@@ -216,6 +252,8 @@ def main(argv=None) -> int:
     def want(part: str) -> bool:
         return args.only in (None, part)
 
+    if want("imports"):
+        r["imports"] = imports()
     if want("samples"):
         r["samples"] = samples()
     if want("engine"):

@@ -8,31 +8,52 @@ units of ``cityops/data/variables.yaml`` and rule thresholds (quantity strings s
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pint
 import xarray as xr
-from metpy.units import units as ureg
 
 from cityops.errors import InputError
 
-__all__ = ["convert_dataarray", "linear_conversion", "parse_quantity", "ureg"]
+if TYPE_CHECKING:
+    import pint
 
-# Water amounts: 1 kg m-2 of liquid water is 1 mm deep (density 1000 kg m-3). Declared
-# explicitly rather than hidden in a context, so a "kg m-2" precipitation converts to mm.
-_WATER_DENSITY = ureg.Quantity(1000.0, "kg m**-3")
+__all__ = ["convert_dataarray", "linear_conversion", "parse_quantity", "registry"]
+
+
+@functools.cache
+def registry():
+    """MetPy's pint registry, the package's one unit registry. Imported on first use: MetPy
+    and pint take longer to import than the rest of ``cityops.pipeline``."""
+    from metpy.units import units
+
+    return units
+
+
+def __getattr__(name: str):
+    if name == "ureg":  # ``from cityops.units import ureg`` inside a function: the registry
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _water_density():
+    # Water amounts: 1 kg m-2 of liquid water is 1 mm deep (density 1000 kg m-3). Declared
+    # explicitly rather than hidden in a context, so a "kg m-2" precipitation converts to mm.
+    return registry().Quantity(1000.0, "kg m**-3")
 
 
 def _to_units(quantity: pint.Quantity, target: str) -> pint.Quantity:
+    ureg = registry()
     target_u = ureg.Unit(target)
     if quantity.dimensionality == ureg.Unit("kg m**-2").dimensionality and (
         target_u.dimensionality == ureg.Unit("mm").dimensionality
     ):
-        return (quantity / _WATER_DENSITY).to(target_u)
+        return (quantity / _water_density()).to(target_u)
     if quantity.dimensionality == ureg.Unit("mm").dimensionality and (
         target_u.dimensionality == ureg.Unit("kg m**-2").dimensionality
     ):
-        return (quantity * _WATER_DENSITY).to(target_u)
+        return (quantity * _water_density()).to(target_u)
     return quantity.to(target_u)
 
 
@@ -50,6 +71,9 @@ def parse_quantity(text: str | float | int, *, where: str = "") -> pint.Quantity
     -------
     pint.Quantity
     """
+    import pint
+
+    ureg = registry()
     try:
         if isinstance(text, int | float):
             return ureg.Quantity(float(text), "dimensionless")
@@ -68,6 +92,8 @@ def linear_conversion(da: xr.DataArray, target: str, *, source: str = "") -> tup
     """``(scale, offset)`` taking ``da``'s units to ``target``: ``value * scale + offset``;
     ``(1.0, 0.0)`` when the units already agree. Raises :class:`InputError` as
     :func:`convert_dataarray` does."""
+    import pint
+
     name = da.name or "variable"
     units = da.attrs.get("units")
     if units is None:
@@ -88,6 +114,7 @@ def linear_conversion(da: xr.DataArray, target: str, *, source: str = "") -> tup
 @functools.lru_cache(maxsize=256)
 def _linear(units: str, target: str) -> tuple[float, float]:
     """Scale and offset from ``units`` to ``target`` (cached: pint parsing is slow)."""
+    ureg = registry()
     src = ureg.Unit(_cf_units(units))
     one = _to_units(ureg.Quantity(1.0, src), target)
     zero = _to_units(ureg.Quantity(0.0, src), target)

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pint
 import shapely
 import xarray as xr
 
@@ -49,7 +48,7 @@ from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.resources import canonical_variables, load_yaml
 from cityops.rules import evaluate
 from cityops.rules.table import RuleTable, display_units, parse_rule_table
-from cityops.units import convert_quantity, parse_quantity, ureg
+from cityops.units import convert_quantity, parse_quantity, registry
 
 __all__ = [
     "ASSET_COLUMNS",
@@ -200,7 +199,9 @@ def _threshold(text: str, variable: str, where: str) -> tuple[float, str]:
         q = parse_quantity(text, where=where)
     except InputError as err:
         raise DataFileError(str(err)) from None
-    if q.dimensionless and not ureg.Unit(target).dimensionless:
+    import pint
+
+    if q.dimensionless and not registry().Unit(target).dimensionless:
         raise DataFileError(f"{where}: {text!r} has no units; expected units of {target}")
     try:
         value = convert_quantity(q, target)
@@ -212,6 +213,8 @@ def _threshold(text: str, variable: str, where: str) -> tuple[float, str]:
 
 
 def _window(text: str, where: str) -> pd.Timedelta:
+    import pint
+
     try:
         q = parse_quantity(text, where=where)
         hours = convert_quantity(q, "hour")

@@ -36,7 +36,7 @@ from cityops.ingest.plausibility import (
 )
 from cityops.resources import canonical_variables, load_yaml, package_data
 from cityops.timeutil import REPORT_TZ, iso_utc, parse_utc
-from cityops.units import convert_dataarray, ureg
+from cityops.units import convert_dataarray, registry
 
 __all__ = [
     "VariableMapping",
@@ -1124,9 +1124,10 @@ def _is_rate(da: xr.DataArray) -> bool:
     if not units:
         return False
     try:
-        dim = ureg.Unit(str(units)).dimensionality
+        dim = registry().Unit(str(units)).dimensionality
     except Exception:
         return False
+    ureg = registry()
     return dim in (ureg.Unit("mm/h").dimensionality, ureg.Unit("kg m-2 s-1").dimensionality)
 
 
@@ -1137,6 +1138,7 @@ def _rate_to_amount(
     step range when the reader kept it (a 114-120 h average rate is 6 h of rain), otherwise
     the step length; also what was used, for ``history``."""
     units = str(da.attrs.get("units"))
+    ureg = registry()
     q = ureg.Quantity(1.0, units)
     if q.dimensionality == ureg.Unit("kg m-2 s-1").dimensionality:
         per_hour = float(q.to("kg m-2 h-1").magnitude)

@@ -266,14 +266,18 @@ class LevelResult:
         return ds
 
 
-_LEVELS = xr.DataArray(np.arange(1, 5, dtype="int8"), dims="level", attrs={
-    "long_name": "signal level", "flag_values": np.arange(1, 5, dtype="int8"),
-    "flag_meanings": "blue yellow orange red"})  # fmt: skip
+@functools.cache
+def _signal_levels() -> xr.DataArray:
+    # built on first use: a DataArray made at import makes xarray import dask.array (and scipy)
+    levels = xr.DataArray(np.arange(1, 5, dtype="int8"), dims="level", attrs={
+        "long_name": "signal level", "flag_values": np.arange(1, 5, dtype="int8"),
+        "flag_meanings": "blue yellow orange red"})  # fmt: skip
+    return levels.assign_coords(level=levels)
 
 
 def onset_per_level(level: xr.DataArray, hazard: str = "") -> xr.DataArray:
     """First valid time at which each level (1-4) is reached, per cell (NaT when never)."""
-    reached = level >= _LEVELS.assign_coords(level=_LEVELS)
+    reached = level >= _signal_levels()
     first = reached.argmax("time")
     onset = level["time"].isel(time=first).where(reached.any("time"))
     onset = onset.reset_coords(drop=True)
@@ -283,7 +287,7 @@ def onset_per_level(level: xr.DataArray, hazard: str = "") -> xr.DataArray:
 
 def level_probability(level: xr.DataArray, hazard: str = "") -> xr.DataArray:
     """Share of ensemble members at or above each level (1-4), per cell and valid time."""
-    prob = (level >= _LEVELS.assign_coords(level=_LEVELS)).mean("member").astype("float32")
+    prob = (level >= _signal_levels()).mean("member").astype("float32")
     prob.attrs = {"long_name": f"probability of reaching each {hazard} signal level",
                   "units": "1"}  # fmt: skip
     return prob.rename(f"{hazard}_probability")

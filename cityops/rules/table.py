@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
+from cityops import units as _units
 from cityops.errors import DataFileError
 from cityops.resources import load_yaml, package_data
 from cityops.rules.derived import derived_inputs, rule_variables
 from cityops.rules.seasons import HazardSeason, load_hazard_seasons
-from cityops.units import convert_quantity, parse_quantity, ureg
+from cityops.units import convert_quantity, parse_quantity
 
 __all__ = [
     "Condition",
@@ -366,7 +367,7 @@ def _parse_condition(raw: Any, path: Path, where: str) -> Condition:
             value_ms = beaufort_lower_bound(force)
         except (IndexError, ValueError, KeyError) as err:
             raise _fail(path, where, f"field 'threshold': {text!r} ({err})") from None
-        quantity = ureg.Quantity(value_ms, "m/s")
+        quantity = _units.registry().Quantity(value_ms, "m/s")
     else:
         quantity = parse_quantity(text, where=f"{path}: {where}: field 'threshold'")
     try:
