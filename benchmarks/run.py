@@ -100,6 +100,48 @@ def imports() -> dict:
     }
 
 
+def brief_times() -> dict:
+    """One town's and ten towns' briefing on the sample, beside the floor measured in the same
+    run: one ``assess`` plus an empty notebook through the same papermill + nbconvert path."""
+    import nbformat
+    import papermill as pm
+
+    from cityops.pipeline import assess
+    from cityops.report.batch import BriefOptions, _to_html, run_briefings
+
+    sample = str(ROOT / "data" / "samples" / "july-rainstorm.nc")
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty.ipynb"
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "cityops", "display_name": "cityops",
+                                     "language": "python"}  # fmt: skip
+        nb.cells = [nbformat.v4.new_code_cell("pass")]
+        nbformat.write(nb, empty)
+
+        def floor():
+            assess(sample)
+            pm.execute_notebook(str(empty), str(Path(tmp) / "ran.ipynb"), kernel_name="cityops",
+                                progress_bar=False)  # fmt: skip
+            _to_html(Path(tmp) / "ran.ipynb", Path(tmp) / "ran.html")
+
+        def brief(towns: str, jobs: int):
+            target = Path(tempfile.mkdtemp(dir=tmp))
+            run_briefings(sample, target / "run",
+                          BriefOptions(towns=towns, jobs=jobs, ledger=""))  # fmt: skip
+
+        out["floor"] = min(_wall(floor) for _ in range(3))
+        out["one"] = min(_wall(lambda: brief("阿镇", 1)) for _ in range(3))
+        out["ten"] = min(_wall(lambda: brief("all", 2)) for _ in range(2))
+    return out
+
+
+def _wall(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def fmt(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
@@ -218,6 +260,20 @@ def tables(r: dict) -> str:
             f"| `cityops.report.briefing` | {fmt(im['report_briefing'])} | "
             f"{fmt(im['floor_xarray'])} | |",
         ]
+    bt = r.get("brief")
+    if bt:
+        lines += [
+            "",
+            "### Briefing batch (sample, july-rainstorm; least of 3, ten towns of 2)",
+            "",
+            "| run | s | ratio | target |",
+            "|---|---|---|---|",
+            f"| floor: one `assess` + an empty notebook (papermill + nbconvert) | "
+            f"{fmt(bt['floor'])} | 1 | |",
+            f"| one town | {fmt(bt['one'])} | **{bt['one'] / bt['floor']:.2f}x floor** | <= 1.3x |",
+            f"| ten towns, 2 jobs | {fmt(bt['ten'])} | **{bt['ten'] / bt['one']:.2f}x one town** "
+            "| <= 1.5x |",
+        ]
     sm = r.get("samples")
     if sm:
         lines += [
@@ -232,7 +288,9 @@ def tables(r: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=["engine", "dask", "aggregate", "samples", "imports"])
+    ap.add_argument(
+        "--only", choices=["engine", "dask", "aggregate", "samples", "imports", "brief"]
+    )
     ap.add_argument("--update", action="store_true", help="rewrite the table in RESULTS.md")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "results.json"))
     args = ap.parse_args(argv)
@@ -254,6 +312,8 @@ def main(argv=None) -> int:
 
     if want("imports"):
         r["imports"] = imports()
+    if want("brief"):
+        r["brief"] = brief_times()
     if want("samples"):
         r["samples"] = samples()
     if want("engine"):

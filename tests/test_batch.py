@@ -22,7 +22,7 @@ def quiet(tmp_path_factory):
 def broken_template(folder, code):
     nb = nbformat.read(template_path(), as_version=4)
     nb.cells.insert(
-        3,
+        4,  # after the reset, parameters and validation cells
         nbformat.v4.new_code_cell(
             f'if p["town"] == "{code}":\n    raise RuntimeError("deliberately broken unit")'
         ),

@@ -299,7 +299,7 @@ def test_brief_partial_exit_3(drill, tmp_path):
     templates = tmp_path / "templates"
     templates.mkdir()
     nb = nbformat.read(ROOT / "templates" / "town_briefing.ipynb", as_version=4)
-    nb.cells.insert(3, nbformat.v4.new_code_cell(
+    nb.cells.insert(4, nbformat.v4.new_code_cell(
         'if p["town"] == "150627104":\n    raise RuntimeError("deliberately broken unit")'
     ))  # fmt: skip
     nbformat.write(nb, templates / "town_briefing.ipynb")

@@ -46,7 +46,7 @@ cfg = json.loads(sys.argv[1])
 from cityops.report import batch
 
 if cfg.get("stub_units"):  # the batch machinery without notebooks
-    def stub(code, forecast, stage, opts, final=None):
+    def stub(code, forecast, stage, opts, final=None, *extra):
         (stage / code).mkdir(parents=True, exist_ok=True)
         (stage / code / "briefing.html").write_text("<html>stub</html>", encoding="utf-8")
         return None
@@ -166,7 +166,7 @@ def ledger_state(db) -> dict:
 
 
 def stub_units(monkeypatch):
-    def stub(code, forecast, stage, opts, final=None):
+    def stub(code, forecast, stage, opts, final=None, *extra):
         (stage / code).mkdir(parents=True, exist_ok=True)
         (stage / code / "briefing.html").write_text("<html>stub</html>", encoding="utf-8")
 
@@ -185,7 +185,7 @@ def test_killed_kernel_raising_cell_and_full_disk_fail_only_their_units(rain, tm
     templates.mkdir()
     nb = nbformat.read(template_path(), as_version=4)
     nb.cells.insert(
-        3,
+        4,
         nbformat.v4.new_code_cell(
             "import os, signal\n"
             f'if p["town"] == "{KILLED}":\n'
@@ -398,7 +398,7 @@ def test_sigterm_during_the_briefings_starts_no_more_and_keeps_the_previous_run(
     codes = ["150627100", "150627101", "150627102", "150627103", "150627104", "150627105"]
     started = []
 
-    def unit(code, forecast, stage, opts, final=None):
+    def unit(code, forecast, stage, opts, final=None, *extra):
         started.append(code)
         if code == codes[1]:
             send_sigterm()

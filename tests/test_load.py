@@ -139,9 +139,9 @@ from cityops.report import batch
 
 cfg = json.loads(sys.argv[1])
 real = batch._run_unit
-def run_unit(code, forecast, stage, opts, final=None):
+def run_unit(code, forecast, stage, opts, final=None, *extra):
     if code in cfg["sample"]:
-        return real(code, forecast, stage, opts, final)
+        return real(code, forecast, stage, opts, final, *extra)
     (stage / code).mkdir(parents=True, exist_ok=True)
     (stage / code / "briefing.html").write_text("<html>not executed</html>", encoding="utf-8")
     return None

@@ -36,7 +36,7 @@ CHILD = r"""
 import sys
 from cityops.report import batch
 
-def stub(code, forecast, stage, opts, final=None):
+def stub(code, forecast, stage, opts, final=None, *extra):
     (stage / code).mkdir(parents=True, exist_ok=True)
     (stage / code / "briefing.html").write_text("<html>stub</html>", encoding="utf-8")
 

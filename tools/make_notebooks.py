@@ -24,6 +24,11 @@ BRIEFING = [
     ),
     (
         "code",
+        """# A fresh namespace: `cityops brief` runs its units one after another in one kernel.
+%reset -f""",
+    ),
+    (
+        "code",
         """# Parameters: papermill replaces this cell's values. Defaults run on the shipped sample.
 forecast: str = "../data/samples/july-rainstorm.nc"  # forecast file(s), comma-separated
 town: str = "阿镇"  # unit code, name or alias
@@ -255,7 +260,7 @@ def build(cells, *, parameters: bool = True) -> nbf.NotebookNode:
     for i, (kind, src) in enumerate(cells):
         cell = nbf.v4.new_markdown_cell(src) if kind == "markdown" else nbf.v4.new_code_cell(src)
         cell.id = f"cell-{i}"
-        if i == 1 and parameters:
+        if parameters and src.startswith("# Parameters:"):
             cell.metadata["tags"] = ["parameters"]
         nb.cells.append(cell)
     return nb

@@ -246,6 +246,58 @@ def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
+class _Kernels:
+    """One Jupyter kernel per worker thread, reused from unit to unit.
+
+    Starting a kernel and importing the package cost more than a unit's briefing itself, so
+    a batch keeps its kernels: each notebook starts by clearing the namespace (the
+    template's first cell), imports come from the kernel's module cache. A unit that fails
+    for any reason gets its kernel replaced before the next unit, so one failure stays alone.
+    """
+
+    def __init__(self, name: str, start_timeout: int = 120):
+        self.name, self.start_timeout = name, start_timeout
+        self._local = threading.local()
+        self._all: list = []
+        self._lock = threading.Lock()
+
+    def get(self):
+        km = getattr(self._local, "km", None)
+        if km is None:
+            import nbformat
+            from nbclient import NotebookClient
+
+            client = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.name,
+                                    startup_timeout=self.start_timeout)  # fmt: skip
+            client.km = client.create_kernel_manager()
+            client.start_new_kernel()
+            km = self._local.km = client.km
+            with self._lock:
+                self._all.append(km)
+        return km
+
+    def discard(self) -> None:
+        """Drop this thread's kernel (after a failure): the next unit starts a fresh one."""
+        km = getattr(self._local, "km", None)
+        self._local.km = None
+        if km is not None:
+            self._shutdown(km)
+
+    def close(self) -> None:
+        with self._lock:
+            kms, self._all = self._all, []
+        for km in kms:
+            self._shutdown(km)
+
+    @staticmethod
+    def _shutdown(km) -> None:
+        from jupyter_core.utils import run_sync
+
+        with contextlib.suppress(Exception):
+            if run_sync(km.is_alive)():
+                run_sync(km.shutdown_kernel)(now=True)
+
+
 def _run_unit(
     code: str,
     forecast: list[str],
@@ -253,6 +305,7 @@ def _run_unit(
     opts: BriefOptions,
     final: Path | None = None,
     state: Path | None = None,
+    kernels: _Kernels | None = None,
 ) -> str | None:
     """Execute and render one unit's briefing; return an error line or None."""
     import papermill as pm
@@ -286,10 +339,13 @@ def _run_unit(
                 log_output=False,
                 execution_timeout=opts.timeout,
                 start_timeout=120,
+                km=kernels.get() if kernels is not None else None,
                 # No cwd=: papermill would chdir the whole process, racing the other threads.
             )
         except Exception as err:  # a cell raised, the kernel died: the unit fails, the rest go on
             error = _error_line(err)
+            if kernels is not None:
+                kernels.discard()  # whatever the kernel holds now, the next unit gets a new one
         if notebook.exists():
             _strip_execution_metadata(notebook, stage=stage, final=final)
         if error is None:
@@ -674,10 +730,11 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
+        kernels = _Kernels(opts.kernel)
         try:
             with _progress(codes) as bar:
                 futures = {
-                    pool.submit(_run_unit, code, forecast, stage, opts, out, state): code
+                    pool.submit(_run_unit, code, forecast, stage, opts, out, state, kernels): code
                     for code in codes
                 }
                 for i, fut in enumerate(as_completed(futures), 1):
@@ -689,6 +746,7 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             # Stopped or failed: no further notebook starts; the running ones (at most --jobs)
             # end before the stage is removed.
             pool.shutdown(wait=True, cancel_futures=True)
+            kernels.close()
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
         state.unlink()  # the run's working state is not part of the run
         write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
