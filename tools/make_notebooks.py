@@ -274,10 +274,11 @@ FIXTURES = {"quiet-day": "阿镇", "july-rainstorm": "阿镇", "january-blizzard
 def with_forecast(cells, forecast: str, town: str):
     """The briefing cells with another default forecast and town in the parameters cell."""
     out = list(cells)
-    kind, src = out[1]
+    i = next(i for i, (_, src) in enumerate(out) if src.startswith("# Parameters:"))
+    kind, src = out[i]
     src = src.replace('"../data/samples/july-rainstorm.nc"', f'"{forecast}"')
     src = src.replace('town: str = "阿镇"', f'town: str = "{town}"')
-    out[1] = (kind, src)
+    out[i] = (kind, src)
     return out
 
 
