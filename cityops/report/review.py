@@ -82,7 +82,10 @@ def _hazard_names(review, lang: str) -> dict[str, str]:
 
 def _unit_names(review, lang: str) -> dict[str, str]:
     juris = load_jurisdiction(review.inputs.jurisdiction)
-    return {u.code: (u.name_zh if lang == "zh" else u.name_en) for u in juris.units}
+    names = {u.code: (u.name_zh if lang == "zh" else u.name_en) for u in juris.units}
+    # banner-level tasks are the jurisdiction's own (town_code = its code)
+    names[str(juris.code)] = juris.name_zh if lang == "zh" else juris.name_en
+    return names
 
 
 def section(key: str, *, lang: str = "zh") -> str:
@@ -426,13 +429,15 @@ def _escalations_html(review, lang: str) -> str:
 
     plan = load_plan(review.inputs.jurisdiction)
     texts = {r["id"]: r.get(f"text_{lang}") or r["id"] for r in plan.timing["followup"]}
+    measures = {m.id: (m.text_zh if lang == "zh" else m.text_en) for m in plan.measures}
     units = _unit_names(review, lang)
     rows = []
     for r in tl[tl["escalated"] > 0].sort_values("escalated_utc").to_dict("records"):
         rules = [texts.get(x, x) for x in str(r["escalation_rules"]).split(", ") if x]
         rows.append(
             [html.escape(units.get(str(r["town_code"]), str(r["town_code"]))),
-             html.escape(str(r["lead_unit"])), html.escape(str(r["measure"])),
+             html.escape(str(r["lead_unit"])),
+             html.escape(measures.get(str(r["measure"]), str(r["measure"]))),
              format_local(r["escalated_utc"], "%m-%d %H:%M"), f"×{int(r['escalated'])}",
              html.escape("；".join(rules)), html.escape(t(f"state_{r['state']}", lang))]
         )  # fmt: skip
