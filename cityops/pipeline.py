@@ -7,22 +7,18 @@ aggregation once; the CLI, the batch and the notebooks all call it.
 
 from __future__ import annotations
 
-import copyreg
 import json
 import logging
-import pickle
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from cityops.errors import InputError
 from cityops.freshness import check_reference_time
 from cityops.fsio import atomic_path, clean_stale, make_stage, publish_folder, run_lock, write_text
 from cityops.geo import geohazard
@@ -327,47 +323,6 @@ def write_table(frame: pd.DataFrame, out_dir: Path) -> None:
     write_text(
         Path(out_dir) / "town_hazards.json", json.dumps(records, ensure_ascii=False, indent=1)
     )
-
-
-#: Name of the assessment a ``brief`` run hands to its notebooks (in the stage, removed before
-#: the run is published): the run assesses once; each unit's notebook reads it.
-RUN_STATE = ".assessment.pickle"
-
-
-def _frozen(items: dict) -> MappingProxyType:
-    return MappingProxyType(items)
-
-
-# Read-only plan and jurisdiction tables travel as what they are.
-copyreg.pickle(MappingProxyType, lambda m: (_frozen, (dict(m),)))
-
-
-def save_for_notebooks(assessment: Assessment, folder: str | Path) -> Path:
-    """Write the assessment for the run's notebooks (``folder/RUN_STATE``, atomically).
-
-    The file is the run's own working state: written by ``brief`` into its stage, read by
-    :func:`load_from_run` in each unit's notebook, and removed before the run is published.
-    """
-    target = Path(folder) / RUN_STATE
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(assessment, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    return target
-
-
-def load_from_run(path: str | Path) -> Assessment:
-    """The assessment a ``brief`` run wrote for its notebooks (:func:`save_for_notebooks`).
-
-    Only a file named :data:`RUN_STATE` is read: it is cityops' own working state, never a
-    file from elsewhere (unpickling runs code).
-    """
-    source = Path(path)
-    if source.name != RUN_STATE or not source.is_file():
-        raise InputError(f"{source}: not a run's assessment ({RUN_STATE} written by brief)")
-    with open(source, "rb") as fh:
-        assessment = pickle.load(fh)
-    if not isinstance(assessment, Assessment):
-        raise InputError(f"{source}: does not hold an assessment")
-    return assessment
 
 
 def write_assessment(assessment: Assessment, out_dir: str | Path) -> Path:

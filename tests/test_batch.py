@@ -134,38 +134,11 @@ def test_progress_bar_on_a_terminal_still_names_failures(caplog, monkeypatch):
     assert "[2/3] b failed: kernel died" in text
 
 
-def test_the_run_assesses_once_and_each_notebook_reads_it(quiet, tmp_path):
-    """The notebook shows the run's assessment, not one of its own: given a run state whose
-    table was changed (a red rainstorm written into the quiet day), the page shows that red;
-    the published run holds no working state and its notebook assesses when run again."""
-    from cityops.pipeline import RUN_STATE, assess, save_for_notebooks
-    from cityops.report.batch import _run_unit
-
-    A = assess(quiet)
-    row = (A.table["town_code"] == "150627100") & (A.table["hazard"] == "rainstorm")
-    A.table.loc[row, ["level", "onset_utc", "end_utc"]] = [4, "2026-05-12T06:00:00Z",
-                                                          "2026-05-12T12:00:00Z"]  # fmt: skip
-    stage = tmp_path / "stage"
-    stage.mkdir()
-    state = save_for_notebooks(A, stage)
-    error = _run_unit("150627100", [str(quiet)], stage, BriefOptions(jobs=1), state=state)
-    assert error is None
-    html = (stage / "150627100" / "briefing.html").read_text(encoding="utf-8")
-    assert "暴雨红色" in html and "无达到预警信号标准的天气" not in html
-    nb = nbformat.read(stage / "150627100" / "briefing.ipynb", as_version=4)
-    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
-    assert 'run = ""' in injected.source  # the published notebook assesses if run again
-    # a whole brief leaves no working state in the run
-    out = tmp_path / "run"
-    run_briefings(quiet, out, BriefOptions(towns="阿镇", jobs=1, ledger=""))
-    assert not list(out.rglob(RUN_STATE))
-
-
-def test_only_a_runs_own_state_is_read(tmp_path):
-    from cityops.errors import InputError
-    from cityops.pipeline import load_from_run
-
-    other = tmp_path / "evil.pickle"
-    other.write_bytes(b"not a pickle")
-    with pytest.raises(InputError, match="not a run's assessment"):
-        load_from_run(other)
+def test_a_reused_kernel_gives_the_pages_a_fresh_one_does(quiet, tmp_path):
+    """Units run one after another in one kernel (namespace cleared by the template's first
+    cell) give the same pages as a unit run alone."""
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    run_briefings(quiet, both, BriefOptions(towns="150627100,150627104", jobs=1, ledger=""))
+    run_briefings(quiet, alone, BriefOptions(towns="150627104", jobs=1, ledger=""))
+    page = "150627104/briefing.html"  # units run in the order named: 104 after 100
+    assert (both / page).read_bytes() == (alone / page).read_bytes()

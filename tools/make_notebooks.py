@@ -40,8 +40,7 @@ output_dir: str = ""  # folder for headline.png, empty to skip
 report_probability: float = 0.3  # ensemble share of members needed to report a level
 mapping: str = ""  # YAML mapping of source variable names, empty for none
 observed: str = ""  # recent observation file(s), comma-separated, empty for none
-history: str = ""  # daily history for the drought index, empty for none
-run: str = ""  # the brief run's assessment (set by `cityops brief`), empty to assess here""",
+history: str = ""  # daily history for the drought index, empty for none""",
     ),
     (
         "code",
@@ -56,7 +55,7 @@ p = br.validate_parameters(**br.collect_parameters(globals()))""",
     (
         "code",
         """# NBVAL_CHECK_OUTPUT
-A = br.assessment_for(p)  # the run's assessment, or assessed here
+A = br.assessment_for(p)
 display(HTML(br.title_html(A, p["town"], lang=p["lang"])))
 display(HTML(br.headline_html(A, p["town"], lang=p["lang"])))""",
     ),

@@ -56,7 +56,7 @@ from cityops.fsio import (
 )
 from cityops.fsio import clean_stale as _clean_stale
 from cityops.ingest import expand_paths
-from cityops.pipeline import Assessment, assess, save_for_notebooks, write_assessment
+from cityops.pipeline import Assessment, assess, write_assessment
 from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
@@ -184,8 +184,6 @@ def _strip_execution_metadata(path: Path, *, stage: Path | None = None, final: P
             cell.execution_count = None
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"  # papermill gives it a random id
-            # the run's working state is gone once published: run again, the notebook assesses
-            cell.source = re.sub(r'(?m)^run = ".*"$', 'run = ""', cell.source)
         if stage is not None and final is not None:
             cell.source = cell.source.replace(str(stage), str(final))
     nbformat.write(nb, path)
@@ -211,7 +209,6 @@ _READER_CSS = """
 def _first_heading(nb) -> str:
     """Text of the first ``<h1>`` an output of the notebook shows ('' when none)."""
     import html
-    import re
 
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -304,7 +301,6 @@ def _run_unit(
     stage: Path,
     opts: BriefOptions,
     final: Path | None = None,
-    state: Path | None = None,
     kernels: _Kernels | None = None,
 ) -> str | None:
     """Execute and render one unit's briefing; return an error line or None."""
@@ -325,7 +321,6 @@ def _run_unit(
         "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else "",
         "observed": ",".join(str(Path(o).resolve()) for o in opts.observed.split(",") if o),
         "history": str(Path(opts.history).resolve()) if opts.history else "",
-        "run": str(state.resolve()) if state is not None else "",
     }
     error = None
     try:
@@ -723,8 +718,6 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
     published = False
     try:
         write_assessment(assessment, stage)
-        # The run assesses once: every unit's notebook reads this (removed before publishing).
-        state = save_for_notebooks(assessment, stage)
         _write_tasks(assessment, stage, codes)
         _write_cap(assessment, stage, opts)
         failures: dict[str, str] = {}
@@ -734,7 +727,7 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
         try:
             with _progress(codes) as bar:
                 futures = {
-                    pool.submit(_run_unit, code, forecast, stage, opts, out, state, kernels): code
+                    pool.submit(_run_unit, code, forecast, stage, opts, out, kernels): code
                     for code in codes
                 }
                 for i, fut in enumerate(as_completed(futures), 1):
@@ -748,7 +741,6 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             pool.shutdown(wait=True, cancel_futures=True)
             kernels.close()
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
-        state.unlink()  # the run's working state is not part of the run
         write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
         run = {
             "cityops_version": __version__,

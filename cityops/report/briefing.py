@@ -52,7 +52,6 @@ BRIEFING_PARAMETERS = {
     "mapping": str,
     "observed": str,
     "history": str,
-    "run": str,
 }
 
 
@@ -72,9 +71,7 @@ def validate_parameters(**params) -> dict:
         value = params.get(name)
         if value is None or value == "":
             out[name] = (
-                None
-                if name in ("now", "output_dir", "mapping", "observed", "history", "run")
-                else value
+                None if name in ("now", "output_dir", "mapping", "observed", "history") else value
             )
             continue
         if kind is float and isinstance(value, int | float):
@@ -102,12 +99,7 @@ def validate_parameters(**params) -> dict:
 
 
 def assessment_for(params: dict):
-    """The unit's assessment: the run's own (``run``: one assessment per ``brief`` run, read
-    by every unit's notebook), or assessed here from the forecast (the notebook on its own)."""
-    if params.get("run"):
-        from cityops.pipeline import load_from_run
-
-        return load_from_run(params["run"])
+    """The unit's assessment, from the validated parameters (:func:`validate_parameters`)."""
     from cityops.pipeline import assess
 
     return assess(
