@@ -228,7 +228,7 @@ def assess(
     if past:
         frame = _add_notes(frame, past_notes(past, weights, joined.cut))
     periods, frame = _special_periods(juris, forecast, frame)
-    assets, geohazards, geo_points = _exposure(juris, forecast)
+    assets, geohazards, geo_points, asset_kinds = _exposure(juris, forecast)
     if not geohazards.empty:
         # Only towns whose registered points reach a grade get a geological-hazard concern.
         owner = geohazards.attrs.get("owner") or "自然资源局"
@@ -238,7 +238,7 @@ def assess(
     if plan is not None and plan.folder is not None:  # a plan with its tables loaded
         response = plan_response(
             frame, load_plan(plan.folder), now=now_ts, banner_code=str(juris.code),
-            periods=periods, asset_kinds=_asset_kinds(juris), timezone=juris.timezone,
+            periods=periods, asset_kinds=asset_kinds, timezone=juris.timezone,
         )  # fmt: skip
     return Assessment(
         forecast=forecast,
@@ -270,31 +270,26 @@ def _add_notes(frame: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.Dat
 
 def _exposure(
     juris: Jurisdiction, forecast: xr.Dataset
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, set[str]]]:
     """Triggered exposure points, and the geological-hazard risk grade of the towns with
     registered points and of each point, when the jurisdiction's folder has an asset register
     (``assets.csv``) and a point register (``geohazard_points.yaml``). Without ``precip`` the
-    points are listed as not assessed (never as no risk)."""
+    points are listed as not assessed (never as no risk). Also, from the same registers read
+    once: unit code to the kinds of exposure points it holds (``geohazard_point`` where the
+    geological-hazard register has points)."""
     assets = towns = points = pd.DataFrame()
+    kinds: dict[str, set[str]] = {}
     if (juris.path / "assets.csv").exists():
-        assets = evaluate_assets(forecast, load_assets(juris), timezone=juris.timezone)
+        register = load_assets(juris)
+        assets = evaluate_assets(forecast, register, timezone=juris.timezone)
+        kinds = {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
     if (juris.path / geohazard.FILE_NAME).exists():
         register = geohazard.load_geohazard_points(juris)
         points = geohazard.evaluate_geohazard_points(forecast, register, juris)
         towns = geohazard.town_geohazard_risk(points, juris)
-    return assets, towns, points
-
-
-def _asset_kinds(juris: Jurisdiction) -> dict[str, set[str]]:
-    """Unit code to the kinds of exposure points it holds: the assets register's kinds, and
-    ``geohazard_point`` where the geological-hazard register has points."""
-    kinds: dict[str, set[str]] = {}
-    if (juris.path / "assets.csv").exists():
-        register = load_assets(juris)
-        kinds = {str(u): set(g["kind"]) for u, g in register.groupby("unit")}
-    for code in geohazard.geohazard_towns(juris):
-        kinds.setdefault(str(code), set()).add("geohazard_point")
-    return kinds
+        for code in dict.fromkeys(register["town_code"]):
+            kinds.setdefault(str(code), set()).add("geohazard_point")
+    return assets, towns, points, kinds
 
 
 def _special_periods(juris: Jurisdiction, forecast: xr.Dataset, frame: pd.DataFrame):

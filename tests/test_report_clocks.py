@@ -88,3 +88,19 @@ def test_cli_open_report_list(tmp_path):
     future = _cli("open", "--kind", "incident", "--scale", "一般", "--at", "2099-01-01T00:00Z",
                   "--by", "x", "--ledger", db)  # fmt: skip
     assert future.returncode == 2 and "future" in future.stderr
+
+
+def test_a_clock_without_a_positive_period_is_refused_on_load(tmp_path):
+    import shutil
+
+    from cityops.errors import DataFileError
+
+    plan = tmp_path / "plan"
+    shutil.copytree(load_plan("ejin-horo").path, plan)
+    text = (plan / "timing.yaml").read_text(encoding="utf-8")
+    (plan / "timing.yaml").write_text(
+        text.replace("within: {value: 30, unit: minute}", "within: {value: 0, unit: minute}"),
+        encoding="utf-8",
+    )
+    with pytest.raises(DataFileError, match=r"phone_30min_major.*within.*N > 0"):
+        load_plan(plan)

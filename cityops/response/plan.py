@@ -363,6 +363,22 @@ def _load_measures(path: Path, group_ids: set[str], plan_ids: set[str]) -> tuple
     return tuple(measures)
 
 
+def _check_period(
+    path: Path, entry: Any, key: str, period: Any, *, units: tuple[str, ...], positive: bool
+) -> None:
+    """A ``{value: N, unit: U}`` period of ``timing.yaml``: N a number (> 0 when ``positive``,
+    else >= 0), U one of ``units``."""
+    value = period.get("value") if isinstance(period, dict) else None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (value <= 0 if positive else value < 0)
+        or period.get("unit") not in units
+    ):
+        bound = "N > 0" if positive else "N >= 0"
+        raise _fail(path, entry, key, f"expected {{value: {bound}, unit: {'|'.join(units)}}}")
+
+
 def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     data = load_yaml(path)
     _source(path, data, "(file)")
@@ -378,18 +394,7 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 raise _fail(path, rid, "by_level", "expected periods keyed by levels 1-4")
             periods = list(by_level.values())
         for period in periods:
-            if (
-                not isinstance(period, dict)
-                or not isinstance(period.get("value"), (int, float))
-                or period["value"] < 0
-                or period.get("unit") not in PERIOD_UNITS
-            ):
-                raise _fail(
-                    path,
-                    rid,
-                    "period",
-                    f"expected {{value: N >= 0, unit: {'|'.join(PERIOD_UNITS)}}}",
-                )
+            _check_period(path, rid, "period", period, units=PERIOD_UNITS, positive=False)
         if raw.get("clock") not in CLOCKS:
             raise _fail(path, rid, "clock", f"expected one of {', '.join(CLOCKS)}")
         if raw.get("until") is not None and raw["until"] not in PROGRESS:
@@ -407,14 +412,8 @@ def _load_timing(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             raise _fail(path, rid, "kinds", f"expected a list of {', '.join(INCIDENT_KINDS)}")
         if not isinstance(raw.get("scales"), list) or not raw["scales"]:
             raise _fail(path, rid, "scales", "expected a list of incident scale ids, or [any]")
-        within = raw.get("within")
-        if (
-            not isinstance(within, dict)
-            or not isinstance(within.get("value"), (int, float))
-            or within["value"] <= 0
-            or within.get("unit") not in ("minute", "hour")
-        ):
-            raise _fail(path, rid, "within", "expected {value: N > 0, unit: minute|hour}")
+        _check_period(path, rid, "within", raw.get("within"), units=("minute", "hour"),
+                      positive=True)  # fmt: skip
         _source(path, raw, rid)
     loops = data.get("loops")
     if not isinstance(loops, dict) or not isinstance(loops.get("rules"), list):
