@@ -40,7 +40,8 @@ output_dir: str = ""  # folder for headline.png, empty to skip
 report_probability: float = 0.3  # ensemble share of members needed to report a level
 mapping: str = ""  # YAML mapping of source variable names, empty for none
 observed: str = ""  # recent observation file(s), comma-separated, empty for none
-history: str = ""  # daily history for the drought index, empty for none""",
+history: str = ""  # daily history for the drought index, empty for none
+run: str = ""  # a `cityops brief` run's state folder: read its assessment, empty to assess""",
     ),
     (
         "code",

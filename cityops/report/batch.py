@@ -57,6 +57,7 @@ from cityops.fsio import (
 from cityops.fsio import clean_stale as _clean_stale
 from cityops.ingest import expand_paths
 from cityops.pipeline import Assessment, assess, write_assessment
+from cityops.run_state import STATE_FOLDER, write_run_state
 from cityops.text import person_csv
 from cityops.timeutil import parse_utc
 
@@ -321,6 +322,8 @@ def _run_unit(
         "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else "",
         "observed": ",".join(str(Path(o).resolve()) for o in opts.observed.split(",") if o),
         "history": str(Path(opts.history).resolve()) if opts.history else "",
+        # The run's one assessment (cityops.run_state): the notebook reads it, never assesses.
+        "run": str((stage / STATE_FOLDER).resolve()),
     }
     error = None
     try:
@@ -623,16 +626,8 @@ def run_briefings(
     check_kernel(opts.kernel)
     if opts.template is None:
         template_path()  # fail before any work when the template is missing
-    assessment = assess(
-        forecast,
-        jurisdiction=opts.jurisdiction,
-        rules=opts.rules,
-        now=opts.now,
-        report_probability=opts.report_probability,
-        mapping=opts.mapping or None,
-        observed=opts.observed.split(",") if opts.observed else None,
-        history=opts.history or None,
-    )
+    inputs = _assess_inputs(forecast, opts)
+    assessment = assess(inputs.pop("forecast"), jurisdiction=opts.jurisdiction, **inputs)
     _check_fresh(assessment, opts)
     codes = _select_units(assessment, opts.towns)
     timings["assess_s"] = round(time.monotonic() - started, 2)
@@ -648,6 +643,20 @@ def run_briefings(
         if opts.archive:
             _point_latest(out)
     return index
+
+
+def _assess_inputs(forecast: list[str], opts: BriefOptions) -> dict:
+    """The arguments of ``assess`` besides the jurisdiction, as the run makes them (kept in
+    the run's state, so a notebook can check that its parameters name the same)."""
+    return {
+        "forecast": forecast,
+        "rules": opts.rules,
+        "now": opts.now,
+        "report_probability": opts.report_probability,
+        "mapping": str(Path(opts.mapping).resolve()) if opts.mapping else None,
+        "observed": [str(Path(o).resolve()) for o in opts.observed.split(",") if o] or None,
+        "history": str(Path(opts.history).resolve()) if opts.history else None,
+    }
 
 
 def _input_paths(forecast: list[str], opts: BriefOptions) -> tuple[list[str], list[str]]:
@@ -717,6 +726,7 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
     stage = make_stage(out)
     published = False
     try:
+        write_run_state(assessment, stage / STATE_FOLDER, inputs=_assess_inputs(forecast, opts))
         write_assessment(assessment, stage)
         _write_tasks(assessment, stage, codes)
         _write_cap(assessment, stage, opts)

@@ -52,6 +52,7 @@ BRIEFING_PARAMETERS = {
     "mapping": str,
     "observed": str,
     "history": str,
+    "run": str,
 }
 
 
@@ -71,7 +72,9 @@ def validate_parameters(**params) -> dict:
         value = params.get(name)
         if value is None or value == "":
             out[name] = (
-                None if name in ("now", "output_dir", "mapping", "observed", "history") else value
+                None
+                if name in ("now", "output_dir", "mapping", "observed", "history", "run")
+                else value
             )
             continue
         if kind is float and isinstance(value, int | float):
@@ -95,11 +98,32 @@ def validate_parameters(**params) -> dict:
     out["town"] = juris.unit(out["town"]).code  # resolves names and aliases, or fails clearly
     out["forecast"] = [p.strip() for p in str(out["forecast"]).split(",")]
     out["observed"] = [p.strip() for p in out["observed"].split(",")] if out["observed"] else None
+    if out["run"] and not (Path(out["run"]) / "state.json").is_file():
+        raise InputError(
+            f"parameter run: {out['run']} holds no run state (expected a `cityops brief` "
+            "run's state/ folder, or empty to assess the forecast)"
+        )
     return out
 
 
 def assessment_for(params: dict):
-    """The unit's assessment, from the validated parameters (:func:`validate_parameters`)."""
+    """The unit's assessment, from the validated parameters (:func:`validate_parameters`).
+
+    With ``run`` (what ``cityops brief`` passes), the assessment the run made, read from its
+    state folder (:mod:`cityops.run_state`; once per kernel), after checking that the other
+    parameters name the same inputs; without it, the forecast is assessed here.
+    """
+    if params.get("run"):
+        from cityops.run_state import check_same_inputs, read_run_state
+
+        assessment = read_run_state(params["run"])
+        check_same_inputs(assessment, _assess_inputs(params))
+        if str(assessment.jurisdiction.code) != str(_jurisdiction(params).code):
+            raise InputError(
+                f"parameter run: the run is for {assessment.jurisdiction.name}, not "
+                f"{params['jurisdiction']}"
+            )
+        return assessment
     from cityops.pipeline import assess
 
     return assess(
@@ -107,6 +131,18 @@ def assessment_for(params: dict):
         now=params["now"], report_probability=params["report_probability"],
         mapping=params["mapping"], observed=params["observed"], history=params["history"],
     )  # fmt: skip
+
+
+def _assess_inputs(params: dict) -> dict:
+    """The notebook parameters that are arguments of ``assess``."""
+    keys = ("forecast", "rules", "now", "report_probability", "mapping", "observed", "history")
+    return {k: params.get(k) for k in keys}
+
+
+def _jurisdiction(params: dict):
+    from cityops.geo.jurisdiction import load_jurisdiction
+
+    return load_jurisdiction(params["jurisdiction"] or "ejin-horo")
 
 
 def collect_parameters(namespace: dict) -> dict:
