@@ -63,10 +63,24 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=None,
         help="YAML mapping of source variable names to canonical ones",
     )
+    _cluster_options(p)
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    """Where the grid work runs (:mod:`cityops.cluster`)."""
     p.add_argument(
         "--scheduler",
         default=None,
         help="run the grid work on a dask.distributed cluster: tcp://HOST:PORT or local:N",
+    )
+    p.add_argument(
+        "--in-memory-bytes",
+        type=params.byte_size,
+        default=None,
+        help="grids up to this size (e.g. 256MiB) are loaded into this process; larger ones "
+        "stay lazy and, with --scheduler, are evaluated and aggregated on the workers "
+        "(default CITYOPS_IN_MEMORY_BYTES, else 256MiB, or dask's array.chunk-size with "
+        "--scheduler; 0: every grid)",
     )
 
 
@@ -242,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", default=None, help="time the response figures are 'as of'")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language")
     _lock_timeout(p)
+    _cluster_options(p)
 
     p = sub.add_parser(
         "sign", help="the duty forecaster issues everything a run proposes now (cityops issue)"
@@ -535,7 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from cityops.cluster import dask_scheduler
 
-        with dask_scheduler(getattr(args, "scheduler", None)):
+        with dask_scheduler(
+            getattr(args, "scheduler", None),
+            in_memory_bytes=getattr(args, "in_memory_bytes", None),
+        ):
             status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not as a message at interpreter exit
         return status

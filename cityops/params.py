@@ -14,6 +14,7 @@ import math
 from cityops.errors import InputError
 
 __all__ = [
+    "byte_size",
     "check_brief_combinations",
     "hours",
     "positive_int",
@@ -55,6 +56,19 @@ def probability(text: str) -> float:
     0 is refused: a level "reported by 0 % of the members" would be reported always.
     """
     return _number(text, float, "a share 0 < p <= 1 (e.g. 0.3)", lambda v: 0 < v <= 1)
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes ≥ 0, plain or with a unit (``268435456``, ``256MiB``, ``1GB``):
+    ``--in-memory-bytes``."""
+    from cityops.cluster import parse_size
+
+    try:
+        return parse_size(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a size in bytes such as 268435456 or 256MiB"
+        ) from None
 
 
 def town_selection(text: str) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from cityops import cluster as _cluster
 from cityops.freshness import check_reference_time
 from cityops.fsio import atomic_path, clean_stale, make_stage, publish_folder, run_lock, write_text
 from cityops.geo import geohazard
@@ -46,8 +47,9 @@ __all__ = ["EXTREME_RULES", "Assessment", "assess", "publish_assessment", "write
 
 log = logging.getLogger("cityops")
 
-#: Forecasts up to this size are loaded into memory before the rules run.
-IN_MEMORY_BYTES = 256 * 2**20
+#: Without a cluster, forecasts up to this size are loaded into memory before the rules run
+#: (the setting and its cluster default: :mod:`cityops.cluster`).
+IN_MEMORY_BYTES = _cluster.IN_MEMORY_BYTES
 
 #: The shipped extreme-weather table of Ejin Horo (Annex 3). It is applied to a jurisdiction
 #: only when its ``jurisdiction.yaml`` names it under ``extreme_criteria`` (data-driven:
@@ -141,6 +143,7 @@ def assess(
     mapping: str | Path | None = None,
     observed: str | Path | Sequence[str | Path] | None = None,
     history: str | Path | None = None,
+    in_memory_bytes: int | None = None,
 ) -> Assessment:
     """Evaluate every rule on a forecast and aggregate to the jurisdiction's units.
 
@@ -168,6 +171,12 @@ def assess(
         Daily precipitation/temperature history (NetCDF) for the drought index MCI (without
         it the drought rows are "not evaluated"); its daily minimum temperature ``t2m_min``
         gives the cold wave the day before the forecast.
+    in_memory_bytes : int, optional
+        Cropped forecasts up to this size are loaded into this process and evaluated with
+        numpy; larger ones stay lazy (dask), and with a dask.distributed client active their
+        rule evaluation and town aggregation run on its workers. Default: the command's
+        ``--in-memory-bytes``, else ``CITYOPS_IN_MEMORY_BYTES``, else 256 MiB without a
+        cluster and dask's ``array.chunk-size`` with one (:func:`cityops.cluster.in_memory_limit`).
 
     Returns
     -------
@@ -183,10 +192,14 @@ def assess(
     issued = parse_utc(forecast.attrs["issued"])
     now_ts = parse_utc(now) if now is not None else issued
     check_reference_time(issued, now_ts, source=source.split(", ")[0])
-    if forecast.nbytes <= IN_MEMORY_BYTES:
+    on_cluster = False
+    if _cluster.keep_in_client(forecast.nbytes, in_memory_bytes=in_memory_bytes):
         # Small (cropped) forecasts are faster in numpy than as a dask graph of many tiny
         # tasks; larger ones stay lazy until the rules are computed.
         forecast = forecast.load()
+    else:
+        # With a cluster, the rules and the aggregation of a large grid run on its workers.
+        on_cluster = _cluster.active_client() is not None
     # Seasonal rows (frost) take the jurisdiction's dates (cityops.rules.seasons).
     table = bind_seasons(load_rule_table(rules), juris.path)
     timezone = juris.timezone
@@ -203,13 +216,20 @@ def assess(
                                               else [observed])]  # fmt: skip
         joined = join_observed(forecast, obs, now=now_ts, source=", ".join(names))
         series = joined.dataset
-    # Rules stay lazy until here; the cropped grid is small, so compute it once, together.
+    # Rules stay lazy until here; compute them once, together: into this process, or on the
+    # cluster's workers, where the fields stay for the aggregation (gathered at the end).
     kwargs = {"timezone": timezone, "prior_daily_min": prior}
-    levels = evaluate(series, table, **kwargs).load()
+    levels = evaluate(series, table, **kwargs)
     extreme = None
     if juris.extreme_criteria is not None:  # only the criteria the jurisdiction declares
         extreme_table = bind_seasons(load_rule_table(juris.extreme_criteria.rules), juris.path)
-        extreme = evaluate(series, extreme_table, **kwargs).load()
+        extreme = evaluate(series, extreme_table, **kwargs)
+    if on_cluster:  # both rule sets in one graph: the inputs they share are read once
+        _persist_on_cluster(levels, extreme)
+    else:
+        for result in (levels, extreme):
+            if result is not None:
+                result.load()
     past: dict = {}
     if joined is not None:
         past = settle_observed(levels, joined, timezone=timezone)
@@ -227,6 +247,10 @@ def assess(
     )
     if past:
         frame = _add_notes(frame, past_notes(past, weights, joined.cut))
+    if on_cluster:  # the fields from the workers, for levels.nc, the briefings and plots
+        levels.load()
+        if extreme is not None:
+            extreme.load()
     periods, frame = _special_periods(juris, forecast, frame)
     assets, geohazards, geo_points, asset_kinds = _exposure(juris, forecast)
     if not geohazards.empty:
@@ -256,6 +280,29 @@ def assess(
         response=response,
         joined=series if joined is not None and joined.joined else None,
     )
+
+
+def _persist_on_cluster(*results: LevelResult | None) -> None:
+    """Compute every level field and condition result of ``results`` on the cluster's
+    workers and keep them there (``dask.persist``, one graph), in place.
+
+    The aggregation then runs next to them (:func:`cityops.geo.risk.town_hazards` computes
+    its grid reductions as tasks), and :meth:`LevelResult.load` gathers them afterwards.
+    """
+    import dask
+
+    slots: list[tuple[object, str]] = []
+    for res in (r for result in results if result is not None for r in result):
+        if res.evaluated:
+            slots.append((res, "level"))
+        for crs in (c for cl in res.conditions.values() for c in cl):
+            if crs.evaluated:
+                slots += [(crs, "value"), (crs, "holds")]
+    arrays = dask.persist(*(getattr(obj, attr) for obj, attr in slots))
+    for (obj, attr), value in zip(slots, arrays, strict=True):
+        setattr(obj, attr, value)
+    names = sorted({a.data.name for a in arrays if a.chunks is not None})
+    log.debug("rules on the cluster: %s", " ".join(names))
 
 
 def _add_notes(frame: pd.DataFrame, notes: dict[tuple[str, str], str]) -> pd.DataFrame:

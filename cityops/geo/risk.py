@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 import warnings
 from dataclasses import dataclass, field
 
@@ -277,6 +278,17 @@ class _UnitCells:
         # Area weights restricted to the cells any unit uses (a level field is read there only).
         self.used = np.unique(np.r_[w.indices, self.anchor.indices]).astype(np.int64)
         self.w_used = w[:, self.used]
+        # Reductions computed ahead as dask tasks (:meth:`precompute`): {(kind, id(field),
+        # options): (field, result)}; the field is kept so that its id is not reused.
+        self._done: dict[tuple, tuple[xr.DataArray, object]] = {}
+
+    def __getstate__(self) -> dict:
+        # Sent to dask workers (:meth:`precompute`) without the fields of the cache.
+        return {**self.__dict__, "_done": {}}
+
+    def _cached(self, kind: str, field: xr.DataArray, *options):
+        hit = self._done.get((kind, id(field), *options))
+        return None if hit is None else hit[1]
 
     def _rows(self, field: xr.DataArray) -> tuple[np.ndarray, list[str], tuple[int, ...]]:
         other = [d for d in field.dims if d not in self.spatial]
@@ -287,6 +299,9 @@ class _UnitCells:
     def level_series(self, level: xr.DataArray) -> tuple[np.ndarray, list[str]]:
         """Each unit's level at each time (and member) under the jurisdiction's policy:
         ``(unit, *other dims)`` float32 (NaN where a unit has no cell)."""
+        done = self._cached("series", level)
+        if done is not None:
+            return done
         if self.policy.rule == "any_cell":
             out, other = self.reduce(level, "max")
         else:
@@ -312,6 +327,10 @@ class _UnitCells:
         """Max or min of ``field`` over each unit's cells (or over the cells of ``matrix``):
         ``(unit, *other dims)`` float32, NaN where a unit has no cell or only missing
         values."""
+        if matrix is None:
+            done = self._cached("reduce", field, how)
+            if done is not None:
+                return done
         arr, other, extra = self._rows(field)
         t = self.touch if matrix is None else matrix
         filled = np.diff(t.indptr) > 0
@@ -328,10 +347,91 @@ class _UnitCells:
 
     def any(self, mask: xr.DataArray) -> np.ndarray:
         """Units with a counting cell where ``mask`` holds at some time (or member)."""
+        done = self._cached("any", mask)
+        if done is not None:
+            return done
         other = [d for d in mask.dims if d not in self.spatial]
         cells = np.asarray(mask.any(other).transpose(*self.spatial).values).ravel() if other else (
             np.asarray(mask.transpose(*self.spatial).values).ravel())  # fmt: skip
         return (self.touch @ cells.astype(np.float64)) > 0
+
+    def area_hit(self, level: xr.DataArray, p: float) -> np.ndarray:
+        """``(unit, 4)``: per level 1-4 the share of each unit's area whose cells reach it at
+        some time (with members: in at least a share ``p`` of them)."""
+        done = self._cached("area", level, p)
+        if done is not None:
+            return done
+        cell_max = level.max("time")
+        other = [d for d in cell_max.dims if d not in self.spatial]
+        cm = np.asarray(cell_max.transpose(*other, *self.spatial).values).reshape(
+            -1, self.weights.shape[1]
+        )
+        members = "member" in level.dims
+        hit = np.stack(
+            [((cm >= lv).mean(axis=0) >= p) if members else (cm[0] >= lv) for lv in range(1, 5)],
+            axis=1,
+        ).astype(np.float64)
+        return self.weights @ hit
+
+    def precompute(self, jobs: list[tuple[str, xr.DataArray, tuple]]) -> None:
+        """Compute the reductions ``jobs`` (``(kind, field, options)``, kind one of
+        ``series``, ``reduce``, ``any``, ``area``) of dask-backed fields as dask tasks, all in
+        one ``dask.compute``, and keep the results for the methods above to return.
+
+        With a dask.distributed client active the tasks run on its workers, next to the
+        (persisted) fields; each is named ``cityops-aggregate-<token>`` so the scheduler's
+        task records show them. The results are those of the methods on the computed fields.
+        """
+        import dask
+        from dask.base import tokenize
+
+        jobs = [j for j in jobs if j[1] is not None and j[1].chunks is not None]
+        if not jobs:
+            return
+        me = dask.delayed(self, name=f"{AGGREGATE_TASK}-cells-{uuid.uuid4().hex}")
+        tasks = []
+        for kind, data, options in jobs:
+            name = f"{AGGREGATE_TASK}-{tokenize(id(self), kind, data, options)}"
+            tasks.append(
+                dask.delayed(_run_reduction, pure=True)(me, kind, data, options, dask_key_name=name)
+            )
+        for (kind, data, options), value in zip(jobs, dask.compute(*tasks), strict=True):
+            self._done[(kind, id(data), *options)] = (data, value)
+
+
+#: Key prefix of the aggregation tasks (:meth:`_UnitCells.precompute`) in dask's records.
+AGGREGATE_TASK = "cityops-aggregate"
+
+
+def _run_reduction(cells: _UnitCells, kind: str, field: xr.DataArray, options: tuple):
+    """One reduction of :meth:`_UnitCells.precompute` on a computed field (run by a worker)."""
+    if kind == "series":
+        return cells.level_series(field)
+    if kind == "reduce":
+        return cells.reduce(field, *options)
+    if kind == "any":
+        return cells.any(field)
+    return cells.area_hit(field, *options)
+
+
+def _aggregation_jobs(
+    result: LevelResult, extreme: LevelResult | None, p: float
+) -> list[tuple[str, xr.DataArray, tuple]]:
+    """Every grid reduction :func:`town_hazards` may ask of the level and condition fields
+    (the key condition of a unit is chosen from the levels, so every evaluated condition's
+    reductions are listed)."""
+    jobs: list[tuple[str, xr.DataArray, tuple]] = []
+    for res in result:
+        if not res.evaluated:
+            continue
+        jobs += [("series", res.level, ()), ("area", res.level, (p,))]
+        for crs in (c for cl in res.conditions.values() for c in cl if c.evaluated):
+            how = "max" if crs.condition.op in (">=", ">") else "min"
+            jobs += [("reduce", crs.value, (how,)), ("any", crs.holds, ())]
+        ext = extreme.hazards.get(res.hazard) if extreme is not None else None
+        if ext is not None and ext.evaluated:
+            jobs.append(("series", ext.level, ()))
+    return jobs
 
 
 def _member_time(values: np.ndarray, dims: list[str]) -> np.ndarray:
@@ -391,16 +491,7 @@ def _unit_rows(
     end_idx = _last_true(after)
     level_onsets = _level_onsets(series, p if has_members else None)
     # Share of each unit's area reaching its level at any time: weights of the cells hit.
-    cell_max = res.level.max("time")
-    other = [d for d in cell_max.dims if d not in cells.spatial]
-    cm = np.asarray(cell_max.transpose(*other, *cells.spatial).values).reshape(
-        -1, cells.weights.shape[1]
-    )
-    hit = np.stack(
-        [((cm >= lv).mean(axis=0) >= p) if has_members else (cm[0] >= lv) for lv in range(1, 5)],
-        axis=1,
-    ).astype(np.float64)
-    area = cells.weights @ hit  # (unit, 4)
+    area = cells.area_hit(res.level, p)  # (unit, 4)
     keys = _key_conditions(res, level, cells)
     episode = _episodes(after, onset_idx, level)
     peaks = _peaks(res, level, keys, cells, opts, has_members, episode)
@@ -648,6 +739,8 @@ def town_hazards(
     cells = codes = None
     if weights is not None and first is not None:
         cells, codes, _ = _unit_cells(weights, jurisdiction)
+        # Lazy (dask) levels: the grid reductions run as dask tasks (on a cluster's workers).
+        cells.precompute(_aggregation_jobs(result, extreme, opts.report_probability))
     rows: list[dict] = []
     for res in result:
         ext_res = extreme.hazards.get(res.hazard) if extreme is not None else None

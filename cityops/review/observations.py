@@ -59,6 +59,7 @@ import pandas as pd
 import shapely
 import xarray as xr
 
+from cityops.cluster import active_client, keep_in_client
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, Unit, load_jurisdiction
 from cityops.geo.masks import cell_area_km2, overlap_weights
@@ -271,15 +272,21 @@ class _Inputs:
 # --------------------------------------------------------------------------------------------
 
 
+def _in_client(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` loaded when no larger than the in-memory size, else lazy: its rules are then
+    computed by the cluster's workers under ``--scheduler`` (:func:`cityops.cluster.keep_in_client`)."""
+    return ds.load() if keep_in_client(ds.nbytes) else ds
+
+
 def _open_grids(files: list[Path], juris: Jurisdiction, mapping) -> xr.Dataset:
     """One canonical dataset: ingest's own combination for files of one run, else each
     analysis read on its own and joined along time."""
     try:
-        return open_forecast(files, bounds=juris.bounds, mapping=mapping).load()
+        return _in_client(open_forecast(files, bounds=juris.bounds, mapping=mapping))
     except InputError as err:
         if len(files) == 1 or "different runs" not in str(err):
             raise
-    parts = [open_forecast(f, bounds=juris.bounds, mapping=mapping).load() for f in files]
+    parts = [_in_client(open_forecast(f, bounds=juris.bounds, mapping=mapping)) for f in files]
     common = set(parts[0].data_vars)
     for p in parts[1:]:
         common &= set(p.data_vars)
@@ -321,7 +328,11 @@ def _grid_inputs(files: list[Path], table: RuleTable, juris: Jurisdiction, mappi
             f"{files[0]}: has an ensemble 'member' dimension; expected one analysis of what "
             "happened (no members)"
         )
-    result = evaluate(ds, table, timezone=juris.timezone).load()
+    result = evaluate(ds, table, timezone=juris.timezone)
+    if ds.chunks and active_client() is not None:  # computed by the cluster's workers
+        names = sorted({r.level.data.name for r in result if r.evaluated})
+        log.debug("rules on the cluster: %s", " ".join(names))
+    result.load()
     weights = overlap_weights(juris, ds["lat"], ds["lon"])
     areas = {str(c): juris.area_km2(str(c)) for c in weights["unit"].values}
     touch = counting_cells(weights, areas, min_cell_overlap=juris.policy.min_cell_overlap)
