@@ -727,7 +727,8 @@ class SparseWeights:
                 "unit": ("unit", list(self.units), {"long_name": "unit code"}),
                 "name_zh": ("unit", list(self.names_zh), {"long_name": "unit name"}),
                 "has_geometry": ("unit", list(self.has_geometry)),
-                **self.coords,
+                # attribute dicts copied: the cached weights must not change through them
+                **{k: (d, v, dict(a)) for k, (d, v, a) in self.coords.items()},
             },
             name="overlap_weight",
             attrs=dict(self.attrs),
@@ -857,8 +858,10 @@ def _sparse_overlap_weights(
             & (bounds[:, 3] <= y1)
         )
         for k, geom, is_inside, (cand, areas) in zip(with_geom, geoms, inside, pieces, strict=True):
-            outside = shapely.Polygon() if is_inside else geom.difference(extent)
-            area_out = 0.0 if outside.is_empty else float(equal_area_km2(outside, centre))
+            area_out = 0.0
+            if not is_inside:
+                outside = geom.difference(extent)
+                area_out = 0.0 if outside.is_empty else float(equal_area_km2(outside, centre))
             total = _unit_total(
                 units[k], float(areas.sum()), area_out, grid, jurisdiction, allow_partial
             )
