@@ -279,37 +279,46 @@ def _position(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def _crossings(
     a0: np.ndarray, a1: np.ndarray, edges: np.ndarray, keep: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segments ``a0[k] → a1[k]`` (where ``keep``) crossing ascending ``edges`` strictly between
-    their ends: the segment index and the share of the segment at each crossing."""
+    their ends: the segment index, the share of the segment and the edge at each crossing."""
     lo, hi = np.minimum(a0, a1), np.maximum(a0, a1)
     first = np.searchsorted(edges, lo, side="right")
     count = np.where(keep, np.maximum(np.searchsorted(edges, hi, side="left") - first, 0), 0)
     seg = np.repeat(np.arange(a0.size), count)
     nth = np.arange(seg.size) - np.repeat(np.cumsum(count) - count, count)
-    t = (edges[first[seg] + nth] - a0[seg]) / (a1[seg] - a0[seg])
-    return seg, t
+    edge = edges[first[seg] + nth]
+    return seg, (edge - a0[seg]) / (a1[seg] - a0[seg]), edge
 
 
 def _split_at_grid_lines(
     coords: np.ndarray, ring_offsets: np.ndarray, lon_edges: np.ndarray, lat_edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Insert a vertex wherever a ring's edge crosses a grid line (on the straight lon/lat
-    edge), so that every edge lies within one cell. Returns the new coordinates and ring
-    offsets (as :func:`shapely.to_ragged_array` gives them)."""
+    edge, exactly on the line), so that every edge lies within one cell. Returns the new
+    coordinates and ring offsets (as :func:`shapely.to_ragged_array` gives them)."""
     n = len(coords)
     keep = np.ones(max(n - 1, 0), dtype=bool)
     keep[ring_offsets[1:-1] - 1] = False  # from a ring's last vertex to the next ring's first
     x0, x1, y0, y1 = coords[:-1, 0], coords[1:, 0], coords[:-1, 1], coords[1:, 1]
-    sx, tx = _crossings(x0, x1, lon_edges, keep)
-    sy, ty = _crossings(y0, y1, lat_edges, keep)
-    seg, t = np.concatenate([sx, sy]), np.concatenate([tx, ty])
-    if seg.size == 0:
+    sx, tx, ex = _crossings(x0, x1, lon_edges, keep)
+    sy, ty, ey = _crossings(y0, y1, lat_edges, keep)
+    if sx.size + sy.size == 0:
         return coords, ring_offsets
-    added = np.column_stack([x0[seg] + t * (x1[seg] - x0[seg]), y0[seg] + t * (y1[seg] - y0[seg])])
-    order = np.lexsort((np.concatenate([np.zeros(n), t]), np.concatenate([np.arange(n), seg])))
-    out = np.concatenate([coords, added])[order]
-    return out, ring_offsets + np.searchsorted(np.sort(seg), ring_offsets, side="left")
+    added = np.concatenate(
+        [np.column_stack([ex, y0[sx] + tx * (y1[sx] - y0[sx])]),
+         np.column_stack([x0[sy] + ty * (x1[sy] - x0[sy]), ey])]
+    )  # fmt: skip
+    seg, t = np.concatenate([sx, sy]), np.concatenate([tx, ty])
+    order = np.lexsort((t, seg))  # along each segment, in order
+    seg = seg[order]
+    # Inserted before original vertex k: those on segments < k.
+    before = np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=n))])
+    out = np.empty((n + seg.size, 2))
+    out[np.arange(n) + before[:n]] = coords
+    rank = np.arange(seg.size) - before[seg]
+    out[seg + 1 + before[seg] + rank] = added[order]
+    return out, ring_offsets + before[ring_offsets]
 
 
 def _coverage(wkbs: list[bytes], shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
