@@ -11,6 +11,10 @@ engine-dask N [M]        the same on a lazy (dask) grid, space chunks and whole 
 strip N ROWS FILE        in-memory evaluation of the first ROWS rows of the N x N grid, compared
                          with the strip saved by engine-dask (identity of the two paths)
 aggregate N UNITS        town aggregation of the N x N levels to UNITS synthetic polygons
+weights N UNITS          sparse overlap weights of an N x N 0.01° grid and UNITS synthetic
+                         polygons: before (shapely path) and after (exactextract path), the
+                         cached second call, and the floor (exactextract's coverage of the same
+                         polygons in plain lon/lat, no densifying or equal-area mapping)
 """
 
 from __future__ import annotations
@@ -321,6 +325,55 @@ def case_aggregate(n: int, units: int) -> dict:
     }  # fmt: skip
 
 
+def case_weights(n: int, units: int) -> dict:
+    from exactextract import exact_extract
+    from exactextract.raster import NumPyRasterSource
+
+    from cityops.geo import masks
+
+    lat = np.round(39.0 + 0.01 * np.arange(n), 6)
+    lon = np.round(109.0 + 0.01 * np.arange(n), 6)
+    juris = synthetic_jurisdiction(units, lat, lon)
+    edges_lat, edges_lon = masks.cell_edges(lat), masks.cell_edges(lon)
+
+    def floor():
+        raster = NumPyRasterSource(
+            np.zeros((n, n)), edges_lon[0], edges_lat[0], edges_lon[-1], edges_lat[-1]
+        )
+        features = [
+            {"type": "Feature", "properties": {}, "geometry": u.geometry.__geo_interface__}
+            for u in juris.units
+        ]
+        exact_extract(raster, features, ["cell_id", "coverage"])
+
+    def after():
+        return masks.sparse_overlap_weights(juris, lat, lon, cache=False)
+
+    def before():
+        return masks.sparse_overlap_weights(juris, lat, lon, method="shapely", cache=False)
+
+    new, old = after(), before()  # warm (imports, projection set-up) and compare
+    repeats = min(REPEATS, 3)
+    t_floor = best(floor, repeats)
+    t_after = best(after, repeats)
+    t_before = best(before, 1 if units > 100 else 2)
+    masks.sparse_overlap_weights.cache_clear()
+    first = masks.sparse_overlap_weights(juris, lat, lon)
+    t0 = time.perf_counter()
+    second = masks.sparse_overlap_weights(juris, lat, lon)
+    t_cached = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first.cell_km2()
+    t_cell_km2 = time.perf_counter() - t0
+    diff = abs(new.matrix - old.matrix)
+    return {
+        "case": "weights", "grid": f"{n} x {n}", "units": units, "floor": t_floor,
+        "before": t_before, "after": t_after, "cached": t_cached, "same_object": second is first,
+        "cell_km2": t_cell_km2, "max_abs_diff": float(diff.max()) if diff.nnz else 0.0,
+        "nnz_before": int(old.matrix.nnz), "nnz_after": int(new.matrix.nnz),
+    }  # fmt: skip
+
+
 CASES = {
     "engine-memory": lambda a: case_engine_memory(int(a[0])),
     "engine-rss": lambda a: case_engine_rss(int(a[0])),
@@ -333,6 +386,7 @@ CASES = {
     ),
     "strip": lambda a: case_strip(int(a[0]), int(a[1]), a[2]),
     "aggregate": lambda a: case_aggregate(int(a[0]), int(a[1])),
+    "weights": lambda a: case_weights(int(a[0]), int(a[1])),
 }
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@ means are ``(field * w).sum(("lat", "lon"))`` and the share of a unit's area whe
 condition holds is ``(w * condition).sum(("lat", "lon"))`` (``area_fraction`` of
 ``spec/interfaces.md`` §4).
 
+On a regular or rectilinear grid (1-D ``lat``, ``lon``) the overlaps come from exactextract's
+exact coverage fractions, computed in a row/column space that is equal-area within each cell
+(longitude x authalic latitude), times the cells' exact ellipsoidal areas: the same quantity
+as the projection of every cell ∩ unit polygon (``method="shapely"``) ten to twenty times
+faster, and closer to the exact areas (see :func:`sparse_overlap_weights`). Results are
+cached in-process per grid and jurisdiction.
+
 Curvilinear grids (2-D ``lat``/``lon`` with any two dimension names, e.g. ``("y", "x")``) are
 supported: each cell is the quadrilateral whose corners are the means of the four
 neighbouring centres (extrapolated linearly at the edges); the weights then have dims
@@ -15,9 +22,15 @@ neighbouring centres (extrapolated linearly at the edges); the weights then have
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import threading
+import weakref
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
+import pyproj
 import shapely
 import xarray as xr
 
@@ -25,6 +38,8 @@ from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, equal_area_km2
 
 __all__ = [
+    "METHODS",
+    "WEIGHTS_CACHE_SIZE",
     "SparseWeights",
     "cell_area_km2",
     "cell_edges",
@@ -38,6 +53,30 @@ _LON_ATTRS = {"standard_name": "longitude", "long_name": "longitude", "units": "
 
 #: Relative share of a unit's area that may lie outside the grid before it counts as uncovered.
 _COVER_TOLERANCE = 1e-9
+
+#: Ways :func:`sparse_overlap_weights` computes the weights: ``"exactextract"`` (regular and
+#: rectilinear grids: exact coverage fractions of cells in equal-area row/column space),
+#: ``"shapely"`` (every cell ∩ unit polygon projected to the equal-area plane: the original
+#: path, and the only one for curvilinear grids), ``"auto"`` (the first where it applies).
+Method = Literal["auto", "exactextract", "shapely"]
+METHODS: tuple[str, ...] = ("auto", "exactextract", "shapely")
+
+#: Longest polygon edge, in degrees, on the exactextract path. Between vertices an edge is straight
+#: in longitude x authalic latitude there (in the projected plane on the shapely path, with
+#: 0.01° edges); the exact edge is straight in longitude x latitude. At 0.002° the weights stay
+#: within 5e-7 of the exact ones (measured against 0.0002° edges: polygons 100 m to 40 km
+#: across, latitudes 20-55°, cells 0.01-0.2°), where 0.01° edges leave up to 1e-5 on either
+#: path for units of a few km²; on 1,000 units of 500 x 500 cells it costs 1.6 x the time of 0.01°.
+_FAST_DENSIFY_DEG = 0.002
+
+#: shapely type ids of Polygon and MultiPolygon, the geometries the exactextract path maps.
+_POLYGON_TYPES = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+
+#: Weight matrices kept by the in-process cache of :func:`sparse_overlap_weights` (one per grid,
+#: jurisdiction and method, least recently used dropped first). A run uses one forecast grid per
+#: jurisdiction and a review adds the observation grid; a 1,000-unit matrix on a 500 x 500 grid
+#: holds 0.29 M weights (about 3.5 MB), so 8 entries stay far below 100 MB.
+WEIGHTS_CACHE_SIZE = 8
 
 
 def _coordinate(values: Any, name: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -94,13 +133,8 @@ class _Grid:
             lon_hi = np.maximum(lon_edges[:-1], lon_edges[1:])
             self.shape: tuple[int, int] = (lat_arr.size, lon_arr.size)
             self.dims: tuple[str, str] = ("lat", "lon")
-            # Cells in (lat, lon) order, flattened: cell k is (k // nlon, k % nlon).
-            self.cells = shapely.box(
-                lon_lo[np.newaxis, :],
-                lat_lo[:, np.newaxis],
-                lon_hi[np.newaxis, :],
-                lat_hi[:, np.newaxis],
-            ).ravel()
+            self.lat_edges, self.lon_edges = lat_edges, lon_edges
+            self._cells: np.ndarray | None = None  # boxes built on first use (250,000: 0.4 s)
             self.extent = shapely.box(lon_lo.min(), lat_lo.min(), lon_hi.max(), lat_hi.max())
             self.coords: dict[str, Any] = {
                 "lat": ("lat", lat_arr, lat_attrs),
@@ -128,7 +162,7 @@ class _Grid:
         bad = ~shapely.is_valid(cells)
         if bad.any():  # a strongly distorted cell: keep its area-carrying part
             cells[bad] = shapely.make_valid(cells[bad])
-        self.cells = cells
+        self._cells = cells
         outer = np.concatenate(
             [
                 _xy(0, slice(None)),
@@ -151,6 +185,22 @@ class _Grid:
             for d in dims:
                 if d in coords and d not in self.coords and coords[d].ndim == 1:
                     self.coords[d] = (d, np.asarray(coords[d].values), dict(coords[d].attrs))
+
+    @property
+    def cells(self) -> np.ndarray:
+        """Cell polygons, flattened in C order over ``dims``: cell k is ``(k // nx, k % nx)``."""
+        if self._cells is None:
+            lat_lo = np.minimum(self.lat_edges[:-1], self.lat_edges[1:])
+            lat_hi = np.maximum(self.lat_edges[:-1], self.lat_edges[1:])
+            lon_lo = np.minimum(self.lon_edges[:-1], self.lon_edges[1:])
+            lon_hi = np.maximum(self.lon_edges[:-1], self.lon_edges[1:])
+            self._cells = shapely.box(
+                lon_lo[np.newaxis, :],
+                lat_lo[:, np.newaxis],
+                lon_hi[np.newaxis, :],
+                lat_hi[:, np.newaxis],
+            ).ravel()
+        return self._cells
 
     def describe(self) -> str:
         lon_min, lat_min, lon_max, lat_max = self.extent.bounds
@@ -189,6 +239,277 @@ def cell_edges(values: Any, name: str = "coordinate") -> np.ndarray:
     return np.concatenate([[x[0] - step[0] / 2], mid, [x[-1] + step[-1] / 2]])
 
 
+# --------------------------------------------------------------------------------------------
+# Exact ellipsoidal areas of lon/lat boxes, and the equal-area row/column space of a 1-D grid
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _wgs84() -> tuple[float, float]:
+    """Semi-major axis (m) and first eccentricity squared of WGS-84 as PROJ defines them: the
+    ellipsoid of the equal-area projection (``+ellps=WGS84``) the weights have always used."""
+    geod = pyproj.Geod(ellps="WGS84")
+    return float(geod.a), float(geod.es)
+
+
+def _authalic_q(lat: Any) -> np.ndarray:
+    """Snyder's ``q(φ)`` (Map Projections - A Working Manual, USGS PP 1395, 1987, eq. 3-12):
+    the ellipsoid's area between the equator and latitude ``φ`` is ``a² q / 2`` per radian of
+    longitude, so ``q`` is the exact equal-area coordinate of latitude (strictly increasing)."""
+    _, e2 = _wgs84()
+    e = np.sqrt(e2)
+    s = np.sin(np.deg2rad(np.asarray(lat, dtype=float)))
+    return (1 - e2) * (s / (1 - e2 * s * s) - np.log((1 - e * s) / (1 + e * s)) / (2 * e))
+
+
+def _box_km2(lat_edges: np.ndarray, lon_edges: np.ndarray) -> np.ndarray:
+    """Exact WGS-84 area in km² of the ``(len(lat_edges) - 1, len(lon_edges) - 1)`` lon/lat boxes
+    between consecutive edges (any order): ``a²/2 · |Δq| · |Δλ|``.
+
+    The equal-area projection of a densified box gives the same area within 1e-8 (relative)
+    over a county or province; the closed form needs no projection."""
+    a, _ = _wgs84()
+    dq = np.abs(np.diff(_authalic_q(lat_edges)))
+    dlon = np.abs(np.deg2rad(np.diff(np.asarray(lon_edges, dtype=float))))
+    return (a * a / 2 / 1e6) * dq[:, np.newaxis] * dlon[np.newaxis, :]
+
+
+def _position(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Position of ``values`` in cell units along ascending ``edges``: ``i + t`` for a value a
+    share ``t`` through cell ``i``, continued linearly beyond the first and last cells (the map
+    is strictly increasing, so a valid polygon stays valid)."""
+    i = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
+    return i + (values - edges[i]) / (edges[i + 1] - edges[i])
+
+
+def _crossings(
+    a0: np.ndarray, a1: np.ndarray, edges: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments ``a0[k] → a1[k]`` (where ``keep``) crossing ascending ``edges`` strictly between
+    their ends: the segment index, the share of the segment and the edge at each crossing."""
+    lo, hi = np.minimum(a0, a1), np.maximum(a0, a1)
+    first = np.searchsorted(edges, lo, side="right")
+    count = np.where(keep, np.maximum(np.searchsorted(edges, hi, side="left") - first, 0), 0)
+    seg = np.repeat(np.arange(a0.size), count)
+    nth = np.arange(seg.size) - np.repeat(np.cumsum(count) - count, count)
+    edge = edges[first[seg] + nth]
+    return seg, (edge - a0[seg]) / (a1[seg] - a0[seg]), edge
+
+
+def _split_at_grid_lines(
+    coords: np.ndarray, ring_offsets: np.ndarray, lon_edges: np.ndarray, lat_edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Insert a vertex wherever a ring's edge crosses a grid line (on the straight lon/lat
+    edge, exactly on the line), so that every edge lies within one cell. Returns the new
+    coordinates and ring offsets (as :func:`shapely.to_ragged_array` gives them)."""
+    n = len(coords)
+    keep = np.ones(max(n - 1, 0), dtype=bool)
+    keep[ring_offsets[1:-1] - 1] = False  # from a ring's last vertex to the next ring's first
+    x0, x1, y0, y1 = coords[:-1, 0], coords[1:, 0], coords[:-1, 1], coords[1:, 1]
+    sx, tx, ex = _crossings(x0, x1, lon_edges, keep)
+    sy, ty, ey = _crossings(y0, y1, lat_edges, keep)
+    if sx.size + sy.size == 0:
+        return coords, ring_offsets
+    added = np.concatenate(
+        [np.column_stack([ex, y0[sx] + tx * (y1[sx] - y0[sx])]),
+         np.column_stack([x0[sy] + ty * (x1[sy] - x0[sy]), ey])]
+    )  # fmt: skip
+    seg, t = np.concatenate([sx, sy]), np.concatenate([tx, ty])
+    order = np.lexsort((t, seg))  # along each segment, in order
+    seg = seg[order]
+    # Inserted before original vertex k: those on segments < k.
+    before = np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=n))])
+    out = np.empty((n + seg.size, 2))
+    out[np.arange(n) + before[:n]] = coords
+    rank = np.arange(seg.size) - before[seg]
+    out[seg + 1 + before[seg] + rank] = added[order]
+    return out, ring_offsets + before[ring_offsets]
+
+
+def _coverage(wkbs: list[bytes], shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """exactextract's ``cell_id`` and ``coverage`` of each WKB polygon on a grid of unit cells
+    spanning ``(0, 0)``–``(nx, ny)`` (raster row 0 at the top), in input order."""
+    from exactextract import exact_extract
+    from exactextract.feature import Feature, FeatureSource
+    from exactextract.raster import NumPyRasterSource
+
+    class _Polygon(Feature):
+        def __init__(self, wkb: bytes, k: int) -> None:
+            Feature.__init__(self)
+            self.wkb, self.props = wkb, {"id": k}
+
+        def geometry(self) -> bytes:
+            return self.wkb
+
+        def set_geometry_format(self) -> str:
+            return "wkb"
+
+        def get(self, name: str) -> Any:
+            return self.props[name]
+
+        def set(self, name: str, value: Any) -> None:
+            self.props[name] = value
+
+        def fields(self) -> list[str]:
+            return list(self.props)
+
+    class _Polygons(FeatureSource):
+        def __init__(self) -> None:
+            super().__init__()
+
+        def count(self) -> int:
+            return len(wkbs)
+
+        def __iter__(self):
+            return (_Polygon(w, k) for k, w in enumerate(wkbs))
+
+        def srs_wkt(self) -> None:
+            return None
+
+    ny, nx = shape
+    raster = NumPyRasterSource(np.zeros((1, 1)), 0, 0, nx, ny)
+    raster.mat = np.broadcast_to(np.zeros(1), (ny, nx))  # values unused: no grid-sized array
+    out: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, np.int64), np.zeros(0))] * len(wkbs)
+    for f in exact_extract(raster, _Polygons(), ["cell_id", "coverage"], include_cols=["id"]):
+        p = f["properties"]
+        out[int(f["id"])] = (
+            np.asarray(p["cell_id"], dtype=np.int64),
+            np.asarray(p["coverage"], dtype=float),
+        )
+    return out
+
+
+def _exactextract_pieces(geoms: np.ndarray, grid: _Grid) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cells (flat indices in the grid's own order) and km² of each polygon ∩ cell, for a 1-D
+    grid.
+
+    Each polygon is densified (edges ≤ ``_FAST_DENSIFY_DEG``), split where it crosses grid
+    lines, and mapped to row/column space: column = position in the longitude
+    edges, row = position in the authalic ``q`` of the latitude edges. Within a cell this map
+    is affine in (longitude, ``q``), an equal-area plane, so exactextract's exact coverage
+    fraction of a unit cell there is area(cell ∩ polygon) / area(cell) on the ellipsoid.
+    """
+    ny, nx = grid.shape
+    lat_desc = grid.lat_edges[0] > grid.lat_edges[-1]
+    lon_desc = grid.lon_edges[0] > grid.lon_edges[-1]
+    lat_e = grid.lat_edges[::-1] if lat_desc else grid.lat_edges
+    lon_e = grid.lon_edges[::-1] if lon_desc else grid.lon_edges
+    q_e = _authalic_q(lat_e)
+    if np.any(np.diff(q_e) <= 0):
+        raise InputError(f"overlap_weights: a grid row has no area ({grid.describe()})")
+    kind, coords, offsets = shapely.to_ragged_array(shapely.segmentize(geoms, _FAST_DENSIFY_DEG))
+    coords, rings = _split_at_grid_lines(coords, offsets[0], lon_e, lat_e)
+    xy = np.column_stack(
+        [_position(coords[:, 0], lon_e), _position(_authalic_q(coords[:, 1]), q_e)]
+    )
+    mapped = shapely.from_ragged_array(kind, xy, (rings, *offsets[1:]))
+    # Raster row r (from the top) is ascending row ny - 1 - r; cell km² in that order.
+    km2 = _box_km2(lat_e, lon_e)[::-1].ravel()
+    pieces = []
+    for cell, cover in _coverage(list(shapely.to_wkb(mapped)), (ny, nx)):
+        row, col = np.divmod(cell, nx)
+        row = row if lat_desc else ny - 1 - row
+        col = nx - 1 - col if lon_desc else col
+        pieces.append((row * nx + col, cover * km2[cell]))
+    return pieces
+
+
+# --------------------------------------------------------------------------------------------
+# In-process cache of weight matrices, keyed by the grid's and the jurisdiction's content
+# --------------------------------------------------------------------------------------------
+class _LRU:
+    """A small thread-safe least-recently-used mapping."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: tuple, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_WEIGHTS_CACHE = _LRU(WEIGHTS_CACHE_SIZE)
+_JURISDICTION_KEYS: weakref.WeakKeyDictionary[Jurisdiction, str] = weakref.WeakKeyDictionary()
+
+
+def _grid_key(lat: Any, lon: Any) -> str | None:
+    """Digest of the grid's coordinate values, dims, attributes and index coordinates (None
+    when they are not numeric: the grid's own checks then report it)."""
+    h = hashlib.blake2b(digest_size=20)
+    try:
+        for src in (lat, lon):
+            values = np.ascontiguousarray(np.asarray(getattr(src, "values", src), dtype=float))
+            attrs = sorted(
+                (str(k), repr(v)) for k, v in (getattr(src, "attrs", None) or {}).items()
+            )
+            dims = tuple(getattr(src, "dims", ()))
+            h.update(repr((values.shape, dims, attrs)).encode())
+            h.update(values.tobytes())
+            coords = getattr(src, "coords", None)
+            for d in dims if coords is not None else ():
+                if d in coords:
+                    h.update(repr((d, dict(coords[d].attrs))).encode())
+                    h.update(np.ascontiguousarray(coords[d].values).tobytes())
+    except (TypeError, ValueError):
+        return None
+    return h.hexdigest()
+
+
+def _jurisdiction_key(jurisdiction: Jurisdiction) -> str:
+    """Digest of the name, projection centre and every unit's code, name and geometry (WKB);
+    memoised per (immutable) jurisdiction object."""
+    key = _JURISDICTION_KEYS.get(jurisdiction)
+    if key is None:
+        h = hashlib.blake2b(digest_size=20)
+        h.update(repr((jurisdiction.name, jurisdiction.centre)).encode())
+        units = jurisdiction.units
+        h.update(repr([(u.code, u.name_zh, u.has_geometry) for u in units]).encode())
+        geoms = [u.geometry for u in units if u.has_geometry]
+        for wkb in shapely.to_wkb(np.array(geoms, dtype=object)) if geoms else ():
+            h.update(wkb)
+        key = h.hexdigest()
+        _JURISDICTION_KEYS[jurisdiction] = key
+    return key
+
+
+def _cell_km2(grid: _Grid, used: np.ndarray | None = None) -> np.ndarray:
+    """km² of the grid's cells (``grid.shape``), or of the flat cells ``used`` only (0
+    elsewhere, flattened): exact ellipsoidal areas of the lon/lat boxes of a 1-D grid, the
+    equal-area projection of the cell polygons of a curvilinear one."""
+    if not grid.curvilinear:
+        areas = _box_km2(grid.lat_edges, grid.lon_edges)
+        if used is None:
+            return areas
+        out = np.zeros(areas.size)
+        out[used] = areas.ravel()[used]
+        return out
+    lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
+    centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
+    if used is None:
+        return np.atleast_1d(equal_area_km2(grid.cells, centre)).reshape(grid.shape)
+    out = np.zeros(int(np.prod(grid.shape)))
+    if used.size:
+        out[used] = np.atleast_1d(equal_area_km2(grid.cells[used], centre))
+    return out
+
+
 def cell_area_km2(lat: Any, lon: Any) -> xr.DataArray:
     """Area in km² of each grid cell, on an equal-area projection.
 
@@ -202,7 +523,11 @@ def cell_area_km2(lat: Any, lon: Any) -> xr.DataArray:
     -------
     xarray.DataArray
         ``cell_area`` with dims ``("lat", "lon")`` (1-D input) or the 2-D coordinates' dims
-        (``("y", "x")`` for plain arrays), with ``lat``/``lon`` as coordinates.
+        (``("y", "x")`` for plain arrays), with ``lat``/``lon`` as coordinates. A 1-D grid's
+        cells are lon/lat boxes whose exact WGS-84 area has a closed form (Snyder 1987, eq.
+        3-12; the equal-area projection of the densified box agrees within 1e-8 relative
+        over a province); a curvilinear grid's quadrilaterals are projected to a Lambert
+        azimuthal equal-area plane centred on the grid.
 
     Examples
     --------
@@ -211,11 +536,8 @@ def cell_area_km2(lat: Any, lon: Any) -> xr.DataArray:
     96.2
     """
     grid = _Grid(lat, lon)
-    lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
-    centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
-    areas = np.atleast_1d(equal_area_km2(grid.cells, centre)).reshape(grid.shape)
     return xr.DataArray(
-        areas,
+        _cell_km2(grid),
         dims=grid.dims,
         coords=grid.coords,
         name="cell_area",
@@ -229,6 +551,7 @@ def overlap_weights(
     lon: Any,
     *,
     allow_partial: bool = False,
+    method: Method = "auto",
 ) -> xr.DataArray:
     """Share of each unit's area that falls in each grid cell.
 
@@ -247,6 +570,9 @@ def overlap_weights(
         When False, a unit reaching outside the grid raises :class:`~cityops.errors.InputError`
         (the grid must cover the jurisdiction). When True its weights are still fractions of
         the whole unit's area, so they sum to the covered share (< 1).
+    method : {"auto", "exactextract", "shapely"}, default "auto"
+        How the overlaps are computed (see :func:`sparse_overlap_weights`; the result is
+        cached there per grid and jurisdiction).
 
     Returns
     -------
@@ -276,8 +602,22 @@ def overlap_weights(
     1.0
     """
     return sparse_overlap_weights(
-        jurisdiction, lat, lon, allow_partial=allow_partial
+        jurisdiction, lat, lon, allow_partial=allow_partial, method=method
     ).to_dataarray()
+
+
+def _first_interval(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Lowest index ``i`` with ``values`` between ``edges[i]`` and ``edges[i + 1]`` (bounds
+    included; monotonic edges in either order), ``-1`` outside or NaN."""
+    n = edges.size - 1
+    if edges[0] <= edges[-1]:
+        i = np.searchsorted(edges, values, side="left") - 1
+        i = np.where(values == edges[0], 0, i)
+    else:  # descending: the lowest index is the highest one in ascending order
+        i = n - np.searchsorted(edges[::-1], values, side="right")
+        i = np.where(values == edges[0], 0, i)
+    inside = (values >= edges.min()) & (values <= edges.max())
+    return np.where(inside, i, -1)
 
 
 class SparseWeights:
@@ -344,14 +684,9 @@ class SparseWeights:
         """Equal-area km² of each cell (flattened; computed for cells with a weight only,
         0 elsewhere), as :func:`cell_area_km2` gives them."""
         if self._cell_km2 is None:
-            grid = self._grid_cells()
-            used = np.unique(self.matrix.indices)
-            lon_min, lat_min, lon_max, lat_max = grid.extent.bounds
-            centre = ((lon_min + lon_max) / 2, (lat_min + lat_max) / 2)
-            areas = np.zeros(self.n_cells)
-            if used.size:
-                areas[used] = np.atleast_1d(equal_area_km2(grid.cells[used], centre))
-            self._cell_km2 = areas
+            used = np.zeros(self.n_cells, dtype=bool)
+            used[self.matrix.indices] = True  # (np.unique of the indices: 30 x slower)
+            self._cell_km2 = _cell_km2(self._grid_cells(), np.flatnonzero(used))
         return self._cell_km2
 
     def _grid_cells(self) -> _Grid:
@@ -366,7 +701,12 @@ class SparseWeights:
     def cells_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Flat index of the cell holding each point (``-1`` outside the grid): the cell
         whose bounds contain it, as the weights bound cells (first one on a shared edge)."""
-        boxes = self._grid_cells().cells
+        grid = self._grid_cells()
+        if not grid.curvilinear:
+            row = _first_interval(grid.lat_edges, np.asarray(lat, float))
+            col = _first_interval(grid.lon_edges, np.asarray(lon, float))
+            return np.where((row >= 0) & (col >= 0), row * self.shape[1] + col, -1)
+        boxes = grid.cells
         tree = shapely.STRtree(boxes)
         points = shapely.points(np.asarray(lon, float), np.asarray(lat, float))
         out = np.full(len(points), -1, dtype=np.int64)
@@ -399,7 +739,8 @@ class SparseWeights:
                 "unit": ("unit", list(self.units), {"long_name": "unit code"}),
                 "name_zh": ("unit", list(self.names_zh), {"long_name": "unit name"}),
                 "has_geometry": ("unit", list(self.has_geometry)),
-                **self.coords,
+                # attribute dicts copied: the cached weights must not change through them
+                **{k: (d, v, dict(a)) for k, (d, v, a) in self.coords.items()},
             },
             name="overlap_weight",
             attrs=dict(self.attrs),
@@ -412,61 +753,185 @@ def sparse_overlap_weights(
     lon: Any,
     *,
     allow_partial: bool = False,
+    method: Method = "auto",
+    cache: bool = True,
 ) -> SparseWeights:
     """:func:`overlap_weights` as a :class:`SparseWeights` matrix (same values, same
     checks), for many units or large grids: memory and time grow with the cells the units
-    cover, not with units x grid cells."""
+    cover, not with units x grid cells.
+
+    Parameters
+    ----------
+    jurisdiction : Jurisdiction
+        Units and their polygons (WGS-84 lon/lat).
+    lat, lon : array-like or xarray.DataArray
+        Cell centres, 1-D or 2-D, as for :func:`overlap_weights`.
+    allow_partial : bool, default False
+        As for :func:`overlap_weights`.
+    method : {"auto", "exactextract", "shapely"}, default "auto"
+        ``"exactextract"`` (1-D grids only): exact coverage fractions of the cells by each
+        unit (exactextract) in a row/column space that is equal-area within every cell, times
+        the cells' exact ellipsoidal areas; 500 x 500 cells and 1,000 units in about 0.2 s.
+        ``"shapely"``: every cell ∩ unit polygon projected to a Lambert azimuthal equal-area
+        plane (the original path, about 3 s there; the only one for curvilinear grids).
+        ``"auto"``: exactextract for 1-D grids, shapely for 2-D ones. Both give
+        ``area(cell ∩ unit) / area(unit)`` on the WGS-84 ellipsoid for polygons with straight
+        lon/lat edges, and differ only in how they follow those edges between added vertices:
+        the exactextract path stays within 5e-7 of the exact weights, the shapely path
+        (0.01° in the projected plane) within 1e-6 for town-sized units (tens of km² and
+        more) but up to 2e-5 for units of a few km² or long edges at high latitudes, which
+        is then what separates the two paths.
+    cache : bool, default True
+        Reuse (and keep) the result for the same grid (coordinate values, dims, attributes),
+        jurisdiction (name, centre, unit codes, names and geometries), ``allow_partial`` and
+        method: the second call returns the same object, so it must not be modified in
+        place. The :data:`WEIGHTS_CACHE_SIZE` most recently used results are kept;
+        ``sparse_overlap_weights.cache_clear()`` empties the cache.
+
+    Returns
+    -------
+    SparseWeights
+
+    Raises
+    ------
+    InputError
+        As :func:`overlap_weights`; also ``method="exactextract"`` on a curvilinear grid or an
+        unknown ``method``.
+    """
+    if method not in METHODS:
+        raise InputError(
+            f"overlap_weights: method must be one of {', '.join(METHODS)}, got {method!r}"
+        )
+    key = None
+    if cache:
+        grid_key = _grid_key(lat, lon)
+        if grid_key is not None:
+            key = (grid_key, _jurisdiction_key(jurisdiction), bool(allow_partial), method)
+            hit = _WEIGHTS_CACHE.get(key)
+            if hit is not None:
+                return hit
+    weights = _sparse_overlap_weights(jurisdiction, _Grid(lat, lon), allow_partial, method)
+    if key is not None:
+        _WEIGHTS_CACHE.put(key, weights)
+    return weights
+
+
+sparse_overlap_weights.cache_clear = _WEIGHTS_CACHE.clear  # type: ignore[attr-defined]
+
+
+def _unit_total(
+    unit: Any,
+    covered_km2: float,
+    outside_km2: float,
+    grid: _Grid,
+    jurisdiction: Jurisdiction,
+    allow_partial: bool,
+) -> float:
+    """A unit's whole area (in the grid and outside it), after the coverage checks."""
+    total = covered_km2 + outside_km2
+    if total <= 0.0:
+        raise InputError(f"overlap_weights: unit {unit} has zero area")
+    if outside_km2 > _COVER_TOLERANCE * total and not allow_partial:
+        raise InputError(
+            f"overlap_weights: the grid ({grid.describe()}) covers only "
+            f"{100 * (1 - outside_km2 / total):.1f} % of unit {unit}; "
+            f"the grid must cover the jurisdiction's bounds {jurisdiction.bounds}"
+        )
+    return total
+
+
+def _sparse_overlap_weights(
+    jurisdiction: Jurisdiction, grid: _Grid, allow_partial: bool, method: str
+) -> SparseWeights:
     from scipy import sparse
 
-    grid = _Grid(lat, lon)
-    boxes = grid.cells
-    tree = shapely.STRtree(boxes)
+    if method == "exactextract" and grid.curvilinear:
+        raise InputError(
+            "overlap_weights: method 'exactextract' needs 1-D lat and lon (a regular or "
+            "rectilinear grid); use method 'shapely' or 'auto' for a curvilinear grid"
+        )
     extent = grid.extent
     centre = jurisdiction.centre
+    units = jurisdiction.units
+    n_cells = int(np.prod(grid.shape))
+    with_geom = [k for k, unit in enumerate(units) if unit.has_geometry]
+    geoms = np.array([units[k].geometry for k in with_geom], dtype=object)
+    fast = method == "exactextract" or (
+        method == "auto"
+        and not grid.curvilinear
+        # rows squeezed to nothing at a pole, or geometries other than (multi)polygons: the
+        # shapely path handles them as it always has
+        and bool(np.all(np.diff(grid.lat_edges) != 0))
+        and bool(np.all(np.isin(shapely.get_type_id(geoms), _POLYGON_TYPES)))
+    )
 
     rows, cols, vals = [], [], []
-    for k, unit in enumerate(jurisdiction.units):
-        if not unit.has_geometry:
-            continue
-        geom = unit.geometry
-        shapely.prepare(geom)
-        cand = tree.query(geom, predicate="intersects")
-        pieces = shapely.intersection(boxes[cand], geom)
-        areas = np.atleast_1d(equal_area_km2(pieces, centre))
-        outside = geom.difference(extent)
-        area_out = 0.0 if outside.is_empty else float(equal_area_km2(outside, centre))
-        total = float(areas.sum()) + area_out
-        if total <= 0.0:
-            raise InputError(f"overlap_weights: unit {unit} has zero area")
-        if area_out > _COVER_TOLERANCE * total and not allow_partial:
-            raise InputError(
-                f"overlap_weights: the grid ({grid.describe()}) covers only "
-                f"{100 * (1 - area_out / total):.1f} % of unit {unit}; "
-                f"the grid must cover the jurisdiction's bounds {jurisdiction.bounds}"
+    if fast:
+        pieces = _exactextract_pieces(geoms, grid) if with_geom else []
+        x0, y0, x1, y1 = extent.bounds
+        bounds = shapely.bounds(geoms).reshape(-1, 4)
+        inside = (
+            (bounds[:, 0] >= x0)
+            & (bounds[:, 1] >= y0)
+            & (bounds[:, 2] <= x1)
+            & (bounds[:, 3] <= y1)
+        )
+        for k, geom, is_inside, (cand, areas) in zip(with_geom, geoms, inside, pieces, strict=True):
+            area_out = 0.0
+            if not is_inside:
+                outside = geom.difference(extent)
+                area_out = 0.0 if outside.is_empty else float(equal_area_km2(outside, centre))
+            total = _unit_total(
+                units[k], float(areas.sum()), area_out, grid, jurisdiction, allow_partial
             )
-        rows.append(np.full(cand.size, k))
-        cols.append(cand)
-        vals.append(areas / total)
+            rows.append(np.full(cand.size, k))
+            cols.append(cand)
+            vals.append(areas / total)
+    else:
+        boxes = grid.cells
+        tree = shapely.STRtree(boxes)
+        for k, unit in enumerate(units):
+            if not unit.has_geometry:
+                continue
+            geom = unit.geometry
+            shapely.prepare(geom)
+            cand = tree.query(geom, predicate="intersects")
+            pieces = shapely.intersection(boxes[cand], geom)
+            areas = np.atleast_1d(equal_area_km2(pieces, centre))
+            outside = geom.difference(extent)
+            area_out = 0.0 if outside.is_empty else float(equal_area_km2(outside, centre))
+            total = _unit_total(
+                unit, float(areas.sum()), area_out, grid, jurisdiction, allow_partial
+            )
+            rows.append(np.full(cand.size, k))
+            cols.append(cand)
+            vals.append(areas / total)
 
-    units = jurisdiction.units
     n = len(units)
     if rows:
         r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     else:
         r = c = np.zeros(0, dtype=np.int64)
         v = np.zeros(0)
-    matrix = sparse.csr_matrix((v, (r, c)), shape=(n, boxes.size))
+    matrix = sparse.csr_matrix((v, (r, c)), shape=(n, n_cells))
     matrix.eliminate_zeros()  # cells touching a unit only along an edge: weight 0
     curvilinear = (
         "; curvilinear grid: cell corners are the means of the 4 neighbouring centres"
         if grid.curvilinear
         else ""
     )
+    how = (
+        "exact coverage fractions of the cells (exactextract) in longitude x authalic "
+        "latitude, times the cells' WGS-84 areas; a unit's area outside the grid on a Lambert "
+        "azimuthal equal-area projection"
+        if fast
+        else "on a Lambert azimuthal equal-area projection"
+    )
     attrs = {
         "long_name": "fraction of the unit's area in the grid cell",
         "units": "1",
         "description": (
-            "area(cell ∩ unit) / area(unit) on a Lambert azimuthal equal-area projection "
+            f"area(cell ∩ unit) / area(unit) {how} "
             f"centred at lon {centre[0]}, lat {centre[1]}; cells are bounded by the "
             "midpoints between grid coordinates (edge cells extend half a spacing"
             f"{curvilinear}); the weights of a unit with geometry sum to 1, a unit without "
