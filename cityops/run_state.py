@@ -90,9 +90,11 @@ def _enc(value: Any) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             return {"$": "dict", "items": [[_enc(k), _enc(v)] for k, v in value.items()]}
-        return {"$": "map", "v": {k: _enc(v) for k, v in value.items()}} if "$" in value else {
-            k: _enc(v) for k, v in value.items()
-        }
+        return (
+            {"$": "map", "v": {k: _enc(v) for k, v in value.items()}}
+            if "$" in value
+            else {k: _enc(v) for k, v in value.items()}
+        )
     raise TypeError(f"run state: cannot keep a value of type {type(value).__name__}")
 
 
@@ -483,7 +485,9 @@ def check_same_inputs(assessment, inputs: dict[str, Any]) -> None:
         have = kept[key]
         if key in ("forecast", "observed", "mapping", "history") and value:
             value = [str(Path(v).resolve()) for v in ([value] if isinstance(value, str) else value)]
-            have = [str(Path(v).resolve()) for v in ([have] if isinstance(have, str) else have or [])]
+            have = [
+                str(Path(v).resolve()) for v in ([have] if isinstance(have, str) else have or [])
+            ]
         if key == "now" and value:
             from cityops.timeutil import parse_utc
 

@@ -65,7 +65,8 @@ def _assert_same(a, b) -> None:
             hb = rb[ha.hazard]
             assert ha.notes == hb.notes and ha.observed_until == hb.observed_until
             np.testing.assert_array_equal(
-                ha.season if ha.season is not None else [], hb.season if hb.season is not None else []
+                ha.season if ha.season is not None else [],
+                hb.season if hb.season is not None else [],
             )
             if ha.level is None:
                 assert hb.level is None
