@@ -244,34 +244,93 @@ def _to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
+#: What a briefing kernel imports before its first unit (the template's imports and the
+#: modules its sections use), run while the batch itself is still assessing.
+WARM_UP = (
+    "from IPython.display import HTML, display\n"
+    "from cityops.report import briefing, plots\n"
+    "import cityops.run_state, cityops.response, matplotlib.pyplot\n"
+)
+
+
 class _Kernels:
-    """One Jupyter kernel per worker thread, reused from unit to unit.
+    """Jupyter kernels for the batch: started early, one per worker thread, reused.
 
     Starting a kernel and importing the package cost more than a unit's briefing itself, so
-    a batch keeps its kernels: each notebook starts by clearing the namespace (the
-    template's first cell), imports come from the kernel's module cache. A unit that fails
-    for any reason gets its kernel replaced before the next unit, so one failure stays alone.
+    a batch starts ``warm`` kernels in the background as soon as it begins (they start and
+    import :data:`WARM_UP` while the batch assesses the forecast on the other core), and keeps
+    each worker's kernel from unit to unit: each notebook starts by clearing the namespace
+    (the template's first cell), imports come from the kernel's module cache. A unit that
+    fails for any reason gets its kernel replaced before the next unit, so one failure stays
+    alone.
     """
 
-    def __init__(self, name: str, start_timeout: int = 120):
+    def __init__(self, name: str, start_timeout: int = 120, *, warm: int = 0):
+        import queue
+
         self.name, self.start_timeout = name, start_timeout
         self._local = threading.local()
         self._all: list = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._ready: queue.Queue = queue.Queue()
+        self._warming = 0
+        for _ in range(max(0, warm)):
+            self._warming += 1
+            threading.Thread(target=self._warm_one, daemon=True, name="cityops-kernel").start()
+
+    def _start(self):
+        import nbformat
+        from nbclient import NotebookClient
+
+        client = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.name,
+                                startup_timeout=self.start_timeout)  # fmt: skip
+        client.km = client.create_kernel_manager()
+        client.start_new_kernel()
+        km = client.km
+        with self._lock:
+            self._all.append(km)
+            closed = self._closed
+        if closed:  # the batch ended while this kernel started
+            self._shutdown(km)
+            return None
+        return km
+
+    def _warm_one(self) -> None:
+        km = None
+        try:
+            km = self._start()
+            if km is not None:
+                # A blocking client (the manager's own clients are asynchronous).
+                kc = km.blocking_client()
+                kc.start_channels()
+                try:
+                    kc.wait_for_ready(timeout=self.start_timeout)
+                    # Failures here are the first unit's to report: nothing is checked.
+                    kc.execute_interactive(WARM_UP, store_history=False, silent=True,
+                                           timeout=self.start_timeout,
+                                           output_hook=lambda _msg: None)  # fmt: skip
+                finally:
+                    kc.stop_channels()
+        except Exception:  # a kernel that cannot warm up is started again by get()
+            if km is not None:
+                self._shutdown(km)
+            km = None
+        finally:
+            self._ready.put(km)
 
     def get(self):
         km = getattr(self._local, "km", None)
         if km is None:
-            import nbformat
-            from nbclient import NotebookClient
-
-            client = NotebookClient(nbformat.v4.new_notebook(), kernel_name=self.name,
-                                    startup_timeout=self.start_timeout)  # fmt: skip
-            client.km = client.create_kernel_manager()
-            client.start_new_kernel()
-            km = self._local.km = client.km
             with self._lock:
-                self._all.append(km)
+                waiting = self._warming > 0
+                if waiting:
+                    self._warming -= 1
+            if waiting:
+                km = self._ready.get()  # a kernel started early, or None if it failed
+            if km is None or not self._alive(km):
+                km = self._start()
+            self._local.km = km
         return km
 
     def discard(self) -> None:
@@ -283,9 +342,18 @@ class _Kernels:
 
     def close(self) -> None:
         with self._lock:
-            kms, self._all = self._all, []
+            kms, self._all, self._closed = self._all, [], True
         for km in kms:
             self._shutdown(km)
+
+    @staticmethod
+    def _alive(km) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(km.is_alive)())
+        except Exception:
+            return False
 
     @staticmethod
     def _shutdown(km) -> None:
@@ -626,22 +694,30 @@ def run_briefings(
     check_kernel(opts.kernel)
     if opts.template is None:
         template_path()  # fail before any work when the template is missing
-    inputs = _assess_inputs(forecast, opts)
-    assessment = assess(inputs.pop("forecast"), jurisdiction=opts.jurisdiction, **inputs)
-    _check_fresh(assessment, opts)
-    codes = _select_units(assessment, opts.towns)
-    timings["assess_s"] = round(time.monotonic() - started, 2)
-    if opts.archive:
-        root = Path(opts.archive).expanduser().resolve()
-        out = root / assessment.issued.strftime("%Y%m%dT%H%MZ")
-        out = check_out_dir(out, "brief", inputs, keeps)
-    with _stop_signals():
-        with run_lock(_make_parent(out), opts.lock_timeout):
-            if opts.archive:
-                _check_latest(out.parent)  # again under the lock, before publishing
-            index = _build_run(assessment, forecast, out, codes, opts, started, timings)
+    # Kernels start (and import) in the background while this process assesses.
+    hint = len(opts.towns.split(",")) if opts.towns not in ("", "all") else opts.jobs
+    kernels = _Kernels(opts.kernel, warm=min(max(1, opts.jobs), max(1, hint)))
+    try:
+        args = _assess_inputs(forecast, opts)
+        assessment = assess(args.pop("forecast"), jurisdiction=opts.jurisdiction, **args)
+        _check_fresh(assessment, opts)
+        codes = _select_units(assessment, opts.towns)
+        timings["assess_s"] = round(time.monotonic() - started, 2)
         if opts.archive:
-            _point_latest(out)
+            root = Path(opts.archive).expanduser().resolve()
+            out = root / assessment.issued.strftime("%Y%m%dT%H%MZ")
+            out = check_out_dir(out, "brief", inputs, keeps)
+        with _stop_signals():
+            with run_lock(_make_parent(out), opts.lock_timeout):
+                if opts.archive:
+                    _check_latest(out.parent)  # again under the lock, before publishing
+                index = _build_run(
+                    assessment, forecast, out, codes, opts, started, timings, kernels
+                )
+            if opts.archive:
+                _point_latest(out)
+    finally:
+        kernels.close()
     return index
 
 
@@ -717,7 +793,9 @@ def _point_latest(out: Path) -> None:
         raise InputError(f"{reason} (the run {out} is in place; latest not updated)") from None
 
 
-def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, started, timings):
+def _build_run(
+    assessment, forecast, out: Path, codes, opts: BriefOptions, started, timings, kernels
+):
     """Build the run beside ``out`` and move it into place (see :func:`run_briefings`)."""
     from cityops.report.index import write_index
 
@@ -733,7 +811,6 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
-        kernels = _Kernels(opts.kernel)
         try:
             with _progress(codes) as bar:
                 futures = {
@@ -749,7 +826,6 @@ def _build_run(assessment, forecast, out: Path, codes, opts: BriefOptions, start
             # Stopped or failed: no further notebook starts; the running ones (at most --jobs)
             # end before the stage is removed.
             pool.shutdown(wait=True, cancel_futures=True)
-            kernels.close()
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
         write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
         run = {
