@@ -124,7 +124,7 @@ class Explorer:
     ) -> None:
         import ipywidgets as w
 
-        from cityops.report.i18n import check_lang
+        from cityops.i18n import check_lang
 
         self.jurisdiction, self.rules, self.lang = jurisdiction, rules, check_lang(lang)
         files = find_forecasts(folder)
@@ -301,7 +301,7 @@ class Explorer:
 
     def _level_ticks(self) -> None:
         """Level names on the colour bar (0 none … 4 red) instead of the bin edges."""
-        from cityops.report.i18n import level_label
+        from cityops.i18n import level_label
 
         self.colorbar.set_ticks(range(5), labels=[level_label(i, self.lang) for i in range(5)])
         self.colorbar.ax.tick_params(labelsize=7)
@@ -395,7 +395,7 @@ class Explorer:
 
     def on_hazard(self, hazard: str) -> None:
         """Select a hazard ('' = all): map, what-if levels."""
-        from cityops.report.i18n import level_label
+        from cityops.i18n import level_label
 
         self.reset_whatif(redraw=False)
         rules = self.A.levels[hazard].rules if hazard else None
@@ -541,7 +541,7 @@ class Explorer:
         return changed
 
     def _whatif_html(self, changed: pd.DataFrame, hazard: str) -> str:
-        from cityops.report.i18n import level_label
+        from cityops.i18n import level_label
 
         zh = self.lang == "zh"
         if changed.empty:

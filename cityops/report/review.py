@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cityops.geo.jurisdiction import load_jurisdiction
+from cityops.i18n import level_label, t
 from cityops.report.fonts import configure_cjk_font
-from cityops.report.i18n import level_label, t
 from cityops.report.plots import _geom_patch, _local, level_colours
 from cityops.rules.table import level_names, load_rule_table
 from cityops.timeutil import format_local

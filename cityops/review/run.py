@@ -314,7 +314,7 @@ def parameters_to_inputs(**params) -> tuple[ReviewInputs, str, Path]:
     Unknown names, wrong types, missing files, bad times, windows and languages give one
     readable :class:`~cityops.errors.InputError` in the template's second cell.
     """
-    from cityops.report.i18n import check_lang
+    from cityops.i18n import check_lang
     from cityops.review.cases import case_library_dir
 
     unknown = sorted(set(params) - set(REVIEW_PARAMETERS))
