@@ -412,8 +412,8 @@ def _cmd_brief(args) -> int:
 
 
 def _cmd_review(args) -> int:
-    from cityops.report.review_run import run_review_report
     from cityops.review.run import ReviewInputs
+    from cityops.reviewing import run_review_report
 
     inputs = ReviewInputs(
         forecast=args.forecast,

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cityops import fsio, ledger
+from cityops import cap, fsio, ledger
 from cityops.errors import DataFileError, InputError
-from cityops.report import cap
 from cityops.report.public_message import SignalAct, full_text, issued_zh, sms_text, wechat_text
 from cityops.rules.table import level_names
 from cityops.text import person_csv

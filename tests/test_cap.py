@@ -1,4 +1,4 @@
-"""CAP 1.2 output (cityops.report.cap)."""
+"""CAP 1.2 output (cityops.cap)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from cityops import cap
 from cityops.pipeline import assess
-from cityops.report import cap
 from cityops.scenarios import write_scenario
 
 NS = {"c": cap.CAP_NS}

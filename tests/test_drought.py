@@ -29,10 +29,9 @@ from cityops.rules.drought import (
     potential_evapotranspiration,
     spi,
     spiw60,
-    synthetic_history,
     weighted_precipitation,
-    write_synthetic_history,
 )
+from cityops.scenarios.climate import synthetic_history, write_synthetic_history
 
 
 def daily(values, start="2021-01-01", name="precip", units="mm") -> xr.DataArray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cityops.explore import BANNER, Explorer, find_forecasts, with_threshold
+from cityops.report.explore import BANNER, Explorer, find_forecasts, with_threshold
 from cityops.rules.table import load_rule_table
 from cityops.scenarios import write_scenario
 

@@ -199,7 +199,7 @@ def test_figures_draw_names_as_typed(A, tmp_path):
 def test_cap_holds_hostile_text_as_text(A, tmp_path):
     import defusedxml.ElementTree as DET
 
-    from cityops.report.cap import write_cap, xml_text
+    from cityops.cap import write_cap, xml_text
 
     files = write_cap(A, tmp_path / "cap")
     assert files and all(p.parent == tmp_path / "cap" for p in files)

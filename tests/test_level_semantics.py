@@ -240,7 +240,7 @@ def test_cli_cold_wave_on_the_first_forecast_day_from_the_history(tmp_path):
     6级以上". The day before the forecast (14 January, from the history) had a minimum of
     10 °C; 15 January falls to -3 °C: 13 °C, with force 6. Without the day before, no fall
     can be found on the first (partial) day."""
-    from cityops.rules.drought import synthetic_history
+    from cityops.scenarios.climate import synthetic_history
 
     hist = synthetic_history(start="2019-01-01", end="2026-01-14")
     last = hist["time"].values[-1]

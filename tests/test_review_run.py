@@ -197,3 +197,64 @@ def test_cli_review_bad_input_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_inputs_are_parsed_once_at_the_boundary(files, tmp_path, monkeypatch):
+    """Issue 17: the inputs become typed objects once (the template's first cell, or the
+    command line); the review and every notebook section then use them as they are. One
+    jurisdiction load for the whole review (before: 2 in the review and 6 more in the
+    notebook's sections), each input time read from its text once (before: twice in the
+    notebook, in the parameter check and again in the review)."""
+    import cityops.geo.jurisdiction as gj
+    import cityops.timeutil as tu
+    from cityops.geo.jurisdiction import Jurisdiction
+    from cityops.report import review as rr
+    from cityops.review.drill import write_drill_ledger
+
+    ledger = tmp_path / "drill.sqlite"
+    write_drill_ledger(files["forecast"], ledger)
+    times = {"start": "2026-07-10T00:00Z", "end": "2026-07-11T00:00Z", "now": "2026-07-11T06:00Z"}
+    loads, texts = [], []
+    real_resolve, real_parse = gj._resolve, tu.parse_utc
+
+    def counting_parse(value, **kw):
+        texts.append(value)
+        return real_parse(value, **kw)
+
+    monkeypatch.setattr(gj, "_resolve", lambda ref: loads.append(ref) or real_resolve(ref))
+    for name, module in list(sys.modules.items()):
+        if name.startswith("cityops") and getattr(module, "parse_utc", None) is real_parse:
+            monkeypatch.setattr(module, "parse_utc", counting_parse)
+
+    inputs, lang, _ = parameters_to_inputs(
+        forecast=str(files["forecast"]), observed=str(files["late_east"]), ledger=str(ledger),
+        alarms=str(SAMPLES / "alarms.csv"), **times,
+    )  # fmt: skip
+    assert isinstance(inputs.jurisdiction, Jurisdiction)
+    assert inputs.start == ISSUED and inputs.now == ISSUED + pd.Timedelta("30h")
+    assert inputs.window_length == pd.Timedelta("24h")
+    assert inputs.forecast == (Path(files["forecast"]),) and inputs.ledger == Path(ledger)
+    review = run_review(inputs)
+    for section in (rr.title_html, rr.cases_html, rr.response_html, rr.safety_html,
+                    rr.level_maps, rr.timeline_figure, rr.data_html):  # fmt: skip
+        section(review, lang=lang)
+    assert len(loads) == 1, loads
+    assert {k: texts.count(v) for k, v in times.items()} == dict.fromkeys(times, 1)
+    assert review.kpis["period"]["start_utc"] == "2026-07-10T00:00:00Z"
+
+
+def test_typed_inputs_refuse_bad_values_in_one_line(files):
+    good = {"forecast": str(files["forecast"]), "observed": str(files["late_east"])}
+    for bad, match in (
+        ({"forecast": ""}, "--forecast: give forecast files"),
+        ({"observed": []}, "--observed: give gridded analyses"),
+        ({"start": "tomorrow-ish"}, "review start: cannot read 'tomorrow-ish' as a time"),
+        ({"window": "7h"}, "--window: '7h' does not divide the day"),
+        ({"jurisdiction": "atlantis"}, "unknown jurisdiction 'atlantis'"),
+    ):
+        with pytest.raises(InputError, match=match) as err:
+            ReviewInputs(**{**good, **bad})
+        assert "\n" not in str(err.value)
+    typed = ReviewInputs(**good, start=ISSUED, hotline="")
+    assert typed.start is not None and typed.start == ISSUED and typed.hotline is None
+    assert ReviewInputs(**good, jurisdiction=typed.jurisdiction).jurisdiction is typed.jurisdiction

@@ -591,7 +591,7 @@ def test_raising_warned_levels_never_lowers_pod(rows):
 
 # --------------------------------------------------------------------------- sources: CAP
 def _assessment(issued_at: str, rows: list[dict]):
-    """Just enough of a cityops.pipeline.Assessment for cityops.report.cap."""
+    """Just enough of a cityops.pipeline.Assessment for cityops.cap."""
     from cityops.geo.jurisdiction import load_jurisdiction
 
     base = {
@@ -614,7 +614,7 @@ def _assessment(issued_at: str, rows: list[dict]):
 
 
 def test_cap_alert_update_cancel_round_trip(tmp_path):
-    from cityops.report import cap
+    from cityops import cap
 
     first = _assessment(
         "2026-07-10T00:00",

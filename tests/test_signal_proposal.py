@@ -67,7 +67,7 @@ def test_proposal_never_decreases_as_the_clock_runs(forecast):
 
 
 def test_drafts_are_the_proposals(forecast):
-    from cityops.report.cap import CAP_NS, build_alerts
+    from cityops.cap import CAP_NS, build_alerts
 
     early = build_alerts(assess(forecast, now=ISSUED))["rainstorm"]
     sev = [e.text for e in early.iter(f"{{{CAP_NS}}}severity")]

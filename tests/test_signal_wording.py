@@ -28,11 +28,10 @@ from cityops.rules.drought import (
     drought_indices,
     load_drought_config,
     spi,
-    synthetic_history,
     weighted_precipitation,
-    write_synthetic_history,
 )
 from cityops.rules.seasons import HazardSeason, bind_seasons, load_hazard_seasons
+from cityops.scenarios.climate import synthetic_history, write_synthetic_history
 from cityops.units import ureg
 from tests.conftest import ROOT, SAMPLES, make_forecast
 

@@ -359,7 +359,7 @@ def _line(fig, label: str) -> np.ndarray:
 
 
 def test_meteogram_draws_the_engine_window_sums(storm):
-    from cityops.report.i18n import t
+    from cityops.i18n import t
     from cityops.report.plots import meteogram, meteogram_data
 
     code = JUR.unit("阿镇").code

@@ -204,7 +204,7 @@ lang = "zh"''',
     ),
     (
         "code",
-        """from cityops.explore import Explorer
+        """from cityops.report.explore import Explorer
 
 ex = Explorer(forecast or None, folder=folder, jurisdiction=jurisdiction, lang=lang).show()""",
     ),

@@ -5,7 +5,9 @@
   pm25, dust, cape, …`` in the units of ``cityops/data/variables.yaml``; a header ``t2m[K]`` or
   ``vis (km)`` states other units, converted with pint), plus ``dew_point``;
 * :func:`read_micaps1_stations` — MICAPS diamond 1 surface files (one time each);
-* :func:`observation_kind` — what an observed file is, from its content.
+* :func:`observation_kind` — what an observed file is, from its content;
+* :func:`read_stations` — several station files in one table;
+* :func:`derive_rh` — relative humidity from temperature and dew point where a report lacks it.
 
 Every variable goes through the same plausibility checks as forecast grids
 (:mod:`cityops.ingest.plausibility`: ``valid_min``/``valid_max``, amounts per period, wrong-unit
@@ -46,9 +48,11 @@ from cityops.units import convert_dataarray
 __all__ = [
     "STATION_COLUMNS",
     "check_station_values",
+    "derive_rh",
     "observation_kind",
     "read_micaps1_stations",
     "read_station_csv",
+    "read_stations",
 ]
 
 log = logging.getLogger("cityops")
@@ -352,3 +356,64 @@ def read_micaps1_stations(path: str | Path) -> pd.DataFrame:
             )  # fmt: skip
         out[name] = values
     return out
+
+
+def read_stations(paths, *, kinds: dict[Path, str] | None = None) -> pd.DataFrame:
+    """Station files (CSV or MICAPS diamond 1, any mix) as one station table.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        The station files, read in order.
+    kinds : dict, optional
+        :func:`observation_kind` of each file when already known (it is found otherwise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of every file (:data:`STATION_COLUMNS` and the canonical variables), in
+        file order.
+
+    Raises
+    ------
+    InputError
+        An unreadable file or an implausible value (one line naming the file and line).
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise InputError("observed: no station file given; expected station CSV or MICAPS 1")
+    kinds = kinds if kinds is not None else {f: observation_kind(f) for f in files}
+    frames = [
+        read_station_csv(f) if kinds[f] == "station_csv" else read_micaps1_stations(f)
+        for f in files
+    ]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def derive_rh(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """rh from t2m and dew point where rh is missing (MetPy, Bolton 1980).
+
+    Done only when ``derive_rh_from_dew_point`` is set in ``cityops/data/observations.yaml``.
+    Returns the table (a copy when rh was derived) and a note saying so (empty otherwise).
+    """
+    if not _config().get("derive_rh_from_dew_point") or "dew_point" not in frame:
+        return frame, ""
+    if "t2m" not in frame:
+        return frame, ""
+    rh = frame["rh"] if "rh" in frame else pd.Series(np.nan, index=frame.index)
+    need = rh.isna() & frame["t2m"].notna() & frame["dew_point"].notna()
+    if not need.any():
+        return frame, ""
+    import metpy.calc as mpcalc
+
+    from cityops.units import ureg
+
+    t = ureg.Quantity(frame.loc[need, "t2m"].to_numpy(dtype=float), "degC")
+    td = ureg.Quantity(
+        np.minimum(frame.loc[need, "dew_point"].to_numpy(dtype=float), t.magnitude), "degC"
+    )
+    derived = mpcalc.relative_humidity_from_dewpoint(t, td).to("percent").magnitude
+    frame = frame.copy()
+    frame["rh"] = rh
+    frame.loc[need, "rh"] = np.clip(derived, 0.0, 100.0)
+    return frame, "rh derived from temperature and dew point"

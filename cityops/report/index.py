@@ -8,8 +8,8 @@ from pathlib import Path
 import jinja2
 
 from cityops import __version__
+from cityops.i18n import level_label, t
 from cityops.report.briefing import extreme_criteria_text, figure_png, response_plan_text
-from cityops.report.i18n import level_label, t
 from cityops.report.plots import level_map, unit_level_map
 from cityops.resources import package_data
 from cityops.response.duty import jurisdiction_duty_lines

@@ -15,8 +15,8 @@ from matplotlib.patches import PathPatch
 from matplotlib.path import Path as MplPath
 from shapely.geometry.base import BaseGeometry
 
+from cityops.i18n import level_label, t
 from cityops.report.fonts import configure_cjk_font
-from cityops.report.i18n import level_label, t
 from cityops.rules.table import level_names
 from cityops.timeutil import REPORT_TZ
 

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from cityops.geo.jurisdiction import load_jurisdiction
+from cityops.i18n import level_label, t
 from cityops.report.fonts import configure_cjk_font
-from cityops.report.i18n import level_label, t
 from cityops.report.plots import _geom_patch, _local, level_colours
 from cityops.rules.table import level_names, load_rule_table
 from cityops.timeutil import format_local
@@ -81,7 +80,7 @@ def _hazard_names(review, lang: str) -> dict[str, str]:
 
 
 def _unit_names(review, lang: str) -> dict[str, str]:
-    juris = load_jurisdiction(review.inputs.jurisdiction)
+    juris = review.inputs.jurisdiction
     names = {u.code: (u.name_zh if lang == "zh" else u.name_en) for u in juris.units}
     # banner-level tasks are the jurisdiction's own (town_code = its code)
     names[str(juris.code)] = juris.name_zh if lang == "zh" else juris.name_en
@@ -95,7 +94,7 @@ def section(key: str, *, lang: str = "zh") -> str:
 
 def title_html(review, *, lang: str = "zh") -> str:
     """Title, period and (for drills) the exercise banner."""
-    juris = load_jurisdiction(review.inputs.jurisdiction)
+    juris = review.inputs.jurisdiction
     name = juris.name_zh if lang == "zh" else juris.name_en
     period = (
         f"{format_local(review.start, '%Y-%m-%d %H:%M')} — "
@@ -228,7 +227,7 @@ def _unit_max(frame: pd.DataFrame, column: str) -> dict[str, int]:
 def level_maps(review, *, lang: str = "zh", figsize=(9.0, 4.2)) -> Figure:
     """Two maps of the units: highest level warned and highest level observed."""
     configure_cjk_font()
-    juris = load_jurisdiction(review.inputs.jurisdiction)
+    juris = review.inputs.jurisdiction
     colours = level_colours()
     warned = _unit_max(review.cases, "warned_level")
     observed = _unit_max(review.cases[review.cases["evaluated"].astype(bool)], "observed_level")
@@ -427,7 +426,7 @@ def _escalations_html(review, lang: str) -> str:
         return ""
     from cityops.response.plan import load_plan
 
-    plan = load_plan(review.inputs.jurisdiction)
+    plan = load_plan(review.inputs.jurisdiction_ref)
     texts = {r["id"]: r.get(f"text_{lang}") or r["id"] for r in plan.timing["followup"]}
     measures = {m.id: (m.text_zh if lang == "zh" else m.text_en) for m in plan.measures}
     units = _unit_names(review, lang)

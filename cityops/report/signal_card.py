@@ -27,8 +27,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from cityops.fsio import write_bytes
+from cityops.i18n import check_lang
 from cityops.report.fonts import configure_cjk_font
-from cityops.report.i18n import check_lang
 from cityops.rules.table import level_names
 
 __all__ = ["SignalCard", "render_signal_card", "signal_title", "wrap_display"]

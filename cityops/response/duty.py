@@ -836,7 +836,7 @@ def _zero_report(roster: Roster) -> Finding:
 # Briefing lines
 # --------------------------------------------------------------------------------------------
 def _person_text(person: Person | None, lang: str) -> str:
-    from cityops.report.i18n import t
+    from cityops.i18n import t
 
     if person is None:
         return t("duty_unassigned", lang)
@@ -863,7 +863,7 @@ def duty_lines(roster: Roster | None, when: Any, *, lang: str = "zh", error: str
         The duty line (officer, leader on duty, duty phone), then the illustrative mark and
         a stale-directory warning when they apply.
     """
-    from cityops.report.i18n import t
+    from cityops.i18n import t
 
     if error:
         return [t("duty_error", lang, error=error)]

@@ -14,7 +14,9 @@ Modules by concept:
   incidents, heating complaints).
 - :mod:`cityops.review.cases` — the case library of structured findings.
 - :mod:`cityops.review.drill` — a drill ledger for a scenario (the yearly drill, the sample).
-- :mod:`cityops.review.run` — one whole review (:func:`~cityops.review.run.run_review`) and
-  its files.
+- :mod:`cityops.review.run` — the review's inputs parsed once
+  (:class:`~cityops.review.run.ReviewInputs`), one whole review
+  (:func:`~cityops.review.run.run_review`) and its files. The ``cityops review`` workflow
+  (output folder, notebook, case library) is :mod:`cityops.reviewing`.
 - :mod:`cityops.review.windows` — the review windows aligned to 00 UTC.
 """

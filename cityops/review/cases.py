@@ -113,7 +113,7 @@ _TIME_FORMAT = "%m-%d %H:%M"
 
 def _hazard_name(table, key: str, lang: str) -> str:
     """A hazard id, or a task's hazard key (several ids, or "all"), in the report language."""
-    from cityops.report.i18n import t
+    from cityops.i18n import t
     from cityops.response.plan import hazards_of_key
 
     return "、".join(

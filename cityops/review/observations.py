@@ -67,10 +67,11 @@ from cityops.geo.risk import UnitLevelRule, counting_cells
 from cityops.ingest import expand_paths, open_forecast
 from cityops.ingest.stations import (
     STATION_COLUMNS,
+    derive_rh,
     observation_kind,
-    read_station_csv,
+    read_station_csv,  # re-exported: the reader's earlier home
+    read_stations,
 )
-from cityops.ingest.stations import read_micaps1_stations as _read_micaps1
 from cityops.resources import canonical_variables, load_yaml, package_data
 from cityops.review.windows import ReviewWindow, parse_window, review_windows
 from cityops.rules import HazardResult, RuleTable, evaluate, load_rule_table
@@ -388,31 +389,6 @@ def _coverage_note(times: pd.DatetimeIndex, starts: pd.DatetimeIndex, window: Re
 # --------------------------------------------------------------------------------------------
 
 
-def _derive_rh(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """rh from t2m and dew point where rh is missing (MetPy, Bolton 1980)."""
-    if not _config().get("derive_rh_from_dew_point") or "dew_point" not in frame:
-        return frame, ""
-    if "t2m" not in frame:
-        return frame, ""
-    rh = frame["rh"] if "rh" in frame else pd.Series(np.nan, index=frame.index)
-    need = rh.isna() & frame["t2m"].notna() & frame["dew_point"].notna()
-    if not need.any():
-        return frame, ""
-    import metpy.calc as mpcalc
-
-    from cityops.units import ureg
-
-    t = ureg.Quantity(frame.loc[need, "t2m"].to_numpy(dtype=float), "degC")
-    td = ureg.Quantity(
-        np.minimum(frame.loc[need, "dew_point"].to_numpy(dtype=float), t.magnitude), "degC"
-    )
-    derived = mpcalc.relative_humidity_from_dewpoint(t, td).to("percent").magnitude
-    frame = frame.copy()
-    frame["rh"] = rh
-    frame.loc[need, "rh"] = np.clip(derived, 0.0, 100.0)
-    return frame, "rh derived from temperature and dew point"
-
-
 @dataclass
 class _Layout:
     """One station's time axis for one role (``all``, ``inst`` or ``amount``)."""
@@ -514,7 +490,7 @@ def _station_inputs(
 ) -> _Inputs:
     """Station reports inside the units evaluated per time axis (see the module docstring)."""
     frame, all_times = _station_frame(files, kinds, juris)
-    frame, derived = _derive_rh(frame)
+    frame, derived = derive_rh(frame)
     source = ", ".join(dict.fromkeys(f.name for f in files))
     registry = canonical_variables()
     extra = list(_config()["csv"].get("extra_variables", {}))
@@ -761,10 +737,7 @@ def _station_frame(
 ) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
     """The station reports within the jurisdiction's bounds in one table, with a station
     ``key``, and the times of all reports (whatever their place)."""
-    frames = []
-    for f in files:
-        frames.append(read_station_csv(f) if kinds[f] == "station_csv" else _read_micaps1(f))
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame = read_stations(files, kinds=kinds)
     all_times = pd.DatetimeIndex(np.unique(frame["time_utc"]))
     lon_min, lat_min, lon_max, lat_max = juris.bounds
     near = frame["lon"].between(lon_min, lon_max) & frame["lat"].between(lat_min, lat_max)

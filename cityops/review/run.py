@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 
 from cityops.errors import InputError
 from cityops.fsio import write_text
+from cityops.geo.jurisdiction import Jurisdiction, load_jurisdiction
 from cityops.ingest import expand_paths
 from cityops.review.observations import observed_levels
 from cityops.review.verification import CASE_COLUMNS, kpis, scores_table, verify
@@ -29,37 +29,102 @@ from cityops.review.windows import parse_window
 from cityops.text import person_csv
 from cityops.timeutil import iso_utc, parse_utc
 
-__all__ = ["Review", "ReviewInputs", "run_review", "write_review"]
+__all__ = [
+    "REVIEW_PARAMETERS",
+    "Review",
+    "ReviewInputs",
+    "parameters_to_inputs",
+    "run_review",
+    "write_review",
+]
 
 STATUS_EXERCISE = "Exercise"
 STATUS_ACTUAL = "Actual"
 
 
-@dataclass
+#: The record tables and files a review may read besides the forecast and observations.
+RECORD_INPUTS = ("ledger", "hotline", "alarms", "incidents", "heating", "findings")
+
+
+@dataclass(frozen=True)
 class ReviewInputs:
-    """What a review reads. Paths may be comma-separated strings (as from a notebook).
+    """What a review reads, parsed and checked once when it is made (the command boundary).
+
+    Give the values as a command line or a notebook has them (strings, comma-separated path
+    lists); they are held typed, so the review never reads them again: ``forecast`` and
+    ``observed`` as tuples of :class:`~pathlib.Path` (a folder or a glob pattern stays one
+    entry, expanded by the reader), ``jurisdiction`` as the loaded
+    :class:`~cityops.geo.jurisdiction.Jurisdiction`, ``start``, ``end`` and ``now`` as naive
+    UTC :class:`pandas.Timestamp` (:func:`cityops.timeutil.parse_utc`), the record tables as
+    :class:`~pathlib.Path` or None, and ``window`` checked (its length in ``window_length``).
+    Values already of those types are taken as they are.
 
     ``forecast``: forecast files, ``brief`` run folders or an archive root, CAP files or
     folders, or a CSV log of signals issued. ``observed``: gridded analyses or station
     observations. The record tables and ``ledger`` are optional; a part without its data is
     left out of the review and says so.
+
+    Raises
+    ------
+    InputError
+        No forecast or observed input, an unknown jurisdiction, a bad window or time; one line
+        naming the input and what was expected.
     """
 
-    forecast: Sequence[str] | str
-    observed: Sequence[str] | str
-    jurisdiction: str = "ejin-horo"
+    forecast: tuple[Path, ...]
+    observed: tuple[Path, ...]
+    jurisdiction: Jurisdiction = "ejin-horo"  # type: ignore[assignment]  # loaded on creation
     rules: str = "national"
     window: str = "24h"
-    start: str | None = None
-    end: str | None = None
-    ledger: str | None = None
-    hotline: str | None = None
-    alarms: str | None = None
-    incidents: str | None = None
-    heating: str | None = None
-    findings: str | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    ledger: Path | None = None
+    hotline: Path | None = None
+    alarms: Path | None = None
+    incidents: Path | None = None
+    heating: Path | None = None
+    findings: Path | None = None
     exercise: bool = False
-    now: str | None = None  # "as of" time of the response figures (default: the review end)
+    now: pd.Timestamp | None = None  # "as of" time of the response figures (default: review end)
+    #: The jurisdiction as given (name or folder): where its plan and index configuration are
+    #: looked up, and what the review notebook is given.
+    jurisdiction_ref: str = field(init=False)
+    #: ``window`` as a duration (:func:`cityops.review.windows.parse_window`).
+    window_length: pd.Timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value) -> None:
+            object.__setattr__(self, name, value)
+
+        forecast, observed = _paths(self.forecast), _paths(self.observed)
+        if not forecast:
+            raise InputError(
+                "--forecast: give forecast files, brief runs, CAP files or a signal log"
+            )
+        if not observed:
+            raise InputError("--observed: give gridded analyses or station observations")
+        put("forecast", tuple(Path(p) for p in forecast))
+        put("observed", tuple(Path(p) for p in observed))
+        juris = self.jurisdiction
+        if isinstance(juris, Jurisdiction):
+            put("jurisdiction_ref", str(juris.path))
+        else:
+            ref = os.fspath(juris) if isinstance(juris, os.PathLike) else str(juris or "ejin-horo")
+            put("jurisdiction_ref", ref)
+            put("jurisdiction", load_jurisdiction(juris or "ejin-horo"))
+        put("rules", str(self.rules or "national"))
+        put("window", str(self.window or "24h"))
+        put("window_length", parse_window(self.window))
+        for name, what in (("start", "review start"), ("end", "review end"), ("now", "now")):
+            value = getattr(self, name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                put(name, None)
+            elif not isinstance(value, pd.Timestamp) or value.tzinfo is not None:
+                put(name, parse_utc(value, what=what))
+        for name in RECORD_INPUTS:
+            value = getattr(self, name)
+            put(name, Path(value) if value not in (None, "") else None)
+        put("exercise", bool(self.exercise))
 
 
 @dataclass
@@ -120,7 +185,7 @@ def _is_scenario(paths: list[str]) -> bool:
     return False
 
 
-def _period(inputs: ReviewInputs, observed: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _period(observed: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     if observed.empty:
         raise InputError("observed: no review window could be formed from the observations")
     start = observed["window_start_utc"].min()
@@ -139,27 +204,23 @@ def run_review(inputs: ReviewInputs) -> Review:
     from cityops.review import cases as case_lib
     from cityops.review import response, safety
 
-    forecast, observed_paths = _paths(inputs.forecast), _paths(inputs.observed)
-    if not forecast:
-        raise InputError("--forecast: give forecast files, brief runs, CAP files or a signal log")
-    if not observed_paths:
-        raise InputError("--observed: give gridded analyses or station observations")
-    parse_window(inputs.window)
-    exercise = bool(inputs.exercise) or _is_scenario(forecast + observed_paths)
+    forecast = [str(p) for p in inputs.forecast]
+    observed_paths = [str(p) for p in inputs.observed]
+    exercise = inputs.exercise or _is_scenario(forecast + observed_paths)
     observed = observed_levels(
         observed_paths,
         jurisdiction=inputs.jurisdiction,
         rules=inputs.rules,
-        window=inputs.window,
-        start=inputs.start or None,
-        end=inputs.end or None,
+        window=inputs.window_length,
+        start=inputs.start,
+        end=inputs.end,
     )
-    start, end = _period(inputs, observed)
+    start, end = _period(observed)
     warnings = load_warnings(
         forecast,
         jurisdiction=inputs.jurisdiction,
         rules=inputs.rules,
-        window=inputs.window,
+        window=inputs.window_length,
         start=start,
         end=end,
     )
@@ -167,7 +228,7 @@ def run_review(inputs: ReviewInputs) -> Review:
     figures = kpis(cases)
     notes: list[str] = []
     timeline = response_figures = clocks = None
-    now = parse_utc(inputs.now, what="now") if inputs.now else end
+    now = inputs.now if inputs.now is not None else end
     if inputs.ledger:
         from cityops.ledger import connect
 
@@ -189,7 +250,7 @@ def run_review(inputs: ReviewInputs) -> Review:
             incidents=inputs.incidents or None,
             tasks=timeline,
             cases=cases,
-            config=inputs.jurisdiction,
+            config=inputs.jurisdiction_ref,
             start=start,
             end=end,
         )
@@ -312,9 +373,10 @@ def parameters_to_inputs(**params) -> tuple[ReviewInputs, str, Path]:
     """Check the review template's parameters; the inputs, language and case-library folder.
 
     Unknown names, wrong types, missing files, bad times, windows and languages give one
-    readable :class:`~cityops.errors.InputError` in the template's second cell.
+    readable :class:`~cityops.errors.InputError` in the template's second cell. Each value is
+    parsed once, here (the times with the parameter's name in the message).
     """
-    from cityops.report.i18n import check_lang
+    from cityops.i18n import check_lang
     from cityops.review.cases import case_library_dir
 
     unknown = sorted(set(params) - set(REVIEW_PARAMETERS))
@@ -339,26 +401,24 @@ def parameters_to_inputs(**params) -> tuple[ReviewInputs, str, Path]:
     for name in _PATH_PARAMETERS:
         if values[name] and not Path(values[name]).exists():
             raise InputError(f"parameter {name}: {values[name]} not found")
-    for name in ("start", "end", "now"):
-        if values[name]:
-            parse_utc(values[name], what=f"parameter {name}")
-    parse_window(values["window"] or "24h")
-    lang = check_lang(values["lang"] or "zh")
+    times = {
+        name: parse_utc(values[name], what=f"parameter {name}") if values[name] else None
+        for name in ("start", "end", "now")
+    }
     inputs = ReviewInputs(
         forecast=values["forecast"],
         observed=values["observed"],
         jurisdiction=values["jurisdiction"] or "ejin-horo",
         rules=values["rules"] or "national",
         window=values["window"] or "24h",
-        start=values["start"] or None,
-        end=values["end"] or None,
         exercise=values["exercise"],
-        now=values["now"] or None,
+        **times,
         **{name: values[name] or None for name in _PATH_PARAMETERS},
     )
+    lang = check_lang(values["lang"] or "zh")
     library = (
         Path(values["case_library"])
         if values["case_library"]
-        else case_library_dir(inputs.jurisdiction)
+        else case_library_dir(inputs.jurisdiction.path)
     )
     return inputs, lang, library

@@ -88,7 +88,7 @@ RUN_FOLDER_FORMAT = "%Y%m%dT%H%MZ"
 _RUN_FOLDER = re.compile(r"^\d{8}T\d{4}Z$")
 
 #: Parts of a cityops CAP identifier: <code>-<issued YYYYMMDDTHHMMZ>-<hazard>[-cancel]
-#: (cityops.report.cap.make_identifier, cancel_alert).
+#: (cityops.cap.make_identifier, cancel_alert).
 _CAP_IDENT = re.compile(
     r"^(?P<code>[^-]+)-(?P<issued>\d{8}T\d{4}Z)-(?P<hazard>[a-z][a-z0-9_]*?)(?P<cancel>-cancel)?$"
 )
@@ -691,7 +691,7 @@ def _parse_cap(path: Path, statuses: Sequence[str]) -> _Message | None:
     import defusedxml.ElementTree as DET
     from defusedxml import DefusedXmlException
 
-    from cityops.report.cap import CAP_NS
+    from cityops.cap import CAP_NS
 
     q = f"{{{CAP_NS}}}"
     try:
@@ -742,7 +742,7 @@ def _parse_cap(path: Path, statuses: Sequence[str]) -> _Message | None:
     onsets, expires = [], []
     for info in root.findall(q + "info"):
         if hazard is None:
-            from cityops.report.cap import hazard_of_event_code
+            from cityops.cap import hazard_of_event_code
 
             for code in info.findall(q + "eventCode"):
                 hazard = hazard or hazard_of_event_code(text(code, "value"))

@@ -101,22 +101,17 @@ def open_observed(
     ``station_id, lon, lat, time_utc, period_h`` and canonical variables), as the review
     reads them (:mod:`cityops.review.observations`)."""
     from cityops.ingest import expand_paths, open_forecast
-    from cityops.review import observations as obs
+    from cityops.ingest.stations import derive_rh, observation_kind, read_stations
 
     files = expand_paths(paths)
-    kinds = {f: obs.observation_kind(f) for f in files}
+    kinds = {f: observation_kind(f) for f in files}
     if set(kinds.values()) == {"grid"}:
         return open_forecast(files, bounds=bounds, mapping=mapping).load()
     if "grid" in kinds.values():
         raise InputError(
             f"{files[0]}: observed input mixes gridded and station files; expected one kind"
         )
-    frames = [
-        obs.read_station_csv(f) if kinds[f] == "station_csv" else obs._read_micaps1(f)
-        for f in files
-    ]
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    frame, _ = obs._derive_rh(frame)
+    frame, _ = derive_rh(read_stations(files, kinds=kinds))
     lon_min, lat_min, lon_max, lat_max = bounds
     inside = frame["lon"].between(lon_min, lon_max) & frame["lat"].between(lat_min, lat_max)
     frame = frame[inside].reset_index(drop=True)

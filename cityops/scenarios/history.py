@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cityops.rules.drought import write_synthetic_history
 from cityops.scenarios.catalog import SCENARIOS
+from cityops.scenarios.climate import write_synthetic_history
 from cityops.scenarios.dataset import get_scenario
 
 __all__ = ["HISTORY_SETTINGS", "write_scenario_history"]
