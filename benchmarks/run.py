@@ -107,8 +107,9 @@ def brief_times() -> dict:
     import nbformat
     import papermill as pm
 
+    from cityops.brief import BriefOptions, run_briefings
     from cityops.pipeline import assess
-    from cityops.report.batch import BriefOptions, _to_html, run_briefings
+    from cityops.report.runner import to_html as _to_html
 
     sample = str(ROOT / "data" / "samples" / "july-rainstorm.nc")
     out: dict = {}

@@ -386,7 +386,7 @@ def _cmd_assess(args) -> int:
 
 
 def _cmd_brief(args) -> int:
-    from cityops.report.batch import BriefOptions, run_briefings
+    from cityops.brief import BriefOptions, run_briefings
 
     params.check_brief_combinations(args)
     # BriefOptions holds paths as strings: they become notebook parameters.

@@ -76,7 +76,7 @@ def town_selection(text: str) -> str:
 
     An empty selection (``''``, ``','``) is refused here: it must never publish an empty run
     over the previous one. Names are resolved (and duplicates merged) against the
-    jurisdiction by ``cityops.report.batch._select_units``.
+    jurisdiction by ``cityops.brief._select_units``.
     """
     if text.strip().lower() == "all":
         return "all"

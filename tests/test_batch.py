@@ -7,8 +7,8 @@ import json
 import nbformat
 import pytest
 
+from cityops.brief import BriefOptions, run_briefings, template_path
 from cityops.errors import PartialFailure
-from cityops.report.batch import BriefOptions, run_briefings, template_path
 from cityops.scenarios import write_scenario
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,7 @@ def test_progress_is_plain_log_lines_when_not_a_terminal(caplog, monkeypatch):
     import logging
     import sys
 
-    from cityops.report.batch import _progress
+    from cityops.brief import _progress
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     # Handlers other tests' in-process CLI runs left on the logger point at closed streams.
@@ -117,7 +117,7 @@ def test_progress_bar_on_a_terminal_still_names_failures(caplog, monkeypatch):
     import io
     import sys
 
-    from cityops.report.batch import _progress
+    from cityops.brief import _progress
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -10,7 +10,7 @@ import pytest
 from browser import ARTIFACTS, chromium, dump_dom, screenshot
 from PIL import Image
 
-from cityops.report.batch import BriefOptions, run_briefings
+from cityops.brief import BriefOptions, run_briefings
 from cityops.rules.table import level_names
 from cityops.scenarios import write_scenario
 

@@ -214,8 +214,8 @@ def test_ensemble_alert_certainty_matches_member_share(tmp_path):
 
 # --------------------------------------------------------------------------- Update / Cancel from the ledger
 def test_run_cancels_a_hazard_that_stood_down_and_updates_the_rest(A, tmp_path):
+    from cityops.brief import BriefOptions, _write_cap
     from cityops.ledger import record_cap
-    from cityops.report.batch import BriefOptions, _write_cap
 
     db = str(tmp_path / "ledger.sqlite")
     earlier = A.issued - pd_hours(12)
@@ -246,8 +246,8 @@ def test_run_cancels_a_hazard_that_stood_down_and_updates_the_rest(A, tmp_path):
 
 
 def test_after_a_cancel_the_next_alert_is_new(A, tmp_path):
+    from cityops.brief import BriefOptions, _write_cap
     from cityops.ledger import record_cap
-    from cityops.report.batch import BriefOptions, _write_cap
 
     db = str(tmp_path / "ledger.sqlite")
     earlier = A.issued - pd_hours(12)
@@ -260,8 +260,8 @@ def test_after_a_cancel_the_next_alert_is_new(A, tmp_path):
 
 
 def test_an_older_forecast_rerun_neither_updates_nor_cancels_a_newer_alert(A, tmp_path):
+    from cityops.brief import BriefOptions, _write_cap
     from cityops.ledger import record_cap
-    from cityops.report.batch import BriefOptions, _write_cap
 
     db = str(tmp_path / "ledger.sqlite")
     later = A.issued + pd_hours(12)

@@ -29,9 +29,9 @@ import pytest
 import xarray as xr
 import yaml
 
+from cityops import brief as batch
+from cityops.brief import BriefOptions, run_briefings, template_path
 from cityops.errors import CityopsError, InputError, PartialFailure
-from cityops.report import batch
-from cityops.report.batch import BriefOptions, run_briefings, template_path
 from cityops.resources import package_data
 from cityops.scenarios import write_scenario
 
@@ -43,7 +43,7 @@ import errno, json, os, signal, sys
 from pathlib import Path
 
 cfg = json.loads(sys.argv[1])
-from cityops.report import batch
+from cityops import brief as batch
 
 if cfg.get("stub_units"):  # the batch machinery without notebooks
     def stub(code, forecast, stage, opts, final=None, *extra):
@@ -242,7 +242,9 @@ def test_disk_full_writing_one_page_fails_that_unit_only(rain, tmp_path, monkeyp
         nb.cells = [nbformat.v4.new_markdown_cell(f"# briefing {parameters['town']}")]
         nbformat.write(nb, output)
 
-    real_html = batch._to_html
+    from cityops.report import runner
+
+    real_html = runner.to_html
 
     def to_html(notebook, html_path, lang="zh"):
         if html_path.parent.name == DISK_FULL:
@@ -251,7 +253,7 @@ def test_disk_full_writing_one_page_fails_that_unit_only(rain, tmp_path, monkeyp
         return real_html(notebook, html_path, lang)
 
     monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
-    monkeypatch.setattr(batch, "_to_html", to_html)
+    monkeypatch.setattr(runner, "to_html", to_html)
     out = tmp_path / "run"
     with pytest.raises(PartialFailure) as err:
         run_briefings(rain, out, options(rain, towns=f"{GOOD},{DISK_FULL}", ledger=""))

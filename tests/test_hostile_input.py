@@ -300,7 +300,7 @@ FORBIDDEN = {
 #: lxml parsing is allowed only where the input is safe; path -> (count, why).
 LXML_PARSE = re.compile(r"etree\.(?:parse|fromstring|XML|iterparse|XMLParser)\(")
 LXML_ALLOWED = {
-    "cityops/report/batch.py": "_record_cap: reads back the CAP files this run has just written",
+    "cityops/brief.py": "_record_cap: reads back the CAP files this run has just written",
 }
 #: Expressions an SQL f-string may interpolate: built from '?' marks and fixed column names.
 SQL_FRAGMENTS = {

@@ -135,7 +135,7 @@ def test_locked_ledger_is_a_clear_input_error_after_the_timeout(tmp_path, monkey
 #: executed for the sample units only, the others get a stub page (the machinery is measured).
 SCALE_CHILD = r"""
 import json, resource, sys, time
-from cityops.report import batch
+from cityops import brief as batch
 
 cfg = json.loads(sys.argv[1])
 real = batch._run_unit

@@ -34,7 +34,7 @@ ISSUED = "20260710T0000Z"  # july-rainstorm's fixed issue time
 #: Runs ``cityops`` with the briefing notebooks replaced by a stub page.
 CHILD = r"""
 import sys
-from cityops.report import batch
+from cityops import brief as batch
 
 def stub(code, forecast, stage, opts, final=None, *extra):
     (stage / code).mkdir(parents=True, exist_ok=True)

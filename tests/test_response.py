@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cityops.brief import BriefOptions, run_briefings
 from cityops.ledger import list_tasks
 from cityops.pipeline import assess
-from cityops.report.batch import BriefOptions, run_briefings
 from cityops.scenarios import write_scenario
 
 

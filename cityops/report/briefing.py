@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from cityops.errors import InputError
-from cityops.report.i18n import check_lang, level_label, t, tier_label
+from cityops.i18n import check_lang, level_label, t, tier_label
 from cityops.rules.table import display_units, level_names
 from cityops.timeutil import format_local, parse_utc
 
@@ -218,7 +218,7 @@ def response_plan_text(jurisdiction, *, lang: str = "zh") -> str:
 
 def section_html(key: str, *, lang: str = "zh") -> str:
     """A section heading in the report language."""
-    from cityops.report.i18n import _catalog
+    from cityops.i18n import _catalog
 
     return f"<h2>{html.escape(_catalog()[check_lang(lang)]['sections'][key])}</h2>"
 
@@ -311,7 +311,7 @@ def localize_note(note: str, lang: str = "zh") -> str:
 
     if lang != "zh" or not note:
         return note
-    from cityops.report.i18n import _catalog
+    from cityops.i18n import _catalog
 
     for pattern, repl in _catalog()["note_patterns_zh"]:
         note = re.sub(pattern, repl, note)
@@ -770,7 +770,7 @@ def response_html(assessment, code: str, *, lang: str = "zh") -> str:
     """The unit's response posture, groups, plans, four-stop recommendations and tasks,
     under the name of the jurisdiction's plan; without a loaded plan, the plain sentence
     that there is none (or that its tables are not loaded) instead of an empty section."""
-    from cityops.report.i18n import _catalog
+    from cityops.i18n import _catalog
 
     words = _catalog()[check_lang(lang)]
     if assessment.response is None:

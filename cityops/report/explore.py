@@ -574,7 +574,7 @@ class Explorer:
         """Run the briefing template for the selected unit; link its HTML in the panel."""
         import papermill as pm
 
-        from cityops.report.batch import _strip_execution_metadata, _to_html, template_path
+        from cityops.report.runner import strip_execution_metadata, template_path, to_html
 
         if self.code == BANNER:
             self.brief_link.value = (
@@ -592,9 +592,9 @@ class Explorer:
                         "lang": self.lang, "output_dir": str(folder.resolve())},
             kernel_name="cityops", cwd=str(template_path().parent), progress_bar=False,
         )  # fmt: skip
-        _strip_execution_metadata(nb)
+        strip_execution_metadata(nb)
         out = folder / "briefing.html"
-        _to_html(nb, out, lang=self.lang)
+        to_html(nb, out, lang=self.lang)
         link = os.path.relpath(out, Path.cwd())
         self.brief_link.value = (
             f"<a href='{html.escape(link)}' target='_blank'>{html.escape(str(out))}</a>"

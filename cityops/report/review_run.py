@@ -16,16 +16,16 @@ __all__ = ["check_review_notebook", "render_review", "review_parameters", "revie
 
 def review_template_path() -> Path:
     """The review template ``post_event_review.ipynb``, found as the briefing's
-    (:func:`cityops.report.batch.template_path`: ``$CITYOPS_TEMPLATES``, ``./templates``, then
+    (:func:`cityops.report.runner.template_path`: ``$CITYOPS_TEMPLATES``, ``./templates``, then
     the templates shipped with cityops)."""
-    from cityops.report.batch import template_path
+    from cityops.report.runner import template_path
 
     return template_path("post_event_review.ipynb")
 
 
 def check_review_notebook(kernel: str) -> Path:
     """Fail before any work when the kernel or the template is missing; the template."""
-    from cityops.report.batch import check_kernel
+    from cityops.report.runner import check_kernel
 
     check_kernel(kernel)
     return review_template_path()
@@ -70,7 +70,7 @@ def render_review(
     ``folder/review.html``; the HTML's path."""
     import papermill as pm
 
-    from cityops.report.batch import _strip_execution_metadata, _to_html
+    from cityops.report.runner import strip_execution_metadata, to_html
 
     template = review_template_path()
     notebook = Path(folder) / "review.ipynb"
@@ -84,7 +84,7 @@ def render_review(
         execution_timeout=timeout,
         start_timeout=120,
     )
-    _strip_execution_metadata(notebook)
+    strip_execution_metadata(notebook)
     html = Path(folder) / "review.html"
-    _to_html(notebook, html, lang=lang)
+    to_html(notebook, html, lang=lang)
     return html
