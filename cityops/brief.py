@@ -4,6 +4,7 @@ Layout of the output folder (interfaces.md §5)::
 
     DIR/index.html  DIR/town_hazards.csv  DIR/town_hazards.json  DIR/levels.nc  DIR/run.json
     DIR/overview.png  DIR/<code>/briefing.ipynb  DIR/<code>/briefing.html  DIR/<code>/headline.png
+    DIR/state/  the run's one assessment, which every unit's notebook reads (cityops.run_state)
 
 The run is built in a hidden folder beside ``DIR`` and renamed into place, so a reader never
 sees a half-written run (:mod:`cityops.fsio`: an existing ``DIR`` is replaced only when it is
