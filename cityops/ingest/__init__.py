@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ from cityops.ingest.canonical import (
     add_history,
     check_covers,
     crop,
+    crop_window,
     load_mapping,
     normalize_coords,
     normalize_time,
@@ -33,6 +35,7 @@ from cityops.ingest.classic import truncated_variable
 from cityops.timeutil import iso_utc
 
 __all__ = [
+    "IN_MEMORY_BYTES",
     "VariableMapping",
     "add_history",
     "check_covers",
@@ -45,6 +48,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("cityops")
+
+#: A cropped forecast up to this size is read into memory by :func:`open_forecast` (unless
+#: the caller asks for dask ``chunks``): its values are then read from the file once, and the
+#: checks and conversions run on numpy arrays instead of a dask graph of many tiny tasks. The
+#: same limit as ``cityops.pipeline.IN_MEMORY_BYTES``, under which ``assess`` loads the
+#: forecast anyway (measured in benchmarks/RESULTS.md, issue 17).
+IN_MEMORY_BYTES = 256 * 2**20
+
+#: A reader's window: the rows/columns of the file's own grid to read (see
+#: :func:`cityops.ingest.canonical.crop_window`).
+Window = Callable[[xr.Dataset], "dict | None"]
 
 
 def expand_paths(
@@ -97,8 +111,13 @@ def sniff_format(path: Path) -> str:
     )
 
 
-def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
-    """The file as its reader sees it (no renaming or conversion)."""
+def open_raw(path: Path, *, chunks: dict | None = None, window: Window | None = None) -> xr.Dataset:
+    """The file as its reader sees it (no renaming or conversion).
+
+    ``window`` (see :func:`cityops.ingest.canonical.crop_window`) names the rows and columns
+    of the file's grid to keep: NetCDF variables are cut lazily (contiguous slices read as
+    hyperslabs), GRIB messages right after decoding.
+    """
     kind = sniff_format(path)
     if kind == "netcdf":
         # netCDF-C reads the missing end of a truncated classic file as zeros: check first.
@@ -112,16 +131,18 @@ def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
         try:
             # An explicit engine: letting xarray guess imports every backend, ecCodes included
             # (see cityops.ingest.grib on the import-order crash).
-            return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+            ds = xr.open_dataset(path, engine="netcdf4", chunks={} if chunks is None else chunks)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise InputError(
                 f"{path}: cannot be read as NetCDF ({err}); expected a complete NetCDF-3 or "
                 "NetCDF-4 file (truncated or corrupt?)"
             ) from None
+        cut = window(ds) if window is not None else None
+        return ds.isel(cut) if cut else ds
     if kind == "grib":
         from cityops.ingest.grib import open_grib
 
-        return open_grib(path, chunks=chunks)
+        return open_grib(path, chunks=chunks, window=window)
     if kind == "micaps4":
         from cityops.ingest.micaps import read_micaps4
 
@@ -184,10 +205,13 @@ def open_forecast(
         NetCDF, GRIB or MICAPS diamond 4 files of one run; several files (one per lead time,
         say) are combined along ``time``.
     chunks : dict, optional
-        Dask chunks (default ``{}``: lazy, the file's own chunks).
+        Dask chunks: the result stays lazy. By default a cropped forecast of at most
+        :data:`IN_MEMORY_BYTES` is read into memory (each value read from the file once, the
+        checks on numpy); a larger one stays lazy (NetCDF: the file's own chunks).
     bounds : (lon_min, lat_min, lon_max, lat_max), optional
-        Crop to these bounds plus ``margin`` degrees before anything is loaded; the grid must
-        cover them.
+        Crop to these bounds plus ``margin`` degrees before anything is read: only the rows
+        and columns needed are read (contiguous slices of NetCDF variables, GRIB fields cut
+        as each message is decoded); the grid must cover them.
     mapping : path or dict, optional
         A user variable mapping (YAML, see :func:`cityops.ingest.load_mapping`).
 
@@ -206,8 +230,8 @@ def open_forecast(
     files = expand_paths(paths)
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
-    chunks = {} if chunks is None else chunks
-    raws = [open_raw(path, chunks=chunks) for path in files]
+    window = None if bounds is None else partial(crop_window, bounds=bounds, margin=margin)
+    raws = [open_raw(path, chunks=chunks, window=window) for path in files]
     if len(raws) > 1 and all(r.attrs.get("cityops_reader") == "grib" for r in raws):
         # One GRIB file per lead time: join the steps first, keeping the per-step GRIB
         # attributes (accumulation periods) aligned.
@@ -224,6 +248,8 @@ def open_forecast(
         raw = normalize_time(raw, source=source)
         if bounds is not None:
             raw = crop(raw, bounds, margin=margin, source=source)
+        if chunks is None and raw.nbytes <= IN_MEMORY_BYTES:
+            raw = raw.load()  # one read of what is needed; the checks then run on numpy
         parts.append(raw)
     raw = parts[0] if len(parts) == 1 else _combine(parts, files)
     source = ", ".join(str(p) for p in files) if len(files) > 1 else str(files[0])

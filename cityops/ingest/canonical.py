@@ -43,6 +43,7 @@ __all__ = [
     "add_history",
     "check_covers",
     "crop",
+    "crop_window",
     "deaccumulate",
     "identify_variables",
     "inspect_values",
@@ -553,6 +554,77 @@ def crop(
     ):
         out = out.isel(lat=slice(None, None, -1))
     return out
+
+
+def _contiguous(positions: np.ndarray) -> slice | np.ndarray:
+    """A slice when sorted ``positions`` are consecutive (one hyperslab to read), else them."""
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
+def crop_window(
+    raw: xr.Dataset,
+    bounds: tuple[float, float, float, float],
+    *,
+    margin: float = 0.3,
+) -> dict[str, slice | np.ndarray] | None:
+    """Which rows and columns of a file's own grid :func:`crop` keeps, in storage order.
+
+    :func:`normalize_coords` and :func:`crop` are run on the grid's coordinates alone (no
+    data), so a reader can cut the stored arrays *before* reading them, by contiguous slices
+    where the kept cells are contiguous on disk (a box not straddling a 0-360 seam). Running
+    the two steps again on the cut dataset then gives exactly what they give on the whole
+    file.
+
+    Parameters
+    ----------
+    raw : xarray.Dataset
+        The file as its reader sees it (only its latitude/longitude coordinates are used).
+    bounds, margin
+        As for :func:`crop`.
+
+    Returns
+    -------
+    dict or None
+        ``{dimension: slice or positions}`` for :meth:`xarray.Dataset.isel`; None when the
+        grid's latitude and longitude are not 1-D dimension coordinates, or when the grid is
+        refused (the whole path then raises the error naming the file).
+    """
+    lat = next((n for n in _LAT_NAMES if n in raw.variables), None)
+    lon = next((n for n in _LON_NAMES if n in raw.variables), None)
+    if lat is None or lon is None or raw[lat].dims != (lat,) or raw[lon].dims != (lon,):
+        return None
+    proxy = xr.Dataset(
+        {"__row": (lat, np.arange(raw.sizes[lat])), "__col": (lon, np.arange(raw.sizes[lon]))},
+        coords={lat: raw[lat].variable, lon: raw[lon].variable},
+    )
+    try:
+        with _quiet():
+            kept = crop(normalize_coords(proxy, source=""), bounds, margin=margin)
+    except InputError:
+        return None
+    rows, cols = np.sort(kept["__row"].values), np.sort(kept["__col"].values)
+    window = {lat: _contiguous(rows), lon: _contiguous(cols)}
+    # Cropping the cut grid must keep all of it (an irregular grid's spacing, measured on
+    # the cut, could otherwise shrink the margin): else no window, the whole file is cropped.
+    with _quiet():
+        again = crop(normalize_coords(proxy.isel(window), source=""), bounds, margin=margin)
+    if again.sizes != kept.sizes:
+        return None
+    return window
+
+
+class _quiet:
+    """Silence the ``cityops`` logger's info lines (the dry run's history is discarded)."""
+
+    def __enter__(self):
+        self.level = log.level
+        if log.getEffectiveLevel() <= logging.INFO:
+            log.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        log.setLevel(self.level)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -646,7 +646,7 @@ def _set_step_attrs(ds: xr.Dataset, table: dict[tuple, dict[int, float]]) -> Non
             ds[name].attrs[attr] = float(arr[0]) if scalar else arr
 
 
-def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
+def open_grib(path: str | Path, *, chunks=None, window=None) -> xr.Dataset:
     """One raw dataset of the surface fields of a GRIB1/GRIB2 file (see the module docstring).
 
     Parameters
