@@ -26,10 +26,13 @@ from cityops.ingest.canonical import (
     check_covers,
     crop,
     crop_window,
+    identify_variables,
     load_mapping,
     normalize_coords,
     normalize_time,
     to_canonical,
+    unreadable,
+    wind_components,
 )
 from cityops.ingest.classic import truncated_variable
 from cityops.timeutil import iso_utc
@@ -189,6 +192,31 @@ def _combine(parts: list[xr.Dataset], files: list[Path]) -> xr.Dataset:
     return ds
 
 
+def _load_used(
+    raw: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None, source: str
+) -> xr.Dataset:
+    """The variables the canonical dataset is made of, read into memory when they take at
+    most :data:`IN_MEMORY_BYTES`: each value is then read from the file once and the checks
+    run on numpy. Other variables stay unread (a damaged field nobody uses is never decoded).
+    """
+    used = set(identify_variables(raw, mapping=mapping, source=source, quiet=True))
+    for u, v in wind_components():
+        if u in raw and v in raw:
+            used |= {u, v}
+    used &= set(raw.data_vars)
+    if not used or sum(raw[name].nbytes for name in used) > IN_MEMORY_BYTES:
+        return raw
+    loaded = {}
+    for name in sorted(used):
+        try:
+            loaded[name] = raw[name].load()
+        except MemoryError:
+            raise
+        except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError...
+            raise unreadable(err, source=source, label=name) from None
+    return raw.assign(loaded)
+
+
 def open_forecast(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -205,9 +233,10 @@ def open_forecast(
         NetCDF, GRIB or MICAPS diamond 4 files of one run; several files (one per lead time,
         say) are combined along ``time``.
     chunks : dict, optional
-        Dask chunks: the result stays lazy. By default a cropped forecast of at most
-        :data:`IN_MEMORY_BYTES` is read into memory (each value read from the file once, the
-        checks on numpy); a larger one stays lazy (NetCDF: the file's own chunks).
+        Dask chunks: the result stays lazy. By default the variables used, once cropped,
+        are read into memory when they take at most :data:`IN_MEMORY_BYTES` (each value read
+        from the file once, the checks on numpy); larger ones stay lazy (NetCDF: the file's
+        own chunks).
     bounds : (lon_min, lat_min, lon_max, lat_max), optional
         Crop to these bounds plus ``margin`` degrees before anything is read: only the rows
         and columns needed are read (contiguous slices of NetCDF variables, GRIB fields cut
@@ -248,8 +277,8 @@ def open_forecast(
         raw = normalize_time(raw, source=source)
         if bounds is not None:
             raw = crop(raw, bounds, margin=margin, source=source)
-        if chunks is None and raw.nbytes <= IN_MEMORY_BYTES:
-            raw = raw.load()  # one read of what is needed; the checks then run on numpy
+        if chunks is None:
+            raw = _load_used(raw, mapping=mapping, source=source)
         parts.append(raw)
     raw = parts[0] if len(parts) == 1 else _combine(parts, files)
     source = ", ".join(str(p) for p in files) if len(files) > 1 else str(files[0])

@@ -51,6 +51,8 @@ __all__ = [
     "normalize_coords",
     "normalize_time",
     "to_canonical",
+    "unreadable",
+    "wind_components",
 ]
 
 log = logging.getLogger("cityops")
@@ -233,15 +235,28 @@ def _by_standard_name(da: xr.DataArray) -> VariableMapping | None:
     return VariableMapping(name, kind, how="standard_name")
 
 
+def wind_components() -> list[tuple[str, str]]:
+    """Pairs of source names ``(u, v)`` the wind speed is derived from (``aliases.yaml``)."""
+    return list(_aliases()["components"])
+
+
 def identify_variables(
-    ds: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None = None, source: str = ""
+    ds: xr.Dataset,
+    *,
+    mapping: Mapping[str, VariableMapping] | None = None,
+    source: str = "",
+    quiet: bool = False,
 ) -> dict[str, VariableMapping]:
     """Source variable name -> canonical mapping; one source per canonical variable.
 
     Preference: the user's mapping, then CF ``standard_name`` (with ``cell_methods``), then
     known aliases in the order of ``aliases.yaml`` (so GFS ``tp`` wins over ``prate``).
-    Snow on the ground (snow depth, snow water equivalent) is never snowfall.
+    Snow on the ground (snow depth, snow water equivalent) is never snowfall. ``quiet``:
+    log nothing (a look ahead whose choices are logged when the conversion makes them).
     """
+    if quiet:
+        with _quiet():
+            return identify_variables(ds, mapping=mapping, source=source)
     mapping = dict(mapping or {})
     aliases = _aliases()
     best: dict[str, tuple[tuple[int, int], str, VariableMapping]] = {}
@@ -1066,6 +1081,16 @@ REFERENCE_INFERRED_ATTR = "cityops_reference_inferred"
 UNUSABLE_ATTR = "cityops_unusable"
 
 
+def unreadable(err: Exception, *, source: str, label: str) -> InputError:
+    """The error for values that cannot be read (a corrupt GRIB data section, a damaged
+    NetCDF chunk), naming the file and the variable."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return InputError(
+        f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
+        "expected intact data: the file is truncated or corrupt"
+    )
+
+
 def inspect_values(
     da: xr.DataArray,
     name: str,
@@ -1105,11 +1130,7 @@ def inspect_values(
     except MemoryError:
         raise
     except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError, OSError...
-        text = str(err).splitlines()[0] if str(err) else ""
-        raise InputError(
-            f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
-            "expected intact data: the file is truncated or corrupt"
-        ) from None
+        raise unreadable(err, source=source, label=label) from None
     if summary.all_missing:
         return "every value is missing (NaN)", None
     raw_units = None if raw is None else raw.attrs.get("units")
