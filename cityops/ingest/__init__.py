@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ import xarray as xr
 
 from cityops.errors import InputError
 from cityops.ingest.canonical import (
+    LON_NAMES,
     VariableMapping,
     add_history,
     check_covers,
@@ -192,6 +192,30 @@ def _combine(parts: list[xr.Dataset], files: list[Path]) -> xr.Dataset:
     return ds
 
 
+class _Window:
+    """The crop window of :func:`cityops.ingest.canonical.crop_window` for a reader, which
+    remembers whether the file's grid had 0-360 longitudes."""
+
+    def __init__(self, bounds: tuple[float, float, float, float], margin: float):
+        self.bounds, self.margin = bounds, margin
+        self.lon_0_360 = False
+        self.cut = False
+
+    def __call__(self, raw: xr.Dataset) -> dict | None:
+        window = crop_window(raw, self.bounds, margin=self.margin)
+        lon = next((n for n in LON_NAMES if n in raw.variables), None)
+        self.lon_0_360 = lon is not None and float(raw[lon].max()) > 180
+        self.cut = window is not None
+        return window
+
+    def converted_before_cut(self, raw: xr.Dataset) -> bool:
+        """The file's grid was 0-360 but the cut part of it (``raw``, as read) is not."""
+        if not (self.cut and self.lon_0_360):
+            return False
+        lon = next((n for n in LON_NAMES if n in raw.variables), None)
+        return lon is not None and float(raw[lon].max()) <= 180
+
+
 def _load_used(
     raw: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None, source: str
 ) -> xr.Dataset:
@@ -259,7 +283,7 @@ def open_forecast(
     files = expand_paths(paths)
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
-    window = None if bounds is None else partial(crop_window, bounds=bounds, margin=margin)
+    window = None if bounds is None else _Window(bounds, margin)
     raws = [open_raw(path, chunks=chunks, window=window) for path in files]
     if len(raws) > 1 and all(r.attrs.get("cityops_reader") == "grib" for r in raws):
         # One GRIB file per lead time: join the steps first, keeping the per-step GRIB
@@ -273,7 +297,11 @@ def open_forecast(
     parts = []
     for path, raw in zip(files_for_parts, raws, strict=True):
         source = str(path) if len(raws) == len(files) else ", ".join(map(str, files))
+        note = window is not None and window.converted_before_cut(raw)
         raw = normalize_coords(raw, source=source)
+        if note:
+            # The cut part needed no conversion; the file's grid did (history as without a cut).
+            add_history(raw, f"{source}: longitudes 0-360 converted to -180..180")
         raw = normalize_time(raw, source=source)
         if bounds is not None:
             raw = crop(raw, bounds, margin=margin, source=source)

@@ -59,6 +59,8 @@ log = logging.getLogger("cityops")
 
 _LAT_NAMES = ("lat", "latitude", "Latitude", "LAT", "XLAT", "nav_lat", "lat_0", "y_lat")
 _LON_NAMES = ("lon", "longitude", "Longitude", "LON", "XLONG", "nav_lon", "lon_0", "x_lon")
+#: Names a file's longitude may have (the first found is used).
+LON_NAMES = _LON_NAMES
 _MEMBER_NAMES = ("member", "number", "realization", "ensemble_member", "ens", "perturbation")
 
 # CF standard names that identify a canonical variable (cell_methods refine temperature).

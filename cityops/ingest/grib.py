@@ -412,12 +412,14 @@ _INDEX_KEYS = (
     "paramId", "dataType", "numberOfPoints", "typeOfLevel", "stepType", "gridType",
     "uvRelativeToGrid", "edition", "centre", "centreDescription", "subCentre", "number",
 )  # fmt: skip
-#: Of those and the header keys, the ones ecCodes computes from the parameter's definition
-#: (sections 0, 1 and 4): concept look-ups of about 1 ms each, the same for every message of
-#: one parameter, so looked up once per definition (:func:`_definition`).
+#: Of those and the header keys, the ones that follow from the parameter's definition and
+#: grid (sections 0-3, and 4 but for its times): concept look-ups take about 1 ms each
+#: and are the same for every message of one parameter, so looked up once per definition
+#: (:func:`_definition`).
 _DEFINITION_KEYS = frozenset(
     ("paramId", "shortName", "cfVarName", "typeOfLevel", "stepType", "dataType", "edition",
-     "centre", "centreDescription", "subCentre", "level")
+     "centre", "centreDescription", "subCentre", "level", "number", "gridType",
+     "numberOfPoints", "uvRelativeToGrid")
 )  # fmt: skip
 #: GRIB2 product definition templates whose time fields are known (octets of section 4,
 #: 0-based): 4.0/4.1 the forecast time; 4.8/4.11 also the end of the statistical period.
@@ -430,9 +432,9 @@ _TIME_OCTETS = {
 
 
 def _definition(fh, offset: int) -> bytes | None:
-    """The bytes that define a GRIB2 message's parameter, level and statistics: discipline,
-    section 1 and section 4 with its time fields blanked; None for GRIB1 and other templates
-    (every key then read from the message itself)."""
+    """The bytes that define a GRIB2 message's parameter, level, statistics and grid:
+    discipline, sections 1, 2 (local use) and 3, and section 4 with its time fields blanked;
+    None for GRIB1 and other templates (every key then read from the message itself)."""
     fh.seek(offset)
     head = fh.read(16)
     if len(head) < 16 or head[7] != 2:
@@ -448,7 +450,7 @@ def _definition(fh, offset: int) -> bytes | None:
         length, number = int.from_bytes(top[:4], "big"), top[4]
         if length < 5:
             return None
-        if number == 1:
+        if number in (1, 2, 3):
             parts.append(top + fh.read(length - 5))
         elif number == 4:
             section = bytearray(top + fh.read(length - 5))
@@ -550,9 +552,9 @@ def scan_grib(path: str | Path) -> list[GribMessage]:
                         time=time,
                         start=_hours(codes, h, "startStep"),
                         end=_hours(codes, h, "endStep"),
-                        number=_get(codes, h, "number", int, None),
+                        number=key("number", int, None),
                         offset=offset,
-                        points=int(_get(codes, h, "numberOfPoints", int, 0)),
+                        points=int(key("numberOfPoints", int, 0)),
                         index={k: key(k, index=True) for k in _INDEX_KEYS},
                     )
                 )
