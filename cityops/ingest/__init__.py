@@ -284,7 +284,9 @@ def open_forecast(
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
     window = None if bounds is None else _Window(bounds, margin)
-    raws = [open_raw(path, chunks=chunks, window=window) for path in files]
+    # Several files are joined lazily (dask), so that only the variables used are read.
+    per_file = {} if chunks is None and len(files) > 1 else chunks
+    raws = [open_raw(path, chunks=per_file, window=window) for path in files]
     if len(raws) > 1 and all(r.attrs.get("cityops_reader") == "grib" for r in raws):
         # One GRIB file per lead time: join the steps first, keeping the per-step GRIB
         # attributes (accumulation periods) aligned.
