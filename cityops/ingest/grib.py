@@ -6,9 +6,18 @@ are *not* canonicalised here (``cityops.ingest.canonical`` does that).
 * **Which fields.** The hypercubes a surface forecast needs: ``typeOfLevel`` ``surface``,
   ``heightAboveGround`` at 2 m and 10 m, and ``meanSea`` (:data:`SURFACE_LEVELS`), every
   ``stepType`` (``instant``, ``accum``, ``max``, ``min``, ``avg``…). Upper-air and other level
-  types are left out. cfgrib cannot put these in one dataset, so each (typeOfLevel, level,
-  stepType) group is opened on its own with ``filter_by_keys``; a variable cfgrib leaves out of
-  its group (different steps, grid or members) is opened alone.
+  types are left out.
+* **How they are read.** The headers once (:func:`scan_grib`: ecCodes' concept keys such as
+  ``paramId`` or ``shortName``, about 1 ms each, once per parameter definition); then each
+  variable is built as cfgrib builds it (cfgrib's own functions give its attributes and grid
+  from the variable's first message), its values decoded only when read: just the messages
+  the read needs, each once, cut to the crop window (``window``, see
+  :func:`cityops.ingest.canonical.crop_window`) right after decoding. Layouts this reader
+  leaves to cfgrib (two messages for one field, several levels of one parameter where cfgrib
+  makes a level dimension, keys varying within a variable, grids other than regular lat/lon
+  or Gaussian) are opened through cfgrib as before: each (typeOfLevel, level, stepType) group
+  with ``filter_by_keys``, a variable cfgrib leaves out of its group opened alone. Both give
+  the same dataset (tests/test_ingest_reads.py).
 * **Names and coordinates** are cfgrib's: ``t2m``, ``u10``, ``v10``, ``tp``, ``gust``, ``tmax``,
   ``mx2t``, ``sdwe``, ``cape``, ``prmsl``…; ``time`` (reference time), ``step``, ``valid_time``
   (= time + step), ``latitude``, ``longitude`` as stored (GFS: latitudes descending, longitudes
@@ -54,7 +63,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -784,17 +793,6 @@ class _Var:
     fields: dict[tuple, int] = field(default_factory=dict)  # (number, time, step) -> offset
 
 
-def _index_value(msg, key: str):
-    """A key as cfgrib's index reads it (``"undef"`` when absent)."""
-    try:
-        value = msg[key]
-    except Exception:
-        return "undef"
-    if value is None:
-        return "undef"
-    return tuple(value) if isinstance(value, np.ndarray | list) else value
-
-
 def _geo_cut(geo_vars: dict, window) -> tuple[dict, tuple | None]:
     """Latitude/longitude coordinates cut to ``window`` and the index doing it."""
     lat, lon = geo_vars["latitude"], geo_vars["longitude"]
@@ -1022,7 +1020,12 @@ class _FieldsArray(BackendArray):
         return out
 
 
-def open_grib(path: str | Path, *, chunks=None, window=None) -> xr.Dataset:
+def open_grib(
+    path: str | Path,
+    *,
+    chunks: dict | None = None,
+    window: Callable[[xr.Dataset], dict | None] | None = None,
+) -> xr.Dataset:
     """One raw dataset of the surface fields of a GRIB1/GRIB2 file (see the module docstring).
 
     Parameters
@@ -1030,8 +1033,13 @@ def open_grib(path: str | Path, *, chunks=None, window=None) -> xr.Dataset:
     path : str or Path
         The GRIB file; nothing is written beside it.
     chunks : optional
-        Passed to ``xarray.open_dataset`` (dask chunks, e.g. ``{}`` or ``{"step": 1}``);
-        ``None`` keeps cfgrib's lazy on-disk arrays.
+        Dask chunks (e.g. ``{}`` or ``{"step": 1}``); ``None`` keeps lazy arrays that decode
+        their messages when read.
+    window : callable, optional
+        Given the grid as a coordinates-only dataset (``latitude``/``longitude`` as stored),
+        the rows and columns to keep (``{dimension: slice or positions}``, or None for all):
+        fields are cut to them as they are decoded (:func:`cityops.ingest.canonical.
+        crop_window`).
 
     Raises
     ------
@@ -1051,13 +1059,12 @@ def open_grib(path: str | Path, *, chunks=None, window=None) -> xr.Dataset:
 
     notes: list[str] = []
     pieces: list[tuple[_Group, xr.Dataset]] = []
-    direct = True
-    if direct:
-        try:
-            pieces = _read_direct(path, messages, groups, window, notes)
-        except _Fallback as why:
-            log.debug("%s: read through cfgrib (%s)", path, why)
-            notes, pieces, direct = [], [], False
+    try:
+        pieces = _read_direct(path, messages, groups, window, notes)
+        direct = True
+    except _Fallback as why:
+        log.debug("%s: read through cfgrib (%s)", path, why)
+        notes, pieces, direct = [], [], False
     if not direct:
         for group in groups:
             for ds in _pieces(path, group, chunks, notes):
