@@ -20,7 +20,7 @@ Usage::
     python benchmarks/run.py                 # everything (about 10 minutes on 2 cores)
     python benchmarks/run.py --update        # ... and rewrite the table in RESULTS.md
     python benchmarks/run.py --only engine   # engine | dask | aggregate | samples | weights |
-                                             # imports | brief | budget
+                                             # imports | brief | budget | ingest
 """
 
 from __future__ import annotations
@@ -165,6 +165,28 @@ def budget() -> dict:
                 if best is None or wall < best["wall"]:
                     best = {"wall": wall, **run["timings"], "units": len(run["units"])}
             out[label] = best
+
+
+def ingest_times() -> dict:
+    """Issue 17: a realistic county download (``benchmarks/ingest_cases.py``: ECMWF-style GRIB2
+    at 0.125° over China, 72 hourly steps, 6 surface variables, and the same as NetCDF), each
+    case in its own process with its peak memory: the floors (one ecCodes pass decoding the
+    needed messages cropped to the banner's box; an xarray slice read of the box), the
+    ingest alone and ``assess``."""
+    cases = ROOT / "benchmarks" / "ingest_cases.py"
+    env = dict(os.environ, MPLBACKEND="agg")
+    built = json.loads(subprocess.run([sys.executable, str(cases), "build"], capture_output=True,
+                                      text=True, check=True, env=env).stdout)  # fmt: skip
+    out: dict = {}
+    for kind, floor in (("grib", "grib-floor"), ("netcdf", "netcdf-floor")):
+        for case_name in (floor, "ingest", "assess"):
+            done = subprocess.run([sys.executable, str(cases), case_name, built[kind]],
+                                  capture_output=True, text=True, env=env)  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"ingest case {case_name} {kind} failed:\n{done.stderr[-3000:]}")
+            key = "floor" if case_name == floor else case_name
+            out[f"{kind}-{key}"] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"  ingest {kind} {case_name}: done", file=sys.stderr)
     return out
 
 
@@ -346,6 +368,26 @@ def tables(r: dict) -> str:
                 f"| {name} | {b['units']} | **{fmt(b['wall'])}** | {fmt(b['assess_s'])} | "
                 f"{fmt(b['briefings_s'])} | {fmt(rest)} |"
             )
+    ig = r.get("ingest")
+    if ig:
+        lines += [
+            "",
+            "### County download: ingest and `assess` (issue 17; least of 3 after a warm-up, "
+            "peak RSS of each process)",
+            "",
+            "| file | floor s (RSS MiB) | ingest s (RSS MiB) | ingest / floor | assess s "
+            "(RSS MiB) | assess / floor | target |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for kind, label in (("grib", "GRIB2, 0.125° China, 72 h x 6 (floor: one ecCodes pass)"),
+                            ("netcdf", "NetCDF-4, the same (floor: xarray slice read of the box)")):  # fmt: skip
+            f, i, a = (ig[f"{kind}-{k}"] for k in ("floor", "ingest", "assess"))
+            lines.append(
+                f"| {label} | {fmt(f['seconds'], 3)} ({f['peak_rss_mb']:.0f}) | "
+                f"{fmt(i['seconds'], 3)} ({i['peak_rss_mb']:.0f}) | "
+                f"{i['seconds'] / f['seconds']:.1f}x | {fmt(a['seconds'], 3)} "
+                f"({a['peak_rss_mb']:.0f}) | **{a['seconds'] / f['seconds']:.1f}x** | <= 2x |"
+            )
     sm = r.get("samples")
     if sm:
         lines += [
@@ -362,7 +404,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--only",
-        choices=["engine", "dask", "aggregate", "samples", "imports", "brief", "weights", "budget"],
+        choices=[
+            "engine",
+            "dask",
+            "aggregate",
+            "samples",
+            "imports",
+            "brief",
+            "weights",
+            "budget",
+            "ingest",
+        ],
     )
     ap.add_argument("--update", action="store_true", help="rewrite the table in RESULTS.md")
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "results.json"))
@@ -389,6 +441,8 @@ def main(argv=None) -> int:
         r["brief"] = brief_times()
     if want("budget"):
         r["budget"] = budget()
+    if want("ingest"):
+        r["ingest"] = ingest_times()
     if want("samples"):
         r["samples"] = samples()
     if want("engine"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -20,19 +20,25 @@ import xarray as xr
 
 from cityops.errors import InputError
 from cityops.ingest.canonical import (
+    LON_NAMES,
     VariableMapping,
     add_history,
     check_covers,
     crop,
+    crop_window,
+    identify_variables,
     load_mapping,
     normalize_coords,
     normalize_time,
     to_canonical,
+    unreadable,
+    wind_components,
 )
 from cityops.ingest.classic import truncated_variable
 from cityops.timeutil import iso_utc
 
 __all__ = [
+    "IN_MEMORY_BYTES",
     "VariableMapping",
     "add_history",
     "check_covers",
@@ -45,6 +51,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("cityops")
+
+#: A cropped forecast up to this size is read into memory by :func:`open_forecast` (unless
+#: the caller asks for dask ``chunks``): its values are then read from the file once, and the
+#: checks and conversions run on numpy arrays instead of a dask graph of many tiny tasks. The
+#: same limit as ``cityops.pipeline.IN_MEMORY_BYTES``, under which ``assess`` loads the
+#: forecast anyway (measured in benchmarks/RESULTS.md, issue 17).
+IN_MEMORY_BYTES = 256 * 2**20
+
+#: A reader's window: the rows/columns of the file's own grid to read (see
+#: :func:`cityops.ingest.canonical.crop_window`).
+Window = Callable[[xr.Dataset], "dict | None"]
 
 
 def expand_paths(
@@ -97,8 +114,13 @@ def sniff_format(path: Path) -> str:
     )
 
 
-def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
-    """The file as its reader sees it (no renaming or conversion)."""
+def open_raw(path: Path, *, chunks: dict | None = None, window: Window | None = None) -> xr.Dataset:
+    """The file as its reader sees it (no renaming or conversion).
+
+    ``window`` (see :func:`cityops.ingest.canonical.crop_window`) names the rows and columns
+    of the file's grid to keep: NetCDF variables are cut lazily (contiguous slices read as
+    hyperslabs), GRIB messages right after decoding.
+    """
     kind = sniff_format(path)
     if kind == "netcdf":
         # netCDF-C reads the missing end of a truncated classic file as zeros: check first.
@@ -112,16 +134,18 @@ def open_raw(path: Path, *, chunks: dict | None = None) -> xr.Dataset:
         try:
             # An explicit engine: letting xarray guess imports every backend, ecCodes included
             # (see cityops.ingest.grib on the import-order crash).
-            return xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+            ds = xr.open_dataset(path, engine="netcdf4", chunks={} if chunks is None else chunks)
         except (OSError, ValueError, RuntimeError, KeyError) as err:
             raise InputError(
                 f"{path}: cannot be read as NetCDF ({err}); expected a complete NetCDF-3 or "
                 "NetCDF-4 file (truncated or corrupt?)"
             ) from None
+        cut = window(ds) if window is not None else None
+        return ds.isel(cut) if cut else ds
     if kind == "grib":
         from cityops.ingest.grib import open_grib
 
-        return open_grib(path, chunks=chunks)
+        return open_grib(path, chunks=chunks, window=window)
     if kind == "micaps4":
         from cityops.ingest.micaps import read_micaps4
 
@@ -168,6 +192,55 @@ def _combine(parts: list[xr.Dataset], files: list[Path]) -> xr.Dataset:
     return ds
 
 
+class _Window:
+    """The crop window of :func:`cityops.ingest.canonical.crop_window` for a reader, which
+    remembers whether the file's grid had 0-360 longitudes."""
+
+    def __init__(self, bounds: tuple[float, float, float, float], margin: float):
+        self.bounds, self.margin = bounds, margin
+        self.lon_0_360 = False
+        self.cut = False
+
+    def __call__(self, raw: xr.Dataset) -> dict | None:
+        window = crop_window(raw, self.bounds, margin=self.margin)
+        lon = next((n for n in LON_NAMES if n in raw.variables), None)
+        self.lon_0_360 = lon is not None and float(raw[lon].max()) > 180
+        self.cut = window is not None
+        return window
+
+    def converted_before_cut(self, raw: xr.Dataset) -> bool:
+        """The file's grid was 0-360 but the cut part of it (``raw``, as read) is not."""
+        if not (self.cut and self.lon_0_360):
+            return False
+        lon = next((n for n in LON_NAMES if n in raw.variables), None)
+        return lon is not None and float(raw[lon].max()) <= 180
+
+
+def _load_used(
+    raw: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None, source: str
+) -> xr.Dataset:
+    """The variables the canonical dataset is made of, read into memory when they take at
+    most :data:`IN_MEMORY_BYTES`: each value is then read from the file once and the checks
+    run on numpy. Other variables stay unread (a damaged field nobody uses is never decoded).
+    """
+    used = set(identify_variables(raw, mapping=mapping, source=source, quiet=True))
+    for u, v in wind_components():
+        if u in raw and v in raw:
+            used |= {u, v}
+    used &= set(raw.data_vars)
+    if not used or sum(raw[name].nbytes for name in used) > IN_MEMORY_BYTES:
+        return raw
+    loaded = {}
+    for name in sorted(used):
+        try:
+            loaded[name] = raw[name].load()
+        except MemoryError:
+            raise
+        except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError...
+            raise unreadable(err, source=source, label=name) from None
+    return raw.assign(loaded)
+
+
 def open_forecast(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -184,10 +257,14 @@ def open_forecast(
         NetCDF, GRIB or MICAPS diamond 4 files of one run; several files (one per lead time,
         say) are combined along ``time``.
     chunks : dict, optional
-        Dask chunks (default ``{}``: lazy, the file's own chunks).
+        Dask chunks: the result stays lazy. By default the variables used, once cropped,
+        are read into memory when they take at most :data:`IN_MEMORY_BYTES` (each value read
+        from the file once, the checks on numpy); larger ones stay lazy (NetCDF: the file's
+        own chunks).
     bounds : (lon_min, lat_min, lon_max, lat_max), optional
-        Crop to these bounds plus ``margin`` degrees before anything is loaded; the grid must
-        cover them.
+        Crop to these bounds plus ``margin`` degrees before anything is read: only the rows
+        and columns needed are read (contiguous slices of NetCDF variables, GRIB fields cut
+        as each message is decoded); the grid must cover them.
     mapping : path or dict, optional
         A user variable mapping (YAML, see :func:`cityops.ingest.load_mapping`).
 
@@ -206,8 +283,10 @@ def open_forecast(
     files = expand_paths(paths)
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
-    chunks = {} if chunks is None else chunks
-    raws = [open_raw(path, chunks=chunks) for path in files]
+    window = None if bounds is None else _Window(bounds, margin)
+    # Several files are joined lazily (dask), so that only the variables used are read.
+    per_file = {} if chunks is None and len(files) > 1 else chunks
+    raws = [open_raw(path, chunks=per_file, window=window) for path in files]
     if len(raws) > 1 and all(r.attrs.get("cityops_reader") == "grib" for r in raws):
         # One GRIB file per lead time: join the steps first, keeping the per-step GRIB
         # attributes (accumulation periods) aligned.
@@ -220,10 +299,16 @@ def open_forecast(
     parts = []
     for path, raw in zip(files_for_parts, raws, strict=True):
         source = str(path) if len(raws) == len(files) else ", ".join(map(str, files))
+        note = window is not None and window.converted_before_cut(raw)
         raw = normalize_coords(raw, source=source)
+        if note:
+            # The cut part needed no conversion; the file's grid did (history as without a cut).
+            add_history(raw, f"{source}: longitudes 0-360 converted to -180..180")
         raw = normalize_time(raw, source=source)
         if bounds is not None:
             raw = crop(raw, bounds, margin=margin, source=source)
+        if chunks is None:
+            raw = _load_used(raw, mapping=mapping, source=source)
         parts.append(raw)
     raw = parts[0] if len(parts) == 1 else _combine(parts, files)
     source = ", ".join(str(p) for p in files) if len(files) > 1 else str(files[0])

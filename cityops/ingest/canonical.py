@@ -43,6 +43,7 @@ __all__ = [
     "add_history",
     "check_covers",
     "crop",
+    "crop_window",
     "deaccumulate",
     "identify_variables",
     "inspect_values",
@@ -50,12 +51,16 @@ __all__ = [
     "normalize_coords",
     "normalize_time",
     "to_canonical",
+    "unreadable",
+    "wind_components",
 ]
 
 log = logging.getLogger("cityops")
 
 _LAT_NAMES = ("lat", "latitude", "Latitude", "LAT", "XLAT", "nav_lat", "lat_0", "y_lat")
 _LON_NAMES = ("lon", "longitude", "Longitude", "LON", "XLONG", "nav_lon", "lon_0", "x_lon")
+#: Names a file's longitude may have (the first found is used).
+LON_NAMES = _LON_NAMES
 _MEMBER_NAMES = ("member", "number", "realization", "ensemble_member", "ens", "perturbation")
 
 # CF standard names that identify a canonical variable (cell_methods refine temperature).
@@ -232,15 +237,28 @@ def _by_standard_name(da: xr.DataArray) -> VariableMapping | None:
     return VariableMapping(name, kind, how="standard_name")
 
 
+def wind_components() -> list[tuple[str, str]]:
+    """Pairs of source names ``(u, v)`` the wind speed is derived from (``aliases.yaml``)."""
+    return list(_aliases()["components"])
+
+
 def identify_variables(
-    ds: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None = None, source: str = ""
+    ds: xr.Dataset,
+    *,
+    mapping: Mapping[str, VariableMapping] | None = None,
+    source: str = "",
+    quiet: bool = False,
 ) -> dict[str, VariableMapping]:
     """Source variable name -> canonical mapping; one source per canonical variable.
 
     Preference: the user's mapping, then CF ``standard_name`` (with ``cell_methods``), then
     known aliases in the order of ``aliases.yaml`` (so GFS ``tp`` wins over ``prate``).
-    Snow on the ground (snow depth, snow water equivalent) is never snowfall.
+    Snow on the ground (snow depth, snow water equivalent) is never snowfall. ``quiet``:
+    log nothing (a look ahead whose choices are logged when the conversion makes them).
     """
+    if quiet:
+        with _quiet():
+            return identify_variables(ds, mapping=mapping, source=source)
     mapping = dict(mapping or {})
     aliases = _aliases()
     best: dict[str, tuple[tuple[int, int], str, VariableMapping]] = {}
@@ -553,6 +571,77 @@ def crop(
     ):
         out = out.isel(lat=slice(None, None, -1))
     return out
+
+
+def _contiguous(positions: np.ndarray) -> slice | np.ndarray:
+    """A slice when sorted ``positions`` are consecutive (one hyperslab to read), else them."""
+    if positions.size and positions[-1] - positions[0] + 1 == positions.size:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
+def crop_window(
+    raw: xr.Dataset,
+    bounds: tuple[float, float, float, float],
+    *,
+    margin: float = 0.3,
+) -> dict[str, slice | np.ndarray] | None:
+    """Which rows and columns of a file's own grid :func:`crop` keeps, in storage order.
+
+    :func:`normalize_coords` and :func:`crop` are run on the grid's coordinates alone (no
+    data), so a reader can cut the stored arrays *before* reading them, by contiguous slices
+    where the kept cells are contiguous on disk (a box not straddling a 0-360 seam). Running
+    the two steps again on the cut dataset then gives exactly what they give on the whole
+    file.
+
+    Parameters
+    ----------
+    raw : xarray.Dataset
+        The file as its reader sees it (only its latitude/longitude coordinates are used).
+    bounds, margin
+        As for :func:`crop`.
+
+    Returns
+    -------
+    dict or None
+        ``{dimension: slice or positions}`` for :meth:`xarray.Dataset.isel`; None when the
+        grid's latitude and longitude are not 1-D dimension coordinates, or when the grid is
+        refused (the whole path then raises the error naming the file).
+    """
+    lat = next((n for n in _LAT_NAMES if n in raw.variables), None)
+    lon = next((n for n in _LON_NAMES if n in raw.variables), None)
+    if lat is None or lon is None or raw[lat].dims != (lat,) or raw[lon].dims != (lon,):
+        return None
+    proxy = xr.Dataset(
+        {"__row": (lat, np.arange(raw.sizes[lat])), "__col": (lon, np.arange(raw.sizes[lon]))},
+        coords={lat: raw[lat].variable, lon: raw[lon].variable},
+    )
+    try:
+        with _quiet():
+            kept = crop(normalize_coords(proxy, source=""), bounds, margin=margin)
+    except InputError:
+        return None
+    rows, cols = np.sort(kept["__row"].values), np.sort(kept["__col"].values)
+    window = {lat: _contiguous(rows), lon: _contiguous(cols)}
+    # Cropping the cut grid must keep all of it (an irregular grid's spacing, measured on
+    # the cut, could otherwise shrink the margin): else no window, the whole file is cropped.
+    with _quiet():
+        again = crop(normalize_coords(proxy.isel(window), source=""), bounds, margin=margin)
+    if again.sizes != kept.sizes:
+        return None
+    return window
+
+
+class _quiet:
+    """Silence the ``cityops`` logger's info lines (the dry run's history is discarded)."""
+
+    def __enter__(self):
+        self.level = log.level
+        if log.getEffectiveLevel() <= logging.INFO:
+            log.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        log.setLevel(self.level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -994,6 +1083,16 @@ REFERENCE_INFERRED_ATTR = "cityops_reference_inferred"
 UNUSABLE_ATTR = "cityops_unusable"
 
 
+def unreadable(err: Exception, *, source: str, label: str) -> InputError:
+    """The error for values that cannot be read (a corrupt GRIB data section, a damaged
+    NetCDF chunk), naming the file and the variable."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return InputError(
+        f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
+        "expected intact data: the file is truncated or corrupt"
+    )
+
+
 def inspect_values(
     da: xr.DataArray,
     name: str,
@@ -1033,11 +1132,7 @@ def inspect_values(
     except MemoryError:
         raise
     except Exception as err:  # ecCodes DecodingError, netCDF/HDF5 RuntimeError, OSError...
-        text = str(err).splitlines()[0] if str(err) else ""
-        raise InputError(
-            f"{source}: variable {label!r} cannot be read ({type(err).__name__}: {text}); "
-            "expected intact data: the file is truncated or corrupt"
-        ) from None
+        raise unreadable(err, source=source, label=label) from None
     if summary.all_missing:
         return "every value is missing (NaN)", None
     raw_units = None if raw is None else raw.attrs.get("units")

@@ -6,9 +6,18 @@ are *not* canonicalised here (``cityops.ingest.canonical`` does that).
 * **Which fields.** The hypercubes a surface forecast needs: ``typeOfLevel`` ``surface``,
   ``heightAboveGround`` at 2 m and 10 m, and ``meanSea`` (:data:`SURFACE_LEVELS`), every
   ``stepType`` (``instant``, ``accum``, ``max``, ``min``, ``avg``…). Upper-air and other level
-  types are left out. cfgrib cannot put these in one dataset, so each (typeOfLevel, level,
-  stepType) group is opened on its own with ``filter_by_keys``; a variable cfgrib leaves out of
-  its group (different steps, grid or members) is opened alone.
+  types are left out.
+* **How they are read.** The headers once (:func:`scan_grib`: ecCodes' concept keys such as
+  ``paramId`` or ``shortName``, about 1 ms each, once per parameter definition); then each
+  variable is built as cfgrib builds it (cfgrib's own functions give its attributes and grid
+  from the variable's first message), its values decoded only when read: just the messages
+  the read needs, each once, cut to the crop window (``window``, see
+  :func:`cityops.ingest.canonical.crop_window`) right after decoding. Layouts this reader
+  leaves to cfgrib (two messages for one field, several levels of one parameter where cfgrib
+  makes a level dimension, keys varying within a variable, grids other than regular lat/lon
+  or Gaussian) are opened through cfgrib as before: each (typeOfLevel, level, stepType) group
+  with ``filter_by_keys``, a variable cfgrib leaves out of its group opened alone. Both give
+  the same dataset (tests/test_ingest_reads.py).
 * **Names and coordinates** are cfgrib's: ``t2m``, ``u10``, ``v10``, ``tp``, ``gust``, ``tmax``,
   ``mx2t``, ``sdwe``, ``cape``, ``prmsl``…; ``time`` (reference time), ``step``, ``valid_time``
   (= time + step), ``latitude``, ``longitude`` as stored (GFS: latitudes descending, longitudes
@@ -54,7 +63,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +71,8 @@ import numpy as np
 import pandas as pd
 import pyproj  # noqa: F401  (before eccodes/cfgrib: see "Import order" above)
 import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core import indexing
 
 from cityops.errors import InputError
 
@@ -360,6 +371,9 @@ class GribMessage:
     start: float  # hours since the reference time
     end: float
     number: int | None
+    offset: int = -1  # byte offset of the message in the file
+    points: int = 0  # values in the message (numberOfPoints)
+    index: dict = field(default_factory=dict)  # cfgrib's index keys (the one-pass reader)
 
 
 @dataclass
@@ -400,9 +414,107 @@ def _hours(codes, h, key: str) -> float:
     return int(codes.codes_get(h, key, int)) * seconds / 3600.0
 
 
+#: Keys of cfgrib's index that the one-pass reader needs from every message (cfgrib's
+#: ``DATA_ATTRIBUTES_KEYS`` and ``GLOBAL_ATTRIBUTES_KEYS``; ``stepUnits`` is computed by cfgrib,
+#: always 1).
+_INDEX_KEYS = (
+    "paramId", "dataType", "numberOfPoints", "typeOfLevel", "stepType", "gridType",
+    "uvRelativeToGrid", "edition", "centre", "centreDescription", "subCentre", "number",
+)  # fmt: skip
+#: Of those and the header keys, the ones that follow from the parameter's definition and
+#: grid (sections 0-3, and 4 but for its times): concept look-ups take about 1 ms each
+#: and are the same for every message of one parameter, so looked up once per definition
+#: (:func:`_definition`).
+_DEFINITION_KEYS = frozenset(
+    ("paramId", "shortName", "cfVarName", "typeOfLevel", "stepType", "dataType", "edition",
+     "centre", "centreDescription", "subCentre", "level", "number", "gridType",
+     "numberOfPoints", "uvRelativeToGrid")
+)  # fmt: skip
+#: GRIB2 product definition templates whose time fields are known (octets of section 4,
+#: 0-based): 4.0/4.1 the forecast time; 4.8/4.11 also the end of the statistical period.
+_TIME_OCTETS = {
+    0: ((18, 22),),
+    1: ((18, 22),),
+    8: ((18, 22), (34, 41)),
+    11: ((18, 22), (37, 44)),
+}
+
+
+def _definition(fh, offset: int) -> bytes | None:
+    """The bytes that define a GRIB2 message's parameter, level, statistics and grid:
+    discipline, sections 1, 2 (local use) and 3, and section 4 with its time fields blanked;
+    None for GRIB1 and other templates (every key then read from the message itself)."""
+    fh.seek(offset)
+    head = fh.read(16)
+    if len(head) < 16 or head[7] != 2:
+        return None
+    total = int.from_bytes(head[8:16], "big")
+    pos, end = offset + 16, offset + total - 4
+    parts = [head[6:7]]
+    while pos < end:
+        fh.seek(pos)
+        top = fh.read(5)
+        if len(top) < 5:
+            return None
+        length, number = int.from_bytes(top[:4], "big"), top[4]
+        if length < 5:
+            return None
+        if number in (1, 2, 3):
+            parts.append(top + fh.read(length - 5))
+        elif number == 4:
+            section = bytearray(top + fh.read(length - 5))
+            template = int.from_bytes(section[7:9], "big")
+            if template not in _TIME_OCTETS:
+                return None
+            for a, b in _TIME_OCTETS[template]:
+                section[a:b] = bytes(b - a)
+            parts.append(bytes(section))
+            return b"".join(parts)
+        pos += length
+    return None
+
+
+def _native(codes, h, key: str):
+    """A key as cfgrib's index reads it: native type, ``"undef"`` when absent."""
+    try:
+        if codes.codes_get_size(h, key) > 1:
+            return tuple(codes.codes_get_array(h, key))
+        value = codes.codes_get(h, key)
+    except Exception:
+        return "undef"
+    return "undef" if value is None else value
+
+
+class _Keys:
+    """Keys of one message; those of :data:`_DEFINITION_KEYS` shared through ``known`` by the
+    messages with the same definition (:func:`_definition`)."""
+
+    def __init__(self, codes, h, definition: bytes | None, known: dict):
+        self.codes, self.h, self.definition, self.known = codes, h, definition, known
+
+    def _read(self, name: str, ktype, default, index: bool):
+        if index:
+            return _native(self.codes, self.h, name)
+        return _get(self.codes, self.h, name, ktype, default)
+
+    def __call__(self, name: str, ktype=None, default=None, *, index: bool = False):
+        if self.definition is None or name not in _DEFINITION_KEYS:
+            return self._read(name, ktype, default, index)
+        slot = (self.definition, name, index, ktype, default)
+        if slot not in self.known:
+            self.known[slot] = self._read(name, ktype, default, index)
+        return self.known[slot]
+
+
 def scan_grib(path: str | Path) -> list[GribMessage]:
     """Headers of every message (ecCodes, headers only); :class:`InputError` when the file is
-    not GRIB, is truncated or cannot be decoded."""
+    not GRIB, is truncated or cannot be decoded.
+
+    Keys that ecCodes computes from the parameter's definition (``paramId``, ``shortName``,
+    ``typeOfLevel``, ``stepType``…: concept look-ups, about 1 ms each) are looked up once per
+    definition (GRIB2 templates 4.0, 4.1, 4.8, 4.11: the same bytes but for the times give
+    the same keys), the others from each message.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
@@ -415,7 +527,8 @@ def scan_grib(path: str | Path) -> list[GribMessage]:
     check_structure(path)
     codes = _eccodes()
     out: list[GribMessage] = []
-    with path.open("rb") as fh:
+    known: dict[tuple[bytes, str], object] = {}
+    with path.open("rb") as fh, path.open("rb") as raw:
         while True:
             try:
                 h = codes.codes_new_from_file(fh, codes.CODES_PRODUCT_GRIB, headers_only=True)
@@ -427,8 +540,10 @@ def scan_grib(path: str | Path) -> list[GribMessage]:
             if h is None:
                 break
             try:
-                cf_name = _get(codes, h, "cfVarName", str, "unknown")
-                short = _get(codes, h, "shortName", str, "unknown")
+                offset = int(codes.codes_get(h, "offset", int))
+                key = _Keys(codes, h, _definition(raw, offset), known)
+                cf_name = key("cfVarName", str, "unknown")
+                short = key("shortName", str, "unknown")
                 date = int(codes.codes_get(h, "dataDate", int))
                 hhmm = int(codes.codes_get(h, "dataTime", int))
                 time = np.datetime64(
@@ -438,15 +553,18 @@ def scan_grib(path: str | Path) -> list[GribMessage]:
                 )
                 out.append(
                     GribMessage(
-                        param_id=int(_get(codes, h, "paramId", int, 0)),
+                        param_id=int(key("paramId", int, 0)),
                         name=short if cf_name in ("undef", "unknown") else cf_name,
-                        type_of_level=_get(codes, h, "typeOfLevel", str, "undef"),
-                        level=float(_get(codes, h, "level", float, 0.0)),
-                        step_type=_get(codes, h, "stepType", str, "instant"),
+                        type_of_level=key("typeOfLevel", str, "undef"),
+                        level=float(key("level", float, 0.0)),
+                        step_type=key("stepType", str, "instant"),
                         time=time,
                         start=_hours(codes, h, "startStep"),
                         end=_hours(codes, h, "endStep"),
-                        number=_get(codes, h, "number", int, None),
+                        number=key("number", int, None),
+                        offset=offset,
+                        points=int(key("numberOfPoints", int, 0)),
+                        index={k: key(k, index=True) for k in _INDEX_KEYS},
                     )
                 )
             except Exception as err:
@@ -646,7 +764,268 @@ def _set_step_attrs(ds: xr.Dataset, table: dict[tuple, dict[int, float]]) -> Non
             ds[name].attrs[attr] = float(arr[0]) if scalar else arr
 
 
-def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
+# ---------------------------------------------------------------------------------------------
+# Reading in one pass with ecCodes
+
+#: Grids whose latitude and longitude are 1-D dimension coordinates: the ones the one-pass
+#: reader cuts to a window (other grids go through cfgrib).
+_DIRECT_GRIDS = ("regular_ll", "regular_gg")
+#: What cfgrib asks of its messages (its defaults, as ``xr.open_dataset(engine="cfgrib")``).
+_ENCODE_CF = ("parameter", "time", "geography", "vertical")
+#: Attributes of ``time``/``step`` that xarray's CF decoding moves into the encoding.
+_DECODED_ATTRS = ("units", "calendar", "dtype")
+
+
+class _Fallback(Exception):
+    """A layout the one-pass reader leaves to cfgrib (which then reads it as before)."""
+
+
+@dataclass
+class _Var:
+    """One variable (paramId at one typeOfLevel, level and stepType) being read."""
+
+    group: _Group
+    attrs: dict
+    geo: dict  # latitude/longitude coordinates (cut to the window)
+    shape: tuple[int, ...]  # the message's grid shape
+    cut: tuple | None  # index into the (Ny, Nx) values
+    unique: dict[str, dict] = field(default_factory=dict)  # cfgrib's one-value keys
+    fields: dict[tuple, int] = field(default_factory=dict)  # (number, time, step) -> offset
+
+
+def _geo_cut(geo_vars: dict, window) -> tuple[dict, tuple | None]:
+    """Latitude/longitude coordinates cut to ``window`` and the index doing it."""
+    lat, lon = geo_vars["latitude"], geo_vars["longitude"]
+    coords = {
+        "latitude": xr.Variable(("latitude",), np.asarray(lat.data), dict(lat.attributes)),
+        "longitude": xr.Variable(("longitude",), np.asarray(lon.data), dict(lon.attributes)),
+    }
+    cut = window(xr.Dataset(coords=coords)) if window is not None else None
+    if not cut:
+        return coords, None
+    rows, cols = cut.get("latitude", slice(None)), cut.get("longitude", slice(None))
+    coords = {"latitude": coords["latitude"][rows], "longitude": coords["longitude"][cols]}
+    return coords, (rows, cols)
+
+
+def _take(values: np.ndarray, cut: tuple | None) -> np.ndarray:
+    """``values[rows, cols]`` for slices or positions on each axis (an outer index)."""
+    if cut is None:
+        return values
+    rows, cols = cut
+    return values[rows][:, cols]
+
+
+def _read_direct(
+    path: Path, messages: Sequence[GribMessage], groups: Sequence[_Group], window, notes: list
+) -> list[tuple[_Group, xr.Dataset]]:
+    """The surface fields in one pass over the file: each needed message decoded once, cut
+    to ``window`` right away, with cfgrib's names, coordinates and attributes.
+
+    Raises
+    ------
+    _Fallback
+        A layout cfgrib builds differently (several levels of one parameter in a group
+        without a level filter, duplicate fields, keys that vary within a variable, grids
+        that are not regular latitude/longitude) or a message ecCodes cannot decode: cfgrib
+        then reads the file as before (and reports what it reports).
+    """
+    from cfgrib import dataset as cfds
+
+    codes = _eccodes()
+    group_of = {(g.type_of_level, g.level, g.step_type): g for g in groups}
+    levels: dict[tuple, float] = {}
+    for m in messages:
+        if _is_surface(m) and SURFACE_LEVELS.get(m.type_of_level) is None:
+            if levels.setdefault((m.type_of_level, m.step_type, m.param_id), m.level) != m.level:
+                raise _Fallback(f"{m.name}: several {m.type_of_level} levels")
+    variables: dict[tuple, _Var] = {}
+    global_values: dict[tuple, dict[str, dict]] = {}
+    epoch = np.datetime64("1970-01-01T00:00:00", "ns")
+    with path.open("rb") as fh:
+        for m in sorted((m for m in messages if _is_surface(m)), key=lambda m: m.offset):
+            key = (m.type_of_level, m.level, m.step_type, m.param_id)
+            var = variables.get(key)
+            # cfgrib's index: time in seconds since 1970, step in hours (its computed keys).
+            header = (m.index["number"], int((m.time - epoch) // np.timedelta64(1, "s")), m.end)
+            if var is not None and header in var.fields:
+                raise _Fallback(f"{m.name}: two messages for one field")
+            if var is None:
+                fh.seek(m.offset)
+                h = codes.codes_grib_new_from_file(fh)
+                if h is None:
+                    raise _Fallback(f"message at byte {m.offset} cannot be read")
+                try:
+                    var = variables[key] = _first_field(h, group_of[key[:3]], window)
+                except _Fallback:
+                    raise
+                except Exception as err:
+                    raise _Fallback(f"{m.name}: cannot be read ({err})") from None
+                finally:
+                    codes.codes_release(h)
+            for k in cfds.DATA_ATTRIBUTES_KEYS:
+                value = 1 if k == "stepUnits" else m.index[k]  # cfgrib: always hours
+                var.unique.setdefault(k, {})[value] = None
+            for k in cfds.GLOBAL_ATTRIBUTES_KEYS:
+                global_values.setdefault(key[:3], {}).setdefault(k, {})[m.index[k]] = None
+            var.fields[header] = m.offset
+    out: list[tuple[_Group, xr.Dataset]] = []
+    names_in_group: dict[str, set[str]] = {}
+    for group in groups:
+        attrs = {}
+        for k, seen in global_values.get((group.type_of_level, group.level, group.step_type),
+                                         {}).items():  # fmt: skip
+            if len(seen) > 1:
+                raise _Fallback(f"{group.label}: several values of {k}")
+            value = next(iter(seen))
+            if value not in ("undef", "unknown"):
+                attrs["GRIB_" + k] = value
+        attrs["Conventions"] = "CF-1.7"
+        if "GRIB_centreDescription" in attrs:
+            attrs["institution"] = attrs["GRIB_centreDescription"]
+        taken = names_in_group.setdefault(group.label, set())
+        for key, var in variables.items():
+            if var.group is not group:
+                continue
+            ds = _direct_dataset(path, var, attrs)
+            name = next(iter(ds.data_vars))
+            if name in taken:
+                notes.append(f"{name} (paramId {key[3]}, {group.label}) dropped: name taken")
+                log.warning("%s: %s", path, notes[-1])
+                continue
+            taken.add(name)
+            out.append((group, _strip(ds, group)))
+    return out
+
+
+def _first_field(h, group: _Group, window) -> _Var:
+    """A variable's grid, window and attributes from its first message (cfgrib's code on a
+    clone of the handle, so that cfgrib's message object may release it)."""
+    from cfgrib import cfmessage
+    from cfgrib import dataset as cfds
+
+    codes = _eccodes()
+    msg = cfmessage.CfMessage(codes_id=codes.codes_clone(h))
+    grid_type = msg["gridType"]
+    if grid_type not in _DIRECT_GRIDS:
+        raise _Fallback(f"gridType {grid_type}")
+    extra = sorted(cfds.EXTRA_DATA_ATTRIBUTES_KEYS + cfds.GRID_TYPE_MAP.get(grid_type, []))
+    dims, shape, geo_vars = cfds.build_geography_coordinates(msg, _ENCODE_CF, "ignore")
+    if dims != ("latitude", "longitude"):
+        raise _Fallback(f"grid dimensions {dims}")
+    geo, cut = _geo_cut(geo_vars, window)
+    return _Var(group, cfds.read_data_var_attrs(msg, extra), geo, tuple(shape), cut)
+
+
+def _direct_dataset(path: Path, var: _Var, global_attrs: dict) -> xr.Dataset:
+    """One variable as cfgrib would give it (coordinates ``number``, ``time``, ``step``,
+    ``latitude``, ``longitude``; singletons scalar)."""
+    from cfgrib import dataset as cfds
+
+    attrs = {}
+    for k, seen in var.unique.items():
+        if len(seen) > 1:
+            raise _Fallback(f"several values of {k} in one variable")
+        value = next(iter(seen))
+        if value not in ("undef", "unknown"):
+            attrs["GRIB_" + k] = value
+    attrs.update(var.attrs)
+    cfds.encode_cf_first(attrs, _ENCODE_CF, ("time", "step"))
+    headers = list(var.fields)
+    coords: dict[str, xr.Variable] = {}
+    dims: list[str] = []
+    axes: list[dict] = []
+    for i, name in enumerate(("number", "time", "step")):
+        values = sorted({h[i] for h in headers})
+        if values == ["undef"]:
+            axes.append({"undef": 0})
+            continue
+        coord_attrs = {
+            "long_name": f"original GRIB coordinate for key: {name}({name})",
+            "units": "1",
+            **cfds.COORD_ATTRS.get(name, {}),
+        }
+        if name in ("time", "step"):  # decoded by xarray: units and calendar are encoding
+            coord_attrs = {k: v for k, v in coord_attrs.items() if k not in _DECODED_ATTRS}
+        data = np.array(values)
+        if name == "time":
+            data = (data * 1_000_000_000).astype("datetime64[ns]")
+        elif name == "step":
+            data = (data * 3600 * 1_000_000_000).round().astype("timedelta64[ns]")
+        if len(values) == 1:
+            coords[name] = xr.Variable((), data[0], coord_attrs)
+        else:
+            coords[name] = xr.Variable((name,), data, coord_attrs)
+            dims.append(name)
+        axes.append({v: j for j, v in enumerate(values)})
+    geo_shape = tuple(var.geo[c].size for c in ("latitude", "longitude"))
+    header_dims = [(i, name) for i, name in enumerate(("number", "time", "step")) if name in dims]
+    shape = tuple(coords[name].size for _, name in header_dims) + geo_shape
+    placed = {
+        tuple(axes[i][header[i]] for i, _ in header_dims): offset
+        for header, offset in var.fields.items()
+    }
+    data = indexing.LazilyIndexedArray(_FieldsArray(path, var, shape, placed))
+    name = attrs.get("GRIB_shortName", f"paramId_{attrs.get('GRIB_paramId')}")
+    if attrs.get("GRIB_cfVarName", "unknown") not in ("undef", "unknown"):
+        name = attrs["GRIB_cfVarName"]
+    attrs["coordinates"] = " ".join([*coords, "latitude", "longitude"])
+    da = xr.Variable((*dims, "latitude", "longitude"), data, attrs)
+    return xr.Dataset({name: da}, coords={**coords, **var.geo}, attrs=dict(global_attrs))
+
+
+class _FieldsArray(BackendArray):
+    """A variable's fields, decoded when read: only the messages a read needs, each cut to
+    the window as soon as it is decoded (cfgrib's missing-value handling and alternative row
+    scanning)."""
+
+    def __init__(self, path: Path, var: _Var, shape: tuple[int, ...], placed: dict):
+        from cfgrib import messages as cfmessages
+
+        self.path, self.var, self.shape, self.placed = path, var, shape, placed
+        self.dtype = np.dtype(cfmessages.DEFAULT_VALUES_DTYPE)
+        self.missing = cfmessages.MISSING_VAUE_INDICATOR
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._read
+        )
+
+    def _read(self, key: tuple) -> np.ndarray:
+        nhead = len(self.shape) - 2
+        head = [range(n)[k] if isinstance(k, slice) else [k] for k, n in
+                zip(key[:nhead], self.shape[:nhead], strict=True)]  # fmt: skip
+        where = [{v: j for j, v in enumerate(h)} for h in head]
+        out = np.full((*map(len, head), *self.shape[nhead:]), np.nan, dtype=self.dtype)
+        codes = _eccodes()
+        with self.path.open("rb") as fh:
+            for index, offset in sorted(self.placed.items(), key=lambda item: item[1]):
+                if not all(i in w for i, w in zip(index, where, strict=True)):
+                    continue
+                fh.seek(offset)
+                h = codes.codes_grib_new_from_file(fh)
+                try:
+                    codes.codes_set(h, "missingValue", self.missing)  # as cfgrib asks
+                    values = codes.codes_get_values(h).reshape(self.var.shape)
+                    if _get(codes, h, "alternativeRowScanning", int, 0):
+                        values = values.copy()
+                        values[1::2, :] = values[1::2, ::-1]
+                finally:
+                    codes.codes_release(h)
+                field_ = _take(values, self.var.cut).astype(self.dtype)
+                field_[field_ == self.missing] = np.nan
+                out[tuple(w[i] for i, w in zip(index, where, strict=True))] = field_
+        out = out[(*(0 if not isinstance(k, slice) else slice(None) for k in key[:nhead]),
+                   *key[nhead:])]  # fmt: skip
+        return out
+
+
+def open_grib(
+    path: str | Path,
+    *,
+    chunks: dict | None = None,
+    window: Callable[[xr.Dataset], dict | None] | None = None,
+) -> xr.Dataset:
     """One raw dataset of the surface fields of a GRIB1/GRIB2 file (see the module docstring).
 
     Parameters
@@ -654,8 +1033,13 @@ def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
     path : str or Path
         The GRIB file; nothing is written beside it.
     chunks : optional
-        Passed to ``xarray.open_dataset`` (dask chunks, e.g. ``{}`` or ``{"step": 1}``);
-        ``None`` keeps cfgrib's lazy on-disk arrays.
+        Dask chunks (e.g. ``{}`` or ``{"step": 1}``); ``None`` keeps lazy arrays that decode
+        their messages when read.
+    window : callable, optional
+        Given the grid as a coordinates-only dataset (``latitude``/``longitude`` as stored),
+        the rows and columns to keep (``{dimension: slice or positions}``, or None for all):
+        fields are cut to them as they are decoded (:func:`cityops.ingest.canonical.
+        crop_window`).
 
     Raises
     ------
@@ -675,9 +1059,16 @@ def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
 
     notes: list[str] = []
     pieces: list[tuple[_Group, xr.Dataset]] = []
-    for group in groups:
-        for ds in _pieces(path, group, chunks, notes):
-            pieces.append((group, _strip(ds, group)))
+    try:
+        pieces = _read_direct(path, messages, groups, window, notes)
+        direct = True
+    except _Fallback as why:
+        log.debug("%s: read through cfgrib (%s)", path, why)
+        notes, pieces, direct = [], [], False
+    if not direct:
+        for group in groups:
+            for ds in _pieces(path, group, chunks, notes):
+                pieces.append((group, _strip(ds, group)))
     if not pieces:
         raise InputError(f"{path}: cfgrib could not read any surface field")
 
@@ -711,14 +1102,17 @@ def open_grib(path: str | Path, *, chunks=None) -> xr.Dataset:
     merged = _valid_time(merged)
     _set_step_attrs(merged, table)
 
+    if direct and chunks is not None:
+        merged = merged.chunk(chunks)
     cfgrib = _cfgrib()
     eccodes = _eccodes()
     attrs = {k: v for k, v in pieces[0][1].attrs.items() if k != "history"}
     attrs["cityops_reader"] = "grib"
     attrs["source"] = str(path)
+    how = "headers once, each field used decoded once" if direct else "through cfgrib"
     history = (
-        f"{path.name}: read by cityops.ingest.grib (cfgrib {cfgrib.__version__}, ecCodes "
-        f"{eccodes.codes_get_api_version()}): {len(kept)} variables from "
+        f"{path.name}: read by cityops.ingest.grib (ecCodes {eccodes.codes_get_api_version()}"
+        f" {how}, cfgrib {cfgrib.__version__}): {len(kept)} variables from "
         f"{', '.join(g.label for g in groups)}"
     )
     if notes:
