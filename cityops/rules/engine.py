@@ -76,8 +76,10 @@ class ConditionResult:
 
     ``value`` and ``holds`` are computed when first read (numpy input) or built as a lazy
     dask graph then (dask input): :func:`evaluate` computes the level fields in one fused
-    pass (:mod:`cityops.rules.fused`) and leaves the per-condition fields to whoever needs
-    them (:meth:`LevelResult.load` computes them all together).
+    pass (:mod:`cityops.rules.fused`); the first read of any condition computes every
+    condition of the call in a second fused pass (one blockwise task per space chunk on
+    dask), and :meth:`LevelResult.load` computes them all together. :meth:`reference` gives
+    the same fields by the per-condition xarray path.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class ConditionResult:
         note: str = "",
         *,
         lazy: Callable[[], tuple[xr.DataArray, xr.DataArray]] | None = None,
+        reference: Callable[[], tuple[xr.DataArray, xr.DataArray]] | None = None,
     ) -> None:
         self.condition = condition
         self.variable = variable
@@ -96,6 +99,14 @@ class ConditionResult:
         self._value = value
         self._holds = holds
         self._lazy = lazy
+        self._reference = reference
+
+    def reference(self) -> tuple[xr.DataArray, xr.DataArray] | None:
+        """``(value, holds)`` by the reference semantics, the per-condition xarray path
+        (lazy with dask), whatever computed :attr:`value` and :attr:`holds`; None when the
+        condition was not evaluated. The fused kernel must give the same DataArrays
+        (``tests/test_fused.py``)."""
+        return None if self._reference is None else self._reference()
 
     def _materialize(self) -> None:
         if self._lazy is not None:
@@ -533,12 +544,58 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
     return recorded(value), holds
 
 
-def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
+def _condition_result(spec: _Spec, fields: _Fields, fast: _ConditionPass) -> ConditionResult:
     if not spec.ok:
         return ConditionResult(spec.condition, spec.var, None, None, note=spec.note)
     return ConditionResult(
-        spec.condition, spec.var, note=spec.note, lazy=lambda: _condition_fields(spec, fields)
-    )
+        spec.condition, spec.var, note=spec.note, lazy=lambda: fast.get(spec),
+        reference=lambda: _condition_fields(spec, fields),
+    )  # fmt: skip
+
+
+class _ConditionPass:
+    """Every evaluable condition of one :func:`evaluate` call, computed together by the fused
+    kernel on the first read of any of them (:meth:`_Plan.condition_fields`)."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan: _Plan | None = plan
+        self.fields: dict[int, tuple[xr.DataArray, xr.DataArray]] = {}
+
+    def get(self, spec: _Spec) -> tuple[xr.DataArray, xr.DataArray]:
+        if self.plan is not None:
+            plan, self.plan = self.plan, None
+            self.fields = plan.condition_fields()
+        return self.fields[id(spec)]
+
+
+def _time_coords(da: xr.DataArray) -> list[str]:
+    """Coordinates of ``da`` along time other than ``time`` itself (``step_start``)."""
+    return [k for k, c in da.coords.items() if k != "time" and "time" in c.dims]
+
+
+def _condition_meta(
+    spec: _Spec, ds: xr.Dataset, what: str
+) -> tuple[tuple[str, ...], dict, str | None, dict]:
+    """Dimensions, coordinates, name and attributes of a condition's ``value`` or ``holds``
+    as the reference xarray path (:func:`_condition_fields`) makes them."""
+    c = spec.condition
+    da = ds[spec.var]
+    attrs = {**da.attrs, "units": spec.units}
+    coords = dict(da.coords)
+    name: str | None = spec.var
+    if c.reduce in ("sum", "max", "min"):
+        hours = c.window / pd.Timedelta("1h")
+        attrs["cell_methods"] = f"time: {c.reduce} (interval: {hours:g} hours)"
+        if what == "holds":
+            name = None
+    elif c.reduce != "point":
+        # by local day: grouping drops the other coordinates along time (step_start)
+        if not (what == "holds" and c.at_step):
+            for k in _time_coords(da):
+                coords.pop(k)
+        if c.reduce == "daily_drop":
+            attrs["units"] = "delta_degC"
+    return da.dims, coords, name, attrs
 
 
 def _drop_along_last(daily: np.ndarray, *, days: int, complete, prior) -> np.ndarray:
@@ -645,6 +702,7 @@ class _Plan:
         self.inputs: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple, Leaf] = {}
         self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
+        self.fast = _ConditionPass(self)
 
     def spec(self, condition: Condition, hazard: str = "") -> _Spec:
         process = processes().get(hazard, {})
@@ -695,7 +753,7 @@ class _Plan:
         program = HazardProgram(rules.hazard)
         for rule in rules.levels:
             specs = [self.spec(c, rules.hazard) for c in rule.conditions]
-            cond_results = [_condition_result(s, self.fields) for s in specs]
+            cond_results = [_condition_result(s, self.fields, self.fast) for s in specs]
             result.conditions[rule.level] = cond_results
             by_condition = {s.condition: self.leaf(s) for s in specs}
             expr = _plan_group(rule.criteria, by_condition)
@@ -753,41 +811,103 @@ class _Plan:
         for dims, items in groups.items():
             used = sorted({leaf.input for _, prog, _ in items for _, node in prog.levels
                            for leaf in leaves(node)})  # fmt: skip
-            keys = {i: k for k, i in self.inputs.items()}
             remap = {old: new for new, old in enumerate(used)}
             programs = [_remap(prog, remap) for _, prog, _ in items]
-            arrays, conversions = [], []
-            for i in used:
-                var, units = keys[i]
-                da = self.ds[var]
-                if da.chunks is not None and len(da.chunksizes.get("time", ())) > 1:
-                    da = da.chunk({"time": -1})
-                arrays.append(da)
-                spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
-                conversions.append((spec.scale, spec.offset))
-
-            lazy = any(a.chunks is not None for a in arrays)
-            threads = 1 if lazy else fused.THREADS
-
-            def kernel(*values, _programs=programs, _conversions=conversions, _threads=threads):
-                data = [np.moveaxis(v, -1, 0) for v in values]
-                outs = run_program(data, _conversions, _programs, threads=_threads)
-                outs = tuple(np.moveaxis(o, 0, -1) for o in outs)
-                return outs if len(outs) > 1 else outs[0]
-
-            levels = xr.apply_ufunc(
-                kernel,
-                *arrays,
-                input_core_dims=[["time"]] * len(arrays),
-                output_core_dims=[["time"]] * len(programs),
-                dask="parallelized",
-                output_dtypes=[np.int8] * len(programs),
-            )
-            if len(programs) == 1:
-                levels = (levels,)
+            arrays, conversions = self._inputs(used)
+            levels = _apply_kernel(arrays, conversions, programs, [], [np.int8] * len(programs))
             for (result, _, _), level in zip(items, levels, strict=True):
                 result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
         self.programs = []
+
+    def _inputs(self, used: list[int]) -> tuple[list[xr.DataArray], list[tuple[float, float]]]:
+        """The kernel's input variables (time in one chunk) and their unit conversions."""
+        keys = {i: k for k, i in self.inputs.items()}
+        arrays, conversions = [], []
+        for i in used:
+            var, units = keys[i]
+            da = self.ds[var]
+            if da.chunks is not None and len(da.chunksizes.get("time", ())) > 1:
+                da = da.chunk({"time": -1})
+            arrays.append(da)
+            spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
+            conversions.append((spec.scale, spec.offset))
+        return arrays, conversions
+
+    def condition_fields(self) -> dict[int, tuple[xr.DataArray, xr.DataArray]]:
+        """``(value, holds)`` of every evaluable condition (by ``id`` of its spec) in one fused
+        pass per set of dimensions: the numbers and metadata of :func:`_condition_fields`.
+        A value is computed once for the conditions that differ only in their threshold."""
+        groups: dict[tuple[str, ...], list[_Spec]] = {}
+        for spec in self.specs.values():
+            if spec.ok:
+                groups.setdefault(self.ds[spec.var].dims, []).append(spec)
+        out: dict[int, tuple[xr.DataArray, xr.DataArray]] = {}
+        for dims, specs in groups.items():
+            leaf_of = {id(s): self.leaf(s) for s in specs}
+            used = sorted({leaf.input for leaf in leaf_of.values()})
+            remap = {old: new for new, old in enumerate(used)}
+            arrays, conversions = self._inputs(used)
+            outputs: list[tuple[Leaf, str]] = []
+            slots: dict[tuple, int] = {}
+            where: dict[int, tuple[int, int]] = {}
+            renumbered: dict[int, Leaf] = {}
+            for spec in specs:
+                leaf = leaf_of[id(spec)]
+                if id(leaf) not in renumbered:
+                    renumbered[id(leaf)] = dataclasses.replace(leaf, input=remap[leaf.input])
+                c = spec.condition
+                value_key = ("value", spec.var, spec.units, c.reduce, spec.resolution,
+                             c.window if c.reduce in ("sum", "max", "min") else None,
+                             c.consecutive_days if c.reduce == "daily_drop" else None,
+                             spec.span_days)  # fmt: skip
+                for key, what in ((value_key, "value"), (("holds", id(leaf)), "holds")):
+                    if key not in slots:
+                        slots[key] = len(outputs)
+                        outputs.append((renumbered[id(leaf)], what))
+                where[id(spec)] = (slots[value_key], slots[("holds", id(leaf))])
+            dtypes = [np.dtype(bool) if what == "holds" else
+                      fused.converted_dtype(arrays[leaf.input].dtype, *conversions[leaf.input])
+                      for leaf, what in outputs]  # fmt: skip
+            fields = _apply_kernel(arrays, conversions, [], outputs, dtypes)
+            fields = [f.transpose(*dims) for f in fields]
+            for spec in specs:
+                pair = []
+                for what, slot in zip(("value", "holds"), where[id(spec)], strict=True):
+                    _, coords, name, attrs = _condition_meta(spec, self.ds, what)
+                    data = fields[slot].variable.data
+                    pair.append(xr.DataArray(data, dims=dims, coords=coords, name=name,
+                                             attrs=attrs))  # fmt: skip
+                out[id(spec)] = (pair[0], pair[1])
+        return out
+
+
+def _apply_kernel(
+    arrays: list[xr.DataArray],
+    conversions: list[tuple[float, float]],
+    programs: list[HazardProgram],
+    outputs: list[tuple[Leaf, str]],
+    dtypes: list,
+) -> tuple[xr.DataArray, ...]:
+    """:func:`cityops.rules.fused.run_program` over DataArrays: eager on numpy input (tile
+    threads), one dask task per space chunk otherwise (time must be one chunk)."""
+    lazy = any(a.chunks is not None for a in arrays)
+    threads = 1 if lazy else fused.THREADS
+
+    def kernel(*values):
+        data = [np.moveaxis(v, -1, 0) for v in values]
+        outs = run_program(data, conversions, programs, outputs=outputs, threads=threads)
+        outs = tuple(np.moveaxis(o, 0, -1) for o in outs)
+        return outs if len(outs) > 1 else outs[0]
+
+    result = xr.apply_ufunc(
+        kernel,
+        *arrays,
+        input_core_dims=[["time"]] * len(arrays),
+        output_core_dims=[["time"]] * len(dtypes),
+        dask="parallelized",
+        output_dtypes=dtypes,
+    )
+    return (result,) if len(dtypes) == 1 else tuple(result)
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cityops.rules.resolution import compare
+from cityops.rules.resolution import at_resolution, compare
 from cityops.rules.windows import DIRECT_STEPS, reduce_windows
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "TILE_VALUES",
     "HazardProgram",
     "Leaf",
+    "converted_dtype",
     "daily_drop",
     "leaves",
     "run_program",
@@ -206,6 +207,38 @@ class _Compiler:
             self.steps.append((op, out, out, p))
         return out
 
+    def value(self, leaf: Leaf, windows: dict) -> int:
+        """Slot of the condition's reduced quantity at each step, before recording (window
+        sums and extremes NaN where the window is unaligned); shared by conditions that
+        differ only in their threshold."""
+        if leaf.reduce == "point":
+            return self.load(leaf.input)
+        if leaf.reduce in ("sum", "max", "min"):
+            return self.windows(leaf, windows[(leaf.input, leaf.reduce)])
+        if leaf.reduce == "daily_drop":
+            key = ("dropv", leaf.input, leaf.days, leaf.complete.tobytes(),
+                   None if leaf.prior is None else leaf.prior.tobytes())  # fmt: skip
+            if key not in self.memo:
+                out = self.slot(None)
+                self.steps.append(("dropv", out, self.daily(leaf, "min"), leaf.days,
+                                   leaf.complete, leaf.prior))  # fmt: skip
+                self.memo[key] = out
+            return self.memo[key]
+        how = "max" if leaf.reduce == "daily_max" else "min"
+        return self.daily(leaf, how, leaf.span)
+
+    def output(self, leaf: Leaf, what: str, index: int, windows: dict) -> None:
+        """Store the condition's ``value`` (as recorded) or ``holds`` in output ``index``."""
+        if what == "holds":
+            self.steps.append(("store", None, self.holds(leaf, windows), index))
+            return
+        daily = leaf.reduce.startswith("daily")
+        self.steps.append(
+            ("storev", None, self.value(leaf, windows), index, leaf.resolution,
+             leaf.evaluable if leaf.reduce in ("sum", "max", "min") else None,
+             leaf.day_index if daily else None)
+        )  # fmt: skip
+
     def hazard(self, prog: HazardProgram, index: int, windows: dict) -> None:
         level = None
         for k, node in prog.levels:
@@ -253,7 +286,7 @@ class _Compiler:
 def _reads(step: tuple) -> list[int]:
     """Slots a step reads."""
     kind = step[0]
-    if kind in ("cmp", "windows", "daily", "drop", "days", "level", "store"):
+    if kind in ("cmp", "windows", "daily", "drop", "days", "level", "store", "storev", "dropv"):
         return [step[2]]
     if kind in ("and", "or", "max"):
         return [step[2], step[3]]
@@ -283,15 +316,24 @@ def _consecutive(flags: np.ndarray, n: int) -> np.ndarray:
     return in_run
 
 
+def converted_dtype(dtype: np.dtype, scale: float, offset: float) -> np.dtype:
+    """Dtype of an input after its unit conversion ``x * scale + offset``."""
+    if scale != 1.0 or offset != 0.0:
+        return np.result_type(dtype, np.float32(0) * scale + offset)
+    return np.dtype(dtype)
+
+
 def run_program(
     arrays: list[np.ndarray],
     conversions: list[tuple[float, float]],
     hazards: list[HazardProgram],
     *,
+    outputs: list[tuple[Leaf, str]] = (),
     tile_values: int | None = None,
     threads: int = 1,
 ) -> list[np.ndarray]:
-    """Level fields (int8, ``(time, ...)``) of ``hazards`` from ``(time, ...)`` inputs.
+    """Level fields (int8, ``(time, ...)``) of ``hazards`` from ``(time, ...)`` inputs, then
+    the condition fields asked for in ``outputs``.
 
     Parameters
     ----------
@@ -300,6 +342,11 @@ def run_program(
     conversions : list of (scale, offset)
         Unit conversion of each input (``x * scale + offset``, skipped for ``(1, 0)``).
     hazards : list of HazardProgram
+    outputs : list of (Leaf, {"value", "holds"})
+        Condition fields to return after the level fields, in the same pass: a leaf's
+        ``value`` as recorded (the reduced quantity at each step, rounded to its resolution,
+        NaN where its window is unaligned; dtype of the converted input) or ``holds`` (bool).
+        The same numbers as the engine's per-condition xarray path.
     tile_values : int, optional
         Values per input in one tile (default :data:`TILE_VALUES`).
     threads : int
@@ -310,19 +357,13 @@ def run_program(
     shape = arrays[0].shape
     nt = shape[0]
     windows: dict[tuple[int, str], list] = {}
-    for prog in hazards:
-        for _, node in prog.levels:
-            for leaf in leaves(node):
-                if leaf.reduce in ("sum", "max", "min"):
-                    wanted = windows.setdefault((leaf.input, leaf.reduce), [])
-                    if all(k != leaf.window_key for k, _ in wanted):
-                        wanted.append((leaf.window_key, leaf.lo))
-    dtypes = []
-    for a, (scale, offset) in zip(arrays, conversions, strict=True):
-        if scale != 1.0 or offset != 0.0:
-            dtypes.append(np.result_type(a.dtype, np.float32(0) * scale + offset))
-        else:
-            dtypes.append(a.dtype)
+    every = [leaf for prog in hazards for _, node in prog.levels for leaf in leaves(node)]
+    for leaf in [*every, *(leaf for leaf, _ in outputs)]:
+        if leaf.reduce in ("sum", "max", "min"):
+            wanted = windows.setdefault((leaf.input, leaf.reduce), [])
+            if all(k != leaf.window_key for k, _ in wanted):
+                wanted.append((leaf.window_key, leaf.lo))
+    dtypes = [converted_dtype(a.dtype, *conv) for a, conv in zip(arrays, conversions, strict=True)]
     comp = _Compiler(dtypes)
     outs = []
     for prog in hazards:
@@ -331,6 +372,11 @@ def run_program(
             outs[-1][...] = 0  # out of season throughout: level 0
             continue
         comp.hazard(prog, len(outs) - 1, windows)
+    for leaf, what in outputs:
+        if what not in ("value", "holds"):
+            raise ValueError(f"output must be 'value' or 'holds', not {what!r}")
+        outs.append(np.empty(shape, dtype=bool if what == "holds" else dtypes[leaf.input]))
+        comp.output(leaf, what, len(outs) - 1, windows)
     where, count = comp.allocate()
     cells = max(1, (tile_values or TILE_VALUES) // max(nt, 1))
     size = nt * min(cells, int(np.prod(shape[1:], dtype=np.int64)) or 1)
@@ -367,10 +413,10 @@ def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
         for i, buf in enumerate(bufs)
     }  # fmt: skip
     reg: list[Any] = [views[w] if w is not None else None for w in where]
-    return [_step(step, reg, arrays, conversions, outs) for step in steps]
+    return [_step(step, reg, arrays, conversions, outs, tshape) for step in steps]
 
 
-def _step(step, reg, arrays, conversions, outs):
+def _step(step, reg, arrays, conversions, outs, tshape=()):
     kind, out = step[0], step[1]
     if kind == "cmp":
         op, a, b, res, o = step[3], reg[step[2]], step[4], step[5], reg[out]
@@ -394,6 +440,26 @@ def _step(step, reg, arrays, conversions, outs):
     if kind == "store":
         dest, a = outs[step[3]], reg[step[2]]
         return lambda idx: dest.__setitem__(idx, a)
+    if kind == "storev":
+        dest, src, res, evaluable, day_index = outs[step[3]], step[2], step[4], step[5], step[6]
+        hole = None if evaluable is None else _along_time(~evaluable, len(tshape))
+
+        def storev(idx):
+            x = reg[src]
+            if day_index is not None:
+                x = np.take(x, day_index, axis=0)
+            elif hole is not None:
+                x = np.where(hole, np.nan, x).astype(x.dtype, copy=False)
+            dest[idx] = at_resolution(x, res)
+
+        return storev
+    if kind == "dropv":
+        src, n, complete, prior = step[2], step[3], step[4], step[5]
+
+        def dropv(idx):
+            reg[out] = daily_drop(reg[src], n, complete, prior)
+
+        return dropv
     if kind == "mask":
         o, m = reg[out], _along_time(step[2], reg[out].ndim)
         return lambda idx: np.logical_and(o, m, out=o)
