@@ -875,8 +875,9 @@ class _Plan:
                 for what, slot in zip(("value", "holds"), where[id(spec)], strict=True):
                     _, coords, name, attrs = _condition_meta(spec, self.ds, what)
                     data = fields[slot].variable.data
-                    pair.append(xr.DataArray(data, dims=dims, coords=coords, name=name,
-                                             attrs=attrs))  # fmt: skip
+                    field_ = xr.DataArray(data, dims=dims, coords=coords, attrs=attrs)
+                    field_.name = name  # not the dask array's name
+                    pair.append(field_)
                 out[id(spec)] = (pair[0], pair[1])
         return out
 
