@@ -6,10 +6,12 @@ dask alike; nothing is computed until the caller asks.
 
 One rule semantics:
 
-- **Reference and backend.** Each condition's ``value``/``holds`` (:class:`ConditionResult`)
-  is the reference semantics, computed on xarray; the level fields are computed by the fused
-  kernel (:mod:`cityops.rules.fused`), a backend that must give
-  :meth:`HazardResult.reference_level` exactly (tested on every shipped scenario).
+- **Reference and backend.** The per-condition xarray path
+  (:meth:`ConditionResult.reference`, :meth:`HazardResult.reference_level`) is the reference
+  semantics; the level fields and, on first read or :meth:`LevelResult.load`, every
+  condition's ``value``/``holds`` are computed by the fused kernel
+  (:mod:`cityops.rules.fused`), a backend that must give the reference DataArrays exactly
+  (tested on every shipped scenario and on generated inputs, ``tests/test_fused.py``).
 - **Exact thresholds.** Values are compared as recorded: a window sum, extreme, daily value
   or fall is rounded half away from zero to the variable's resolution (0.1 mm, 0.1 °C,
   0.1 m/s: ``resolution`` in ``cityops/data/variables.yaml``) and compared in whole
@@ -209,8 +211,10 @@ class LevelResult:
         return iter(self.hazards.values())
 
     def load(self) -> LevelResult:
-        """Compute every level field and condition result in one pass (shared dask graph),
-        in place; returns self. Call it once before aggregating a small (cropped) grid."""
+        """Compute every level field and condition result (one shared dask graph, blockwise
+        by space chunk), in place; returns self. The conditions' ``value``/``holds`` come
+        from one fused-kernel pass (:meth:`ConditionResult.reference` gives the same by
+        xarray). Call it once before aggregating a small (cropped) grid."""
         import dask
 
         slots = []
