@@ -157,10 +157,13 @@ class HazardResult:
     #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
     #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
+    #: In-memory input: the fused pass that computes ``level`` when first read (with the
+    #: conditions when :meth:`LevelResult.load` comes first: one pass for both).
+    _pending: _Pending | None = field(default=None, repr=False, compare=False)
 
     @property
     def evaluated(self) -> bool:
-        return self.level is not None
+        return self._pending is not None or self.__dict__.get("_level") is not None
 
     @property
     def hazard(self) -> str:
@@ -196,6 +199,21 @@ class HazardResult:
         return out.astype(np.int8).transpose(*self.level.dims)
 
 
+def _get_level(self: HazardResult) -> xr.DataArray | None:
+    pending = self.__dict__.get("_pending")
+    if pending is not None:
+        pending.levels()
+    return self.__dict__.get("_level")
+
+
+def _set_level(self: HazardResult, value: xr.DataArray | None) -> None:
+    self.__dict__["_level"] = value
+
+
+#: The level field (0-4), computed on first read for in-memory input.
+HazardResult.level = property(_get_level, _set_level)  # type: ignore[assignment]
+
+
 @dataclass
 class LevelResult:
     """Output of :func:`evaluate`: one :class:`HazardResult` per hazard of the table."""
@@ -219,12 +237,12 @@ class LevelResult:
 
         slots = []
         for res in self:
-            if res.evaluated:
-                slots.append((res, "level", None))
             for crs in (c for cl in res.conditions.values() for c in cl):
                 if crs.evaluated:
                     slots.append((crs, "value", None))
                     slots.append((crs, "holds", None))
+        # after the conditions: pending level fields were computed in their pass
+        slots += [(res, "level", None) for res in self if res.evaluated]
         arrays = [getattr(obj, attr) for obj, attr, _ in slots]
         for (obj, attr, _), value in zip(slots, dask.compute(*arrays), strict=True):
             setattr(obj, attr, value)
@@ -548,7 +566,7 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
     return recorded(value), holds
 
 
-def _condition_result(spec: _Spec, fields: _Fields, fast: _ConditionPass) -> ConditionResult:
+def _condition_result(spec: _Spec, fields: _Fields, fast: _Pending) -> ConditionResult:
     if not spec.ok:
         return ConditionResult(spec.condition, spec.var, None, None, note=spec.note)
     return ConditionResult(
@@ -557,18 +575,37 @@ def _condition_result(spec: _Spec, fields: _Fields, fast: _ConditionPass) -> Con
     )  # fmt: skip
 
 
-class _ConditionPass:
-    """Every evaluable condition of one :func:`evaluate` call, computed together by the fused
-    kernel on the first read of any of them (:meth:`_Plan.condition_fields`)."""
+class _Pending:
+    """The fused passes of one :func:`evaluate` call on in-memory input, run when first
+    needed: the level fields on the first read of a level (:meth:`levels`); every evaluable
+    condition's ``value``/``holds`` on the first read of any of them or
+    :meth:`LevelResult.load` (:meth:`get`), together with the level fields if they are still
+    pending, so the operational ``evaluate(...).load()`` reads the inputs once."""
 
     def __init__(self, plan: _Plan) -> None:
         self.plan: _Plan | None = plan
-        self.fields: dict[int, tuple[xr.DataArray, xr.DataArray]] = {}
+        self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
+        self.fields: dict[int, tuple[xr.DataArray, xr.DataArray]] | None = None
+
+    def defer(self, programs: list) -> None:
+        """Queue level programs; their results read ``level`` through :meth:`levels`."""
+        self.programs += programs
+        for result, _, _ in programs:
+            result._pending = self
+
+    def _take(self) -> list:
+        programs, self.programs = self.programs, []
+        for result, _, _ in programs:
+            result._pending = None
+        return programs
+
+    def levels(self) -> None:
+        if self.programs:
+            self.plan.run_levels(self._take())
 
     def get(self, spec: _Spec) -> tuple[xr.DataArray, xr.DataArray]:
-        if self.plan is not None:
-            plan, self.plan = self.plan, None
-            self.fields = plan.condition_fields()
+        if self.fields is None:
+            self.fields = self.plan.condition_fields(self._take())
         return self.fields[id(spec)]
 
 
@@ -706,7 +743,7 @@ class _Plan:
         self.inputs: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple, Leaf] = {}
         self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
-        self.fast = _ConditionPass(self)
+        self.fast = _Pending(self)
 
     def spec(self, condition: Condition, hazard: str = "") -> _Spec:
         process = processes().get(hazard, {})
@@ -807,21 +844,30 @@ class _Plan:
         return result
 
     def run(self) -> None:
-        """Level fields of the queued hazards: one fused kernel per set of dimensions
-        (eager on numpy, one dask task per chunk otherwise)."""
+        """Level fields of the queued hazards: one fused kernel per set of dimensions, on
+        first read for in-memory input (with the conditions if they are asked for first,
+        :class:`_Pending`), as one dask task per space chunk otherwise."""
+        programs, self.programs = self.programs, []
+        lazy = any(self.ds[var].chunks is not None for var, _ in self.inputs)
+        if lazy:
+            self.run_levels(programs)
+        else:
+            self.fast.defer(programs)
+
+    def run_levels(self, items: list, conditions: dict | None = None) -> None:
+        """Compute the level fields of ``items`` (``(result, program, dims)``)."""
         groups: dict[tuple[str, ...], list] = {}
-        for item in self.programs:
+        for item in items:
             groups.setdefault(item[2], []).append(item)
-        for dims, items in groups.items():
-            used = sorted({leaf.input for _, prog, _ in items for _, node in prog.levels
+        for dims, group in groups.items():
+            used = sorted({leaf.input for _, prog, _ in group for _, node in prog.levels
                            for leaf in leaves(node)})  # fmt: skip
             remap = {old: new for new, old in enumerate(used)}
-            programs = [_remap(prog, remap) for _, prog, _ in items]
+            programs = [_remap(prog, remap) for _, prog, _ in group]
             arrays, conversions = self._inputs(used)
             levels = _apply_kernel(arrays, conversions, programs, [], [np.int8] * len(programs))
-            for (result, _, _), level in zip(items, levels, strict=True):
+            for (result, _, _), level in zip(group, levels, strict=True):
                 result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
-        self.programs = []
 
     def _inputs(self, used: list[int]) -> tuple[list[xr.DataArray], list[tuple[float, float]]]:
         """The kernel's input variables (time in one chunk) and their unit conversions."""
@@ -837,19 +883,28 @@ class _Plan:
             conversions.append((spec.scale, spec.offset))
         return arrays, conversions
 
-    def condition_fields(self) -> dict[int, tuple[xr.DataArray, xr.DataArray]]:
+    def condition_fields(self, items: list = ()) -> dict[int, tuple[xr.DataArray, xr.DataArray]]:
         """``(value, holds)`` of every evaluable condition (by ``id`` of its spec) in one fused
         pass per set of dimensions: the numbers and metadata of :func:`_condition_fields`.
-        A value is computed once for the conditions that differ only in their threshold."""
+        A value is computed once for the conditions that differ only in their threshold.
+        The level fields of ``items`` (pending level programs, ``(result, program, dims)``)
+        are computed in the same pass (those of other dimensions by :meth:`run_levels`)."""
         groups: dict[tuple[str, ...], list[_Spec]] = {}
         for spec in self.specs.values():
             if spec.ok:
                 groups.setdefault(self.ds[spec.var].dims, []).append(spec)
+        rest = [item for item in items if item[2] not in groups]
+        if rest:
+            self.run_levels(rest)
         out: dict[int, tuple[xr.DataArray, xr.DataArray]] = {}
         for dims, specs in groups.items():
+            with_levels = [item for item in items if item[2] == dims]
             leaf_of = {id(s): self.leaf(s) for s in specs}
-            used = sorted({leaf.input for leaf in leaf_of.values()})
+            used = sorted({leaf.input for leaf in leaf_of.values()}
+                          | {leaf.input for _, prog, _ in with_levels for _, node in prog.levels
+                             for leaf in leaves(node)})  # fmt: skip
             remap = {old: new for new, old in enumerate(used)}
+            programs = [_remap(prog, remap) for _, prog, _ in with_levels]
             arrays, conversions = self._inputs(used)
             outputs: list[tuple[Leaf, str]] = []
             slots: dict[tuple, int] = {}
@@ -872,8 +927,11 @@ class _Plan:
             dtypes = [np.dtype(bool) if what == "holds" else
                       fused.converted_dtype(arrays[leaf.input].dtype, *conversions[leaf.input])
                       for leaf, what in outputs]  # fmt: skip
-            fields = _apply_kernel(arrays, conversions, [], outputs, dtypes)
-            fields = [f.transpose(*dims) for f in fields]
+            fields = _apply_kernel(arrays, conversions, programs, outputs,
+                                   [np.int8] * len(programs) + dtypes)  # fmt: skip
+            for (result, _, _), level in zip(with_levels, fields, strict=False):
+                result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
+            fields = [f.transpose(*dims) for f in fields[len(programs) :]]
             for spec in specs:
                 pair = []
                 for what, slot in zip(("value", "holds"), where[id(spec)], strict=True):

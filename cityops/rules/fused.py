@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cityops.rules.resolution import at_resolution, compare
+from cityops.rules.resolution import TOLERANCE, at_resolution, compare, threshold_steps
 from cityops.rules.windows import DIRECT_STEPS, reduce_windows
 
 __all__ = [
@@ -385,12 +385,15 @@ def run_program(
 
     def work(part: list) -> None:
         pool = {kind: [np.empty(size, dtype=kind) for _ in range(n)] for kind, n in count.items()}
+        scratch = _Scratch(size)
         bound: dict[tuple, list] = {}
         for index in part:
             idx = (slice(None), *index)
             tshape = (nt, *arrays[0][(0, *index)].shape)
             if tshape not in bound:
-                bound[tshape] = _bind(comp.steps, where, pool, tshape, arrays, conversions, outs)
+                bound[tshape] = _bind(
+                    comp.steps, where, pool, tshape, arrays, conversions, outs, scratch
+                )
             for step in bound[tshape]:
                 step(idx)
 
@@ -405,7 +408,51 @@ def run_program(
     return outs
 
 
-def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
+class _Scratch:
+    """Two float64 buffers of a tile: :func:`cityops.rules.resolution.compare` and
+    :func:`~cityops.rules.resolution.at_resolution` of a tile without allocating (the same
+    float64 operations in the same order, so the same bits; numpy's temporaries of a tile are
+    fresh pages on every call)."""
+
+    def __init__(self, size: int) -> None:
+        self.a = np.empty(size, dtype=np.float64)
+        self.b = np.empty(size, dtype=np.float64)
+
+    def _steps(self, x: np.ndarray, res: float) -> np.ndarray:
+        # resolution.steps: sign(x) * floor(|x| / res + 0.5 + TOLERANCE), in float64
+        t = self.a[: x.size].reshape(x.shape)
+        sign = self.b[: x.size].reshape(x.shape)
+        np.abs(x, out=t)
+        np.divide(t, res, out=t)
+        np.add(t, 0.5, out=t)
+        np.add(t, TOLERANCE, out=t)
+        np.floor(t, out=t)
+        np.sign(x, out=sign)
+        return np.multiply(sign, t, out=t)
+
+    def fits(self, x: np.ndarray, res: float | None) -> bool:
+        return res is not None and x.dtype.kind == "f" and x.size <= self.a.size
+
+    def compare(self, x: np.ndarray, op: str, threshold: float, res: float | None, out):
+        if not self.fits(x, res):
+            return compare(x, op, threshold, res, out=out)
+        k = self._steps(x, res)
+        return _UFUNC[op](k, threshold_steps(threshold, res), out=out)
+
+    def record(self, x: np.ndarray, res: float | None, dest: np.ndarray) -> None:
+        """``dest[...] = at_resolution(x, res)``."""
+        if not self.fits(x, res):
+            dest[...] = at_resolution(x, res)
+            return
+        k = self._steps(x, res)
+        np.multiply(k, res, out=k)
+        np.copyto(dest, k, casting="unsafe")
+
+
+_UFUNC = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def _bind(steps, where, pool, tshape, arrays, conversions, outs, scratch=None) -> list:
     """The steps as callables of the tile index, over buffers viewed in the tile's shape."""
     n = int(np.prod(tshape, dtype=np.int64))
     views = {
@@ -413,17 +460,18 @@ def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
         for i, buf in enumerate(bufs)
     }  # fmt: skip
     reg: list[Any] = [views[w] if w is not None else None for w in where]
-    return [_step(step, reg, arrays, conversions, outs, tshape) for step in steps]
+    scratch = scratch if scratch is not None else _Scratch(n)
+    return [_step(step, reg, arrays, conversions, outs, tshape, scratch) for step in steps]
 
 
-def _step(step, reg, arrays, conversions, outs, tshape=()):
+def _step(step, reg, arrays, conversions, outs, tshape, scratch):
     kind, out = step[0], step[1]
     if kind == "cmp":
         op, a, b, res, o = step[3], reg[step[2]], step[4], step[5], reg[out]
         if a is None:  # a window or daily result, made per tile
             src = step[2]
-            return lambda idx: compare(reg[src], op, b, res, out=o)
-        return lambda idx: compare(a, op, b, res, out=o)
+            return lambda idx: scratch.compare(reg[src], op, b, res, o)
+        return lambda idx: scratch.compare(a, op, b, res, o)
     if kind in ("and", "or", "max"):
         f = {"and": np.logical_and, "or": np.logical_or, "max": np.maximum}[kind]
         a, b, o = reg[step[2]], reg[step[3]], reg[out]
@@ -450,7 +498,7 @@ def _step(step, reg, arrays, conversions, outs, tshape=()):
                 x = np.take(x, day_index, axis=0)
             elif hole is not None:
                 x = np.where(hole, np.nan, x).astype(x.dtype, copy=False)
-            dest[idx] = at_resolution(x, res)
+            scratch.record(x, res, dest[idx])
 
         return storev
     if kind == "dropv":
