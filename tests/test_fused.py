@@ -320,3 +320,22 @@ def test_fused_conditions_equal_the_reference_on_generated_inputs(
     for table in TABLES:
         result = evaluate(ds, load_rule_table(table)).load()
         assert_conditions_equal_reference(result, table)
+
+
+def test_a_loaded_result_pickles_without_its_plan():
+    # A worker's result travels back pickled: computed fields, no closures over the plan.
+    import pickle
+
+    ds = forecast(seed=5)
+    result = evaluate(ds, load_rule_table("national")).load()
+    back = pickle.loads(pickle.dumps(result))
+    for res in result:
+        other = back[res.hazard]
+        assert other.evaluated == res.evaluated and other.notes == res.notes
+        if res.evaluated:
+            xr.testing.assert_identical(other.level, res.level)
+        for level, conds in res.conditions.items():
+            for a, b in zip(conds, other.conditions[level], strict=True):
+                if a.evaluated:
+                    xr.testing.assert_identical(a.value, b.value)
+                    xr.testing.assert_identical(a.holds, b.holds)

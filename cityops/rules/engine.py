@@ -139,6 +139,11 @@ class ConditionResult:
     def evaluated(self) -> bool:
         return self._lazy is not None or self._holds is not None
 
+    def __getstate__(self) -> dict:
+        # Pickled computed (a worker's result): no closures over the evaluation's plan.
+        self._materialize()
+        return {**self.__dict__, "_reference": None}
+
     def __repr__(self) -> str:
         state = "evaluated" if self.evaluated else f"not evaluated: {self.note}"
         return f"ConditionResult({self.condition.describe()}, {self.variable}, {state})"
@@ -164,6 +169,11 @@ class HazardResult:
     @property
     def evaluated(self) -> bool:
         return self._pending is not None or self.__dict__.get("_level") is not None
+
+    def __getstate__(self) -> dict:
+        # Pickled computed (a worker's result): the level field, not the pending pass.
+        _ = self.level
+        return dict(self.__dict__)
 
     @property
     def hazard(self) -> str:
