@@ -162,8 +162,8 @@ class HazardResult:
     #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
     #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
-    #: In-memory input: the fused pass that computes ``level`` when first read (with the
-    #: conditions when :meth:`LevelResult.load` comes first: one pass for both).
+    #: The fused pass that computes (numpy) or builds (dask) ``level`` when first read (with
+    #: the conditions when :meth:`LevelResult.load` comes first: one pass for both).
     _pending: _Pending | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -586,7 +586,7 @@ def _condition_result(spec: _Spec, fields: _Fields, fast: _Pending) -> Condition
 
 
 class _Pending:
-    """The fused passes of one :func:`evaluate` call on in-memory input, run when first
+    """The fused passes of one :func:`evaluate` call, run (numpy) or built (dask) when first
     needed: the level fields on the first read of a level (:meth:`levels`); every evaluable
     condition's ``value``/``holds`` on the first read of any of them or
     :meth:`LevelResult.load` (:meth:`get`), together with the level fields if they are still
@@ -854,15 +854,11 @@ class _Plan:
         return result
 
     def run(self) -> None:
-        """Level fields of the queued hazards: one fused kernel per set of dimensions, on
-        first read for in-memory input (with the conditions if they are asked for first,
-        :class:`_Pending`), as one dask task per space chunk otherwise."""
+        """Queue the level fields of the hazards: one fused kernel per set of dimensions, run
+        (numpy) or built as one dask task per space chunk (dask) on the first read of a level,
+        or together with the conditions if they are asked for first (:class:`_Pending`)."""
         programs, self.programs = self.programs, []
-        lazy = any(self.ds[var].chunks is not None for var, _ in self.inputs)
-        if lazy:
-            self.run_levels(programs)
-        else:
-            self.fast.defer(programs)
+        self.fast.defer(programs)
 
     def run_levels(self, items: list, conditions: dict | None = None) -> None:
         """Compute the level fields of ``items`` (``(result, program, dims)``)."""
@@ -891,6 +887,16 @@ class _Plan:
             arrays.append(da)
             spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
             conversions.append((spec.scale, spec.offset))
+        chunked = [a for a in arrays if a.chunks is not None]
+        if chunked:
+            # One space chunking for all inputs (a derived variable may come finer): one
+            # task per chunk of the forecast, not per chunk of the finest input.
+            ref = min(chunked, key=lambda a: a.data.npartitions)
+            space = {d: c for d, c in ref.chunksizes.items() if d != "time"}
+            for n, a in enumerate(arrays):
+                want = {d: c for d, c in space.items() if d in a.dims}
+                if a.chunks is not None and any(a.chunksizes[d] != c for d, c in want.items()):
+                    arrays[n] = a.chunk(want)
         return arrays, conversions
 
     def condition_fields(self, items: list = ()) -> dict[int, tuple[xr.DataArray, xr.DataArray]]:
@@ -1039,9 +1045,12 @@ def evaluate(
     """Evaluate every hazard of a rule table on a canonical forecast.
 
     The level fields of all hazards are computed in one fused pass over the inputs
-    (:mod:`cityops.rules.fused`): eagerly for numpy input, as one dask task per chunk for
-    dask input (space chunks; time is made one chunk). Each condition's aggregated ``value``
-    and ``holds`` are computed when first read, sharing the window sums of a variable.
+    (:mod:`cityops.rules.fused`) when a level is first read: eagerly for numpy input, as one
+    dask task per chunk for dask input (space chunks; time is made one chunk). Each
+    condition's aggregated ``value`` and ``holds`` come from one further fused pass over all
+    conditions on the first read of any; :meth:`LevelResult.load` (the operational call)
+    computes levels and conditions in a single pass. The per-condition xarray path stays the
+    reference (:meth:`ConditionResult.reference`).
 
     Parameters
     ----------
