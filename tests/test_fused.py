@@ -12,10 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cityops.geo.jurisdiction import load_jurisdiction
 from cityops.resources import canonical_variables
 from cityops.rules import evaluate, fused, load_rule_table, window_reduce
 from cityops.rules.windows import step_starts, window_reduce_many
+from tests.conftest import SAMPLES
 
 TABLES = ("national", "ejin-horo-annex3", "haze-2013")
 
@@ -174,3 +178,163 @@ def test_regular_window_sums_whatever_else_is_computed(dtype):
         else:
             np.testing.assert_array_equal(alone.values, want.values)
         assert np.array_equal(np.isnan(alone.values), np.isnan(x))
+
+
+# --------------------------------------------------------------------------------------------
+# The operational call (``evaluate(...).load()``, as ``assess`` makes it): every condition's
+# value and holds by the fused kernel, identical to the per-condition xarray reference
+# --------------------------------------------------------------------------------------------
+
+
+def assert_conditions_equal_reference(result, where=""):
+    """Every evaluated condition's ``value`` and ``holds`` equal the xarray reference path's
+    (data, dims, coordinates, name, attributes); returns how many were compared."""
+    compared = 0
+    for res in result:
+        for level, conds in res.conditions.items():
+            for crs in conds:
+                if not crs.evaluated:
+                    assert crs.value is None and crs.holds is None and crs.note
+                    continue
+                value, holds = crs.reference()
+                what = f"{where} {res.hazard} level {level} {crs.condition.describe()}"
+                try:
+                    xr.testing.assert_identical(crs.value, value.compute())
+                    xr.testing.assert_identical(crs.holds, holds.compute())
+                except AssertionError as err:
+                    raise AssertionError(what) from err
+                assert crs.holds.dtype == bool and crs.value.sizes == crs.holds.sizes, what
+                compared += 1
+    return compared
+
+
+def test_operational_load_equals_the_reference_on_every_table_with_nan_and_members():
+    for members in (None, 3):
+        ds = forecast(members=members, seed=3)  # 2 % NaN in every variable, April: frost
+        for table in TABLES:
+            result = evaluate(ds, load_rule_table(table)).load()
+            assert assert_conditions_equal_reference(result, table) > 10
+
+
+def test_not_evaluated_conditions_stay_not_evaluated_when_a_variable_is_missing():
+    ds = forecast().drop_vars(["gust", "vis"])
+    result = evaluate(ds, load_rule_table("national")).load()
+    assert assert_conditions_equal_reference(result, "missing gust, vis")
+    notes = [c.note for res in result for cl in res.conditions.values() for c in cl]
+    assert any("missing variable" in n and "vis" in n for n in notes)
+
+
+def test_conditions_are_lazy_on_dask_until_load_and_run_blockwise():
+    import dask
+
+    ds = forecast(ny=8, nx=10, seed=4)
+    chunked = ds.chunk({"lat": 4, "lon": 5})  # space chunks only: windows run along time
+    result = evaluate(chunked, load_rule_table("national"))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("computed before load()")
+
+    with dask.config.set(scheduler=forbidden):
+        crs = next(c for res in result for cl in res.conditions.values() for c in cl
+                   if c.evaluated)  # fmt: skip
+        assert crs.value.chunks is not None and crs.holds.chunks is not None
+        # blockwise: one task per space chunk of the forecast (2 x 2), never the whole grid
+        level = next(res.level for res in result if crs in res.conditions.get(1, []))
+        assert crs.value.chunks == crs.holds.chunks == level.chunks == chunked["precip"].chunks
+    result.load()
+    memory = evaluate(ds, load_rule_table("national")).load()
+    for res in memory:
+        other = result[res.hazard]
+        for level, conds in res.conditions.items():
+            for a, b in zip(conds, other.conditions[level], strict=True):
+                if a.evaluated:
+                    assert b.value.chunks is None  # loaded
+                    xr.testing.assert_identical(a.value, b.value)
+                    xr.testing.assert_identical(a.holds, b.holds)
+
+
+SAMPLE_FILES = sorted(
+    p for p in SAMPLES.glob("*.nc") if not p.name.endswith((".observed.nc", ".history.nc"))
+)
+
+
+@pytest.mark.skipif(not SAMPLE_FILES, reason="run `make samples` first")
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
+def test_operational_load_equals_the_reference_on_every_sample(path):
+    # As assess evaluates: history (drought index, cold-wave prior) and observations joined.
+    from cityops.ingest import open_forecast
+    from cityops.rules.drought_input import add_drought_index
+    from cityops.rules.observed import history_daily_min, join_observed, open_observed
+    from cityops.rules.seasons import bind_seasons
+    from cityops.timeutil import parse_utc
+
+    juris = load_jurisdiction("ejin-horo")
+    ds = open_forecast(path, bounds=juris.bounds).load()
+    history, observed = path.with_suffix(".history.nc"), path.with_suffix(".observed.nc")
+    prior = None
+    if history.exists():
+        ds = add_drought_index(ds, history, lat=float(ds["lat"].mean()), timezone=juris.timezone)
+        prior = history_daily_min(history, juris.timezone)
+    series = [ds]
+    if observed.exists():
+        obs = open_observed(observed, bounds=juris.bounds)
+        joined = join_observed(ds, obs, now=parse_utc(ds.attrs["issued"]), source=observed.name)
+        series.append(joined.dataset)
+    for data in series:
+        for name in TABLES:
+            table = bind_seasons(load_rule_table(name), juris.path)
+            result = evaluate(data, table, timezone=juris.timezone, prior_daily_min=prior).load()
+            assert assert_conditions_equal_reference(result, f"{path.stem} {name}")
+
+
+#: Recorded amounts (tenths), as observers and models write them, beside exact thresholds.
+DECIMALS = st.integers(min_value=0, max_value=600).map(lambda k: k / 10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    nan_share=st.sampled_from([0.0, 0.05, 0.5]),
+    hours=st.sampled_from([1, 3]),
+    month=st.sampled_from([1, 4, 7, 10]),
+    exact=st.lists(DECIMALS, min_size=1, max_size=6),
+    members=st.sampled_from([None, 2]),
+)
+def test_fused_conditions_equal_the_reference_on_generated_inputs(
+    seed, nan_share, hours, month, exact, members
+):
+    rng = np.random.default_rng(seed)
+    ds = forecast(ny=3, nx=2, nt=48 // hours, members=members, seed=seed,
+                  issued=f"2026-{month:02d}-10T00:00")  # fmt: skip
+    if hours > 1:
+        ds = ds.assign_coords(time=ds["time"].values[0] + np.arange(ds.sizes["time"])
+                              * np.timedelta64(hours, "h"))  # fmt: skip
+    for name in ds.data_vars:
+        x = ds[name].values
+        x = np.round(x, 1).astype("float32")  # recorded to 0.1
+        hit = rng.random(x.shape) < 0.2  # exact decimals, so sums land on thresholds
+        x[hit] = rng.choice(np.asarray(exact, dtype="float32"), size=int(hit.sum()))
+        x[rng.random(x.shape) < nan_share] = np.nan
+        ds[name].values = x
+    for table in TABLES:
+        result = evaluate(ds, load_rule_table(table)).load()
+        assert_conditions_equal_reference(result, table)
+
+
+def test_a_loaded_result_pickles_without_its_plan():
+    # A worker's result travels back pickled: computed fields, no closures over the plan.
+    import pickle
+
+    ds = forecast(seed=5)
+    result = evaluate(ds, load_rule_table("national")).load()
+    back = pickle.loads(pickle.dumps(result))
+    for res in result:
+        other = back[res.hazard]
+        assert other.evaluated == res.evaluated and other.notes == res.notes
+        if res.evaluated:
+            xr.testing.assert_identical(other.level, res.level)
+        for level, conds in res.conditions.items():
+            for a, b in zip(conds, other.conditions[level], strict=True):
+                if a.evaluated:
+                    xr.testing.assert_identical(a.value, b.value)
+                    xr.testing.assert_identical(a.holds, b.holds)

@@ -6,10 +6,12 @@ dask alike; nothing is computed until the caller asks.
 
 One rule semantics:
 
-- **Reference and backend.** Each condition's ``value``/``holds`` (:class:`ConditionResult`)
-  is the reference semantics, computed on xarray; the level fields are computed by the fused
-  kernel (:mod:`cityops.rules.fused`), a backend that must give
-  :meth:`HazardResult.reference_level` exactly (tested on every shipped scenario).
+- **Reference and backend.** The per-condition xarray path
+  (:meth:`ConditionResult.reference`, :meth:`HazardResult.reference_level`) is the reference
+  semantics; the level fields and, on first read or :meth:`LevelResult.load`, every
+  condition's ``value``/``holds`` are computed by the fused kernel
+  (:mod:`cityops.rules.fused`), a backend that must give the reference DataArrays exactly
+  (tested on every shipped scenario and on generated inputs, ``tests/test_fused.py``).
 - **Exact thresholds.** Values are compared as recorded: a window sum, extreme, daily value
   or fall is rounded half away from zero to the variable's resolution (0.1 mm, 0.1 °C,
   0.1 m/s: ``resolution`` in ``cityops/data/variables.yaml``) and compared in whole
@@ -76,8 +78,10 @@ class ConditionResult:
 
     ``value`` and ``holds`` are computed when first read (numpy input) or built as a lazy
     dask graph then (dask input): :func:`evaluate` computes the level fields in one fused
-    pass (:mod:`cityops.rules.fused`) and leaves the per-condition fields to whoever needs
-    them (:meth:`LevelResult.load` computes them all together).
+    pass (:mod:`cityops.rules.fused`); the first read of any condition computes every
+    condition of the call in a second fused pass (one blockwise task per space chunk on
+    dask), and :meth:`LevelResult.load` computes them all together. :meth:`reference` gives
+    the same fields by the per-condition xarray path.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class ConditionResult:
         note: str = "",
         *,
         lazy: Callable[[], tuple[xr.DataArray, xr.DataArray]] | None = None,
+        reference: Callable[[], tuple[xr.DataArray, xr.DataArray]] | None = None,
     ) -> None:
         self.condition = condition
         self.variable = variable
@@ -96,6 +101,14 @@ class ConditionResult:
         self._value = value
         self._holds = holds
         self._lazy = lazy
+        self._reference = reference
+
+    def reference(self) -> tuple[xr.DataArray, xr.DataArray] | None:
+        """``(value, holds)`` by the reference semantics, the per-condition xarray path
+        (lazy with dask), whatever computed :attr:`value` and :attr:`holds`; None when the
+        condition was not evaluated. The fused kernel must give the same DataArrays
+        (``tests/test_fused.py``)."""
+        return None if self._reference is None else self._reference()
 
     def _materialize(self) -> None:
         if self._lazy is not None:
@@ -126,6 +139,11 @@ class ConditionResult:
     def evaluated(self) -> bool:
         return self._lazy is not None or self._holds is not None
 
+    def __getstate__(self) -> dict:
+        # Pickled computed (a worker's result): no closures over the evaluation's plan.
+        self._materialize()
+        return {**self.__dict__, "_reference": None}
+
     def __repr__(self) -> str:
         state = "evaluated" if self.evaluated else f"not evaluated: {self.note}"
         return f"ConditionResult({self.condition.describe()}, {self.variable}, {state})"
@@ -144,10 +162,18 @@ class HazardResult:
     #: Last valid time taken from observations (:func:`cityops.rules.observed.settle_observed`):
     #: a level at or before it is observed, "already reached" (tier ongoing).
     observed_until: pd.Timestamp | None = None
+    #: The fused pass that computes (numpy) or builds (dask) ``level`` when first read (with
+    #: the conditions when :meth:`LevelResult.load` comes first: one pass for both).
+    _pending: _Pending | None = field(default=None, repr=False, compare=False)
 
     @property
     def evaluated(self) -> bool:
-        return self.level is not None
+        return self._pending is not None or self.__dict__.get("_level") is not None
+
+    def __getstate__(self) -> dict:
+        # Pickled computed (a worker's result): the level field, not the pending pass.
+        _ = self.level
+        return dict(self.__dict__)
 
     @property
     def hazard(self) -> str:
@@ -183,6 +209,21 @@ class HazardResult:
         return out.astype(np.int8).transpose(*self.level.dims)
 
 
+def _get_level(self: HazardResult) -> xr.DataArray | None:
+    pending = self.__dict__.get("_pending")
+    if pending is not None:
+        pending.levels()
+    return self.__dict__.get("_level")
+
+
+def _set_level(self: HazardResult, value: xr.DataArray | None) -> None:
+    self.__dict__["_level"] = value
+
+
+#: The level field (0-4), computed on first read for in-memory input.
+HazardResult.level = property(_get_level, _set_level)  # type: ignore[assignment]
+
+
 @dataclass
 class LevelResult:
     """Output of :func:`evaluate`: one :class:`HazardResult` per hazard of the table."""
@@ -198,18 +239,20 @@ class LevelResult:
         return iter(self.hazards.values())
 
     def load(self) -> LevelResult:
-        """Compute every level field and condition result in one pass (shared dask graph),
-        in place; returns self. Call it once before aggregating a small (cropped) grid."""
+        """Compute every level field and condition result (one shared dask graph, blockwise
+        by space chunk), in place; returns self. The conditions' ``value``/``holds`` come
+        from one fused-kernel pass (:meth:`ConditionResult.reference` gives the same by
+        xarray). Call it once before aggregating a small (cropped) grid."""
         import dask
 
         slots = []
         for res in self:
-            if res.evaluated:
-                slots.append((res, "level", None))
             for crs in (c for cl in res.conditions.values() for c in cl):
                 if crs.evaluated:
                     slots.append((crs, "value", None))
                     slots.append((crs, "holds", None))
+        # after the conditions: pending level fields were computed in their pass
+        slots += [(res, "level", None) for res in self if res.evaluated]
         arrays = [getattr(obj, attr) for obj, attr, _ in slots]
         for (obj, attr, _), value in zip(slots, dask.compute(*arrays), strict=True):
             setattr(obj, attr, value)
@@ -533,12 +576,77 @@ def _condition_fields(spec: _Spec, fields: _Fields) -> tuple[xr.DataArray, xr.Da
     return recorded(value), holds
 
 
-def _condition_result(spec: _Spec, fields: _Fields) -> ConditionResult:
+def _condition_result(spec: _Spec, fields: _Fields, fast: _Pending) -> ConditionResult:
     if not spec.ok:
         return ConditionResult(spec.condition, spec.var, None, None, note=spec.note)
     return ConditionResult(
-        spec.condition, spec.var, note=spec.note, lazy=lambda: _condition_fields(spec, fields)
-    )
+        spec.condition, spec.var, note=spec.note, lazy=lambda: fast.get(spec),
+        reference=lambda: _condition_fields(spec, fields),
+    )  # fmt: skip
+
+
+class _Pending:
+    """The fused passes of one :func:`evaluate` call, run (numpy) or built (dask) when first
+    needed: the level fields on the first read of a level (:meth:`levels`); every evaluable
+    condition's ``value``/``holds`` on the first read of any of them or
+    :meth:`LevelResult.load` (:meth:`get`), together with the level fields if they are still
+    pending, so the operational ``evaluate(...).load()`` reads the inputs once."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan: _Plan | None = plan
+        self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
+        self.fields: dict[int, tuple[xr.DataArray, xr.DataArray]] | None = None
+
+    def defer(self, programs: list) -> None:
+        """Queue level programs; their results read ``level`` through :meth:`levels`."""
+        self.programs += programs
+        for result, _, _ in programs:
+            result._pending = self
+
+    def _take(self) -> list:
+        programs, self.programs = self.programs, []
+        for result, _, _ in programs:
+            result._pending = None
+        return programs
+
+    def levels(self) -> None:
+        if self.programs:
+            self.plan.run_levels(self._take())
+
+    def get(self, spec: _Spec) -> tuple[xr.DataArray, xr.DataArray]:
+        if self.fields is None:
+            self.fields = self.plan.condition_fields(self._take())
+        return self.fields[id(spec)]
+
+
+def _time_coords(da: xr.DataArray) -> list[str]:
+    """Coordinates of ``da`` along time other than ``time`` itself (``step_start``)."""
+    return [k for k, c in da.coords.items() if k != "time" and "time" in c.dims]
+
+
+def _condition_meta(
+    spec: _Spec, ds: xr.Dataset, what: str
+) -> tuple[tuple[str, ...], dict, str | None, dict]:
+    """Dimensions, coordinates, name and attributes of a condition's ``value`` or ``holds``
+    as the reference xarray path (:func:`_condition_fields`) makes them."""
+    c = spec.condition
+    da = ds[spec.var]
+    attrs = {**da.attrs, "units": spec.units}
+    coords = dict(da.coords)
+    name: str | None = spec.var
+    if c.reduce in ("sum", "max", "min"):
+        hours = c.window / pd.Timedelta("1h")
+        attrs["cell_methods"] = f"time: {c.reduce} (interval: {hours:g} hours)"
+        if what == "holds":
+            name = None
+    elif c.reduce != "point":
+        # by local day: grouping drops the other coordinates along time (step_start)
+        if not (what == "holds" and c.at_step):
+            for k in _time_coords(da):
+                coords.pop(k)
+        if c.reduce == "daily_drop":
+            attrs["units"] = "delta_degC"
+    return da.dims, coords, name, attrs
 
 
 def _drop_along_last(daily: np.ndarray, *, days: int, complete, prior) -> np.ndarray:
@@ -645,6 +753,7 @@ class _Plan:
         self.inputs: dict[tuple[str, str], int] = {}
         self.leaves: dict[tuple, Leaf] = {}
         self.programs: list[tuple[HazardResult, HazardProgram, tuple[str, ...]]] = []
+        self.fast = _Pending(self)
 
     def spec(self, condition: Condition, hazard: str = "") -> _Spec:
         process = processes().get(hazard, {})
@@ -695,7 +804,7 @@ class _Plan:
         program = HazardProgram(rules.hazard)
         for rule in rules.levels:
             specs = [self.spec(c, rules.hazard) for c in rule.conditions]
-            cond_results = [_condition_result(s, self.fields) for s in specs]
+            cond_results = [_condition_result(s, self.fields, self.fast) for s in specs]
             result.conditions[rule.level] = cond_results
             by_condition = {s.condition: self.leaf(s) for s in specs}
             expr = _plan_group(rule.criteria, by_condition)
@@ -745,49 +854,139 @@ class _Plan:
         return result
 
     def run(self) -> None:
-        """Level fields of the queued hazards: one fused kernel per set of dimensions
-        (eager on numpy, one dask task per chunk otherwise)."""
+        """Queue the level fields of the hazards: one fused kernel per set of dimensions, run
+        (numpy) or built as one dask task per space chunk (dask) on the first read of a level,
+        or together with the conditions if they are asked for first (:class:`_Pending`)."""
+        programs, self.programs = self.programs, []
+        self.fast.defer(programs)
+
+    def run_levels(self, items: list, conditions: dict | None = None) -> None:
+        """Compute the level fields of ``items`` (``(result, program, dims)``)."""
         groups: dict[tuple[str, ...], list] = {}
-        for item in self.programs:
+        for item in items:
             groups.setdefault(item[2], []).append(item)
-        for dims, items in groups.items():
-            used = sorted({leaf.input for _, prog, _ in items for _, node in prog.levels
+        for dims, group in groups.items():
+            used = sorted({leaf.input for _, prog, _ in group for _, node in prog.levels
                            for leaf in leaves(node)})  # fmt: skip
-            keys = {i: k for k, i in self.inputs.items()}
             remap = {old: new for new, old in enumerate(used)}
-            programs = [_remap(prog, remap) for _, prog, _ in items]
-            arrays, conversions = [], []
-            for i in used:
-                var, units = keys[i]
-                da = self.ds[var]
-                if da.chunks is not None and len(da.chunksizes.get("time", ())) > 1:
-                    da = da.chunk({"time": -1})
-                arrays.append(da)
-                spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
-                conversions.append((spec.scale, spec.offset))
-
-            lazy = any(a.chunks is not None for a in arrays)
-            threads = 1 if lazy else fused.THREADS
-
-            def kernel(*values, _programs=programs, _conversions=conversions, _threads=threads):
-                data = [np.moveaxis(v, -1, 0) for v in values]
-                outs = run_program(data, _conversions, _programs, threads=_threads)
-                outs = tuple(np.moveaxis(o, 0, -1) for o in outs)
-                return outs if len(outs) > 1 else outs[0]
-
-            levels = xr.apply_ufunc(
-                kernel,
-                *arrays,
-                input_core_dims=[["time"]] * len(arrays),
-                output_core_dims=[["time"]] * len(programs),
-                dask="parallelized",
-                output_dtypes=[np.int8] * len(programs),
-            )
-            if len(programs) == 1:
-                levels = (levels,)
-            for (result, _, _), level in zip(items, levels, strict=True):
+            programs = [_remap(prog, remap) for _, prog, _ in group]
+            arrays, conversions = self._inputs(used)
+            levels = _apply_kernel(arrays, conversions, programs, [], [np.int8] * len(programs))
+            for (result, _, _), level in zip(group, levels, strict=True):
                 result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
-        self.programs = []
+
+    def _inputs(self, used: list[int]) -> tuple[list[xr.DataArray], list[tuple[float, float]]]:
+        """The kernel's input variables (time in one chunk) and their unit conversions."""
+        keys = {i: k for k, i in self.inputs.items()}
+        arrays, conversions = [], []
+        for i in used:
+            var, units = keys[i]
+            da = self.ds[var]
+            if da.chunks is not None and len(da.chunksizes.get("time", ())) > 1:
+                da = da.chunk({"time": -1})
+            arrays.append(da)
+            spec = next(s for s in self.specs.values() if (s.var, s.units) == (var, units))
+            conversions.append((spec.scale, spec.offset))
+        chunked = [a for a in arrays if a.chunks is not None]
+        if chunked:
+            # One space chunking for all inputs (a derived variable may come finer): one
+            # task per chunk of the forecast, not per chunk of the finest input.
+            ref = min(chunked, key=lambda a: a.data.npartitions)
+            space = {d: c for d, c in ref.chunksizes.items() if d != "time"}
+            for n, a in enumerate(arrays):
+                want = {d: c for d, c in space.items() if d in a.dims}
+                if a.chunks is not None and any(a.chunksizes[d] != c for d, c in want.items()):
+                    arrays[n] = a.chunk(want)
+        return arrays, conversions
+
+    def condition_fields(self, items: list = ()) -> dict[int, tuple[xr.DataArray, xr.DataArray]]:
+        """``(value, holds)`` of every evaluable condition (by ``id`` of its spec) in one fused
+        pass per set of dimensions: the numbers and metadata of :func:`_condition_fields`.
+        A value is computed once for the conditions that differ only in their threshold.
+        The level fields of ``items`` (pending level programs, ``(result, program, dims)``)
+        are computed in the same pass (those of other dimensions by :meth:`run_levels`)."""
+        groups: dict[tuple[str, ...], list[_Spec]] = {}
+        for spec in self.specs.values():
+            if spec.ok:
+                groups.setdefault(self.ds[spec.var].dims, []).append(spec)
+        rest = [item for item in items if item[2] not in groups]
+        if rest:
+            self.run_levels(rest)
+        out: dict[int, tuple[xr.DataArray, xr.DataArray]] = {}
+        for dims, specs in groups.items():
+            with_levels = [item for item in items if item[2] == dims]
+            leaf_of = {id(s): self.leaf(s) for s in specs}
+            used = sorted({leaf.input for leaf in leaf_of.values()}
+                          | {leaf.input for _, prog, _ in with_levels for _, node in prog.levels
+                             for leaf in leaves(node)})  # fmt: skip
+            remap = {old: new for new, old in enumerate(used)}
+            programs = [_remap(prog, remap) for _, prog, _ in with_levels]
+            arrays, conversions = self._inputs(used)
+            outputs: list[tuple[Leaf, str]] = []
+            slots: dict[tuple, int] = {}
+            where: dict[int, tuple[int, int]] = {}
+            renumbered: dict[int, Leaf] = {}
+            for spec in specs:
+                leaf = leaf_of[id(spec)]
+                if id(leaf) not in renumbered:
+                    renumbered[id(leaf)] = dataclasses.replace(leaf, input=remap[leaf.input])
+                c = spec.condition
+                value_key = ("value", spec.var, spec.units, c.reduce, spec.resolution,
+                             c.window if c.reduce in ("sum", "max", "min") else None,
+                             c.consecutive_days if c.reduce == "daily_drop" else None,
+                             spec.span_days)  # fmt: skip
+                for key, what in ((value_key, "value"), (("holds", id(leaf)), "holds")):
+                    if key not in slots:
+                        slots[key] = len(outputs)
+                        outputs.append((renumbered[id(leaf)], what))
+                where[id(spec)] = (slots[value_key], slots[("holds", id(leaf))])
+            dtypes = [np.dtype(bool) if what == "holds" else
+                      fused.converted_dtype(arrays[leaf.input].dtype, *conversions[leaf.input])
+                      for leaf, what in outputs]  # fmt: skip
+            fields = _apply_kernel(arrays, conversions, programs, outputs,
+                                   [np.int8] * len(programs) + dtypes)  # fmt: skip
+            for (result, _, _), level in zip(with_levels, fields, strict=False):
+                result.level = level.transpose(*dims).rename(f"{result.hazard}_level")
+            fields = [f.transpose(*dims) for f in fields[len(programs) :]]
+            for spec in specs:
+                pair = []
+                for what, slot in zip(("value", "holds"), where[id(spec)], strict=True):
+                    _, coords, name, attrs = _condition_meta(spec, self.ds, what)
+                    data = fields[slot].variable.data
+                    field_ = xr.DataArray(data, dims=dims, coords=coords, attrs=attrs)
+                    field_.name = name  # not the dask array's name
+                    pair.append(field_)
+                out[id(spec)] = (pair[0], pair[1])
+        return out
+
+
+def _apply_kernel(
+    arrays: list[xr.DataArray],
+    conversions: list[tuple[float, float]],
+    programs: list[HazardProgram],
+    outputs: list[tuple[Leaf, str]],
+    dtypes: list,
+) -> tuple[xr.DataArray, ...]:
+    """:func:`cityops.rules.fused.run_program` over DataArrays: eager on numpy input (tile
+    threads), one dask task per space chunk otherwise (time must be one chunk)."""
+    lazy = any(a.chunks is not None for a in arrays)
+    threads = 1 if lazy else fused.THREADS
+
+    def kernel(*values):
+        data = [np.moveaxis(v, -1, 0) for v in values]
+        outs = run_program(data, conversions, programs, outputs=outputs, threads=threads)
+        outs = tuple(np.moveaxis(o, 0, -1) for o in outs)
+        return outs if len(outs) > 1 else outs[0]
+
+    result = xr.apply_ufunc(
+        kernel,
+        *arrays,
+        input_core_dims=[["time"]] * len(arrays),
+        output_core_dims=[["time"]] * len(dtypes),
+        dask="parallelized",
+        output_dtypes=dtypes,
+    )
+    return (result,) if len(dtypes) == 1 else tuple(result)
 
 
 @functools.cache
@@ -846,9 +1045,12 @@ def evaluate(
     """Evaluate every hazard of a rule table on a canonical forecast.
 
     The level fields of all hazards are computed in one fused pass over the inputs
-    (:mod:`cityops.rules.fused`): eagerly for numpy input, as one dask task per chunk for
-    dask input (space chunks; time is made one chunk). Each condition's aggregated ``value``
-    and ``holds`` are computed when first read, sharing the window sums of a variable.
+    (:mod:`cityops.rules.fused`) when a level is first read: eagerly for numpy input, as one
+    dask task per chunk for dask input (space chunks; time is made one chunk). Each
+    condition's aggregated ``value`` and ``holds`` come from one further fused pass over all
+    conditions on the first read of any; :meth:`LevelResult.load` (the operational call)
+    computes levels and conditions in a single pass. The per-condition xarray path stays the
+    reference (:meth:`ConditionResult.reference`).
 
     Parameters
     ----------

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cityops.rules.resolution import compare
+from cityops.rules.resolution import TOLERANCE, at_resolution, compare, threshold_steps
 from cityops.rules.windows import DIRECT_STEPS, reduce_windows
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "TILE_VALUES",
     "HazardProgram",
     "Leaf",
+    "converted_dtype",
     "daily_drop",
     "leaves",
     "run_program",
@@ -206,6 +207,38 @@ class _Compiler:
             self.steps.append((op, out, out, p))
         return out
 
+    def value(self, leaf: Leaf, windows: dict) -> int:
+        """Slot of the condition's reduced quantity at each step, before recording (window
+        sums and extremes NaN where the window is unaligned); shared by conditions that
+        differ only in their threshold."""
+        if leaf.reduce == "point":
+            return self.load(leaf.input)
+        if leaf.reduce in ("sum", "max", "min"):
+            return self.windows(leaf, windows[(leaf.input, leaf.reduce)])
+        if leaf.reduce == "daily_drop":
+            key = ("dropv", leaf.input, leaf.days, leaf.complete.tobytes(),
+                   None if leaf.prior is None else leaf.prior.tobytes())  # fmt: skip
+            if key not in self.memo:
+                out = self.slot(None)
+                self.steps.append(("dropv", out, self.daily(leaf, "min"), leaf.days,
+                                   leaf.complete, leaf.prior))  # fmt: skip
+                self.memo[key] = out
+            return self.memo[key]
+        how = "max" if leaf.reduce == "daily_max" else "min"
+        return self.daily(leaf, how, leaf.span)
+
+    def output(self, leaf: Leaf, what: str, index: int, windows: dict) -> None:
+        """Store the condition's ``value`` (as recorded) or ``holds`` in output ``index``."""
+        if what == "holds":
+            self.steps.append(("store", None, self.holds(leaf, windows), index))
+            return
+        daily = leaf.reduce.startswith("daily")
+        self.steps.append(
+            ("storev", None, self.value(leaf, windows), index, leaf.resolution,
+             leaf.evaluable if leaf.reduce in ("sum", "max", "min") else None,
+             leaf.day_index if daily else None)
+        )  # fmt: skip
+
     def hazard(self, prog: HazardProgram, index: int, windows: dict) -> None:
         level = None
         for k, node in prog.levels:
@@ -253,7 +286,7 @@ class _Compiler:
 def _reads(step: tuple) -> list[int]:
     """Slots a step reads."""
     kind = step[0]
-    if kind in ("cmp", "windows", "daily", "drop", "days", "level", "store"):
+    if kind in ("cmp", "windows", "daily", "drop", "days", "level", "store", "storev", "dropv"):
         return [step[2]]
     if kind in ("and", "or", "max"):
         return [step[2], step[3]]
@@ -283,15 +316,24 @@ def _consecutive(flags: np.ndarray, n: int) -> np.ndarray:
     return in_run
 
 
+def converted_dtype(dtype: np.dtype, scale: float, offset: float) -> np.dtype:
+    """Dtype of an input after its unit conversion ``x * scale + offset``."""
+    if scale != 1.0 or offset != 0.0:
+        return np.result_type(dtype, np.float32(0) * scale + offset)
+    return np.dtype(dtype)
+
+
 def run_program(
     arrays: list[np.ndarray],
     conversions: list[tuple[float, float]],
     hazards: list[HazardProgram],
     *,
+    outputs: list[tuple[Leaf, str]] = (),
     tile_values: int | None = None,
     threads: int = 1,
 ) -> list[np.ndarray]:
-    """Level fields (int8, ``(time, ...)``) of ``hazards`` from ``(time, ...)`` inputs.
+    """Level fields (int8, ``(time, ...)``) of ``hazards`` from ``(time, ...)`` inputs, then
+    the condition fields asked for in ``outputs``.
 
     Parameters
     ----------
@@ -300,6 +342,11 @@ def run_program(
     conversions : list of (scale, offset)
         Unit conversion of each input (``x * scale + offset``, skipped for ``(1, 0)``).
     hazards : list of HazardProgram
+    outputs : list of (Leaf, {"value", "holds"})
+        Condition fields to return after the level fields, in the same pass: a leaf's
+        ``value`` as recorded (the reduced quantity at each step, rounded to its resolution,
+        NaN where its window is unaligned; dtype of the converted input) or ``holds`` (bool).
+        The same numbers as the engine's per-condition xarray path.
     tile_values : int, optional
         Values per input in one tile (default :data:`TILE_VALUES`).
     threads : int
@@ -310,19 +357,13 @@ def run_program(
     shape = arrays[0].shape
     nt = shape[0]
     windows: dict[tuple[int, str], list] = {}
-    for prog in hazards:
-        for _, node in prog.levels:
-            for leaf in leaves(node):
-                if leaf.reduce in ("sum", "max", "min"):
-                    wanted = windows.setdefault((leaf.input, leaf.reduce), [])
-                    if all(k != leaf.window_key for k, _ in wanted):
-                        wanted.append((leaf.window_key, leaf.lo))
-    dtypes = []
-    for a, (scale, offset) in zip(arrays, conversions, strict=True):
-        if scale != 1.0 or offset != 0.0:
-            dtypes.append(np.result_type(a.dtype, np.float32(0) * scale + offset))
-        else:
-            dtypes.append(a.dtype)
+    every = [leaf for prog in hazards for _, node in prog.levels for leaf in leaves(node)]
+    for leaf in [*every, *(leaf for leaf, _ in outputs)]:
+        if leaf.reduce in ("sum", "max", "min"):
+            wanted = windows.setdefault((leaf.input, leaf.reduce), [])
+            if all(k != leaf.window_key for k, _ in wanted):
+                wanted.append((leaf.window_key, leaf.lo))
+    dtypes = [converted_dtype(a.dtype, *conv) for a, conv in zip(arrays, conversions, strict=True)]
     comp = _Compiler(dtypes)
     outs = []
     for prog in hazards:
@@ -331,6 +372,11 @@ def run_program(
             outs[-1][...] = 0  # out of season throughout: level 0
             continue
         comp.hazard(prog, len(outs) - 1, windows)
+    for leaf, what in outputs:
+        if what not in ("value", "holds"):
+            raise ValueError(f"output must be 'value' or 'holds', not {what!r}")
+        outs.append(np.empty(shape, dtype=bool if what == "holds" else dtypes[leaf.input]))
+        comp.output(leaf, what, len(outs) - 1, windows)
     where, count = comp.allocate()
     cells = max(1, (tile_values or TILE_VALUES) // max(nt, 1))
     size = nt * min(cells, int(np.prod(shape[1:], dtype=np.int64)) or 1)
@@ -339,12 +385,15 @@ def run_program(
 
     def work(part: list) -> None:
         pool = {kind: [np.empty(size, dtype=kind) for _ in range(n)] for kind, n in count.items()}
+        scratch = _Scratch(size)
         bound: dict[tuple, list] = {}
         for index in part:
             idx = (slice(None), *index)
             tshape = (nt, *arrays[0][(0, *index)].shape)
             if tshape not in bound:
-                bound[tshape] = _bind(comp.steps, where, pool, tshape, arrays, conversions, outs)
+                bound[tshape] = _bind(
+                    comp.steps, where, pool, tshape, arrays, conversions, outs, scratch
+                )
             for step in bound[tshape]:
                 step(idx)
 
@@ -359,7 +408,51 @@ def run_program(
     return outs
 
 
-def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
+class _Scratch:
+    """Two float64 buffers of a tile: :func:`cityops.rules.resolution.compare` and
+    :func:`~cityops.rules.resolution.at_resolution` of a tile without allocating (the same
+    float64 operations in the same order, so the same bits; numpy's temporaries of a tile are
+    fresh pages on every call)."""
+
+    def __init__(self, size: int) -> None:
+        self.a = np.empty(size, dtype=np.float64)
+        self.b = np.empty(size, dtype=np.float64)
+
+    def _steps(self, x: np.ndarray, res: float) -> np.ndarray:
+        # resolution.steps: sign(x) * floor(|x| / res + 0.5 + TOLERANCE), in float64
+        t = self.a[: x.size].reshape(x.shape)
+        sign = self.b[: x.size].reshape(x.shape)
+        np.abs(x, out=t)
+        np.divide(t, res, out=t)
+        np.add(t, 0.5, out=t)
+        np.add(t, TOLERANCE, out=t)
+        np.floor(t, out=t)
+        np.sign(x, out=sign)
+        return np.multiply(sign, t, out=t)
+
+    def fits(self, x: np.ndarray, res: float | None) -> bool:
+        return res is not None and x.dtype.kind == "f" and x.size <= self.a.size
+
+    def compare(self, x: np.ndarray, op: str, threshold: float, res: float | None, out):
+        if not self.fits(x, res):
+            return compare(x, op, threshold, res, out=out)
+        k = self._steps(x, res)
+        return _UFUNC[op](k, threshold_steps(threshold, res), out=out)
+
+    def record(self, x: np.ndarray, res: float | None, dest: np.ndarray) -> None:
+        """``dest[...] = at_resolution(x, res)``."""
+        if not self.fits(x, res):
+            dest[...] = at_resolution(x, res)
+            return
+        k = self._steps(x, res)
+        np.multiply(k, res, out=k)
+        np.copyto(dest, k, casting="unsafe")
+
+
+_UFUNC = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
+
+
+def _bind(steps, where, pool, tshape, arrays, conversions, outs, scratch=None) -> list:
     """The steps as callables of the tile index, over buffers viewed in the tile's shape."""
     n = int(np.prod(tshape, dtype=np.int64))
     views = {
@@ -367,17 +460,18 @@ def _bind(steps, where, pool, tshape, arrays, conversions, outs) -> list:
         for i, buf in enumerate(bufs)
     }  # fmt: skip
     reg: list[Any] = [views[w] if w is not None else None for w in where]
-    return [_step(step, reg, arrays, conversions, outs) for step in steps]
+    scratch = scratch if scratch is not None else _Scratch(n)
+    return [_step(step, reg, arrays, conversions, outs, tshape, scratch) for step in steps]
 
 
-def _step(step, reg, arrays, conversions, outs):
+def _step(step, reg, arrays, conversions, outs, tshape, scratch):
     kind, out = step[0], step[1]
     if kind == "cmp":
         op, a, b, res, o = step[3], reg[step[2]], step[4], step[5], reg[out]
         if a is None:  # a window or daily result, made per tile
             src = step[2]
-            return lambda idx: compare(reg[src], op, b, res, out=o)
-        return lambda idx: compare(a, op, b, res, out=o)
+            return lambda idx: scratch.compare(reg[src], op, b, res, o)
+        return lambda idx: scratch.compare(a, op, b, res, o)
     if kind in ("and", "or", "max"):
         f = {"and": np.logical_and, "or": np.logical_or, "max": np.maximum}[kind]
         a, b, o = reg[step[2]], reg[step[3]], reg[out]
@@ -394,6 +488,26 @@ def _step(step, reg, arrays, conversions, outs):
     if kind == "store":
         dest, a = outs[step[3]], reg[step[2]]
         return lambda idx: dest.__setitem__(idx, a)
+    if kind == "storev":
+        dest, src, res, evaluable, day_index = outs[step[3]], step[2], step[4], step[5], step[6]
+        hole = None if evaluable is None else _along_time(~evaluable, len(tshape))
+
+        def storev(idx):
+            x = reg[src]
+            if day_index is not None:
+                x = np.take(x, day_index, axis=0)
+            elif hole is not None:
+                x = np.where(hole, np.nan, x).astype(x.dtype, copy=False)
+            scratch.record(x, res, dest[idx])
+
+        return storev
+    if kind == "dropv":
+        src, n, complete, prior = step[2], step[3], step[4], step[5]
+
+        def dropv(idx):
+            reg[out] = daily_drop(reg[src], n, complete, prior)
+
+        return dropv
     if kind == "mask":
         o, m = reg[out], _along_time(step[2], reg[out].ndim)
         return lambda idx: np.logical_and(o, m, out=o)
