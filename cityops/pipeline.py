@@ -187,7 +187,9 @@ def assess(
     )
     # Cropped to the jurisdiction before anything is loaded: a national file costs what the
     # banner needs. The grid must cover the jurisdiction.
-    forecast = open_forecast(paths, bounds=juris.bounds, mapping=mapping)
+    forecast = open_forecast(
+        paths, bounds=juris.bounds, mapping=mapping, in_memory_bytes=in_memory_bytes
+    )
     source = forecast.attrs.get("cityops_source_files", str(paths))
     issued = parse_utc(forecast.attrs["issued"])
     now_ts = parse_utc(now) if now is not None else issued

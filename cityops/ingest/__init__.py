@@ -217,7 +217,11 @@ class _Window:
 
 
 def _load_used(
-    raw: xr.Dataset, *, mapping: Mapping[str, VariableMapping] | None, source: str
+    raw: xr.Dataset,
+    *,
+    mapping: Mapping[str, VariableMapping] | None,
+    source: str,
+    limit: int = IN_MEMORY_BYTES,
 ) -> xr.Dataset:
     """The variables the canonical dataset is made of, read into memory when they take at
     most :data:`IN_MEMORY_BYTES`: each value is then read from the file once and the checks
@@ -228,7 +232,7 @@ def _load_used(
         if u in raw and v in raw:
             used |= {u, v}
     used &= set(raw.data_vars)
-    if not used or sum(raw[name].nbytes for name in used) > IN_MEMORY_BYTES:
+    if not used or sum(raw[name].nbytes for name in used) > limit:
         return raw
     loaded = {}
     for name in sorted(used):
@@ -248,6 +252,7 @@ def open_forecast(
     bounds: tuple[float, float, float, float] | None = None,
     margin: float = 0.3,
     mapping: str | Path | Mapping[str, VariableMapping] | None = None,
+    in_memory_bytes: int | None = None,
 ) -> xr.Dataset:
     """Open one forecast (one or several files, or a glob) as the canonical dataset.
 
@@ -258,9 +263,11 @@ def open_forecast(
         say) are combined along ``time``.
     chunks : dict, optional
         Dask chunks: the result stays lazy. By default the variables used, once cropped,
-        are read into memory when they take at most :data:`IN_MEMORY_BYTES` (each value read
-        from the file once, the checks on numpy); larger ones stay lazy (NetCDF: the file's
-        own chunks).
+        are read into memory when they take at most the in-memory size in force
+        (``in_memory_bytes``, :func:`cityops.cluster.in_memory_limit`: :data:`IN_MEMORY_BYTES`
+        without a cluster): each value read from the file once, the checks on numpy; larger
+        ones stay lazy (NetCDF: the file's own chunks), for the cluster's workers with
+        ``--scheduler``.
     bounds : (lon_min, lat_min, lon_max, lat_max), optional
         Crop to these bounds plus ``margin`` degrees before anything is read: only the rows
         and columns needed are read (contiguous slices of NetCDF variables, GRIB fields cut
@@ -283,6 +290,9 @@ def open_forecast(
     files = expand_paths(paths)
     if isinstance(mapping, str | Path):
         mapping = load_mapping(mapping)
+    from cityops.cluster import in_memory_limit  # the one owner of that setting
+
+    limit = in_memory_limit(in_memory_bytes)
     window = None if bounds is None else _Window(bounds, margin)
     # Several files are joined lazily (dask), so that only the variables used are read.
     per_file = {} if chunks is None and len(files) > 1 else chunks
@@ -308,7 +318,7 @@ def open_forecast(
         if bounds is not None:
             raw = crop(raw, bounds, margin=margin, source=source)
         if chunks is None:
-            raw = _load_used(raw, mapping=mapping, source=source)
+            raw = _load_used(raw, mapping=mapping, source=source, limit=limit)
         parts.append(raw)
     raw = parts[0] if len(parts) == 1 else _combine(parts, files)
     source = ", ".join(str(p) for p in files) if len(files) > 1 else str(files[0])

@@ -59,7 +59,7 @@ import pandas as pd
 import shapely
 import xarray as xr
 
-from cityops.cluster import active_client, keep_in_client
+from cityops.cluster import keep_in_client
 from cityops.errors import InputError
 from cityops.geo.jurisdiction import Jurisdiction, Unit, load_jurisdiction
 from cityops.geo.masks import cell_area_km2, overlap_weights
@@ -330,9 +330,8 @@ def _grid_inputs(files: list[Path], table: RuleTable, juris: Jurisdiction, mappi
             "happened (no members)"
         )
     result = evaluate(ds, table, timezone=juris.timezone)
-    if ds.chunks and active_client() is not None:  # computed by the cluster's workers
-        names = sorted({r.level.data.name for r in result if r.evaluated})
-        log.debug("rules on the cluster: %s", " ".join(names))
+    # Lazy (above the in-memory size): load() computes it where dask runs, on the cluster's
+    # workers under --scheduler (it logs the names of the rule fields it computes).
     result.load()
     weights = overlap_weights(juris, ds["lat"], ds["lon"])
     areas = {str(c): juris.area_km2(str(c)) for c in weights["unit"].values}

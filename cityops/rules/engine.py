@@ -254,6 +254,9 @@ class LevelResult:
         # after the conditions: pending level fields were computed in their pass
         slots += [(res, "level", None) for res in self if res.evaluated]
         arrays = [getattr(obj, attr) for obj, attr, _ in slots]
+        names = sorted({a.data.name for a in arrays if getattr(a, "chunks", None)})
+        if names:  # where they ran can be checked from the scheduler's records
+            log.debug("rule fields computed by dask: %s", " ".join(names))
         for (obj, attr, _), value in zip(slots, dask.compute(*arrays), strict=True):
             setattr(obj, attr, value)
         return self
