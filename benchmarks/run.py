@@ -165,6 +165,7 @@ def budget() -> dict:
                 if best is None or wall < best["wall"]:
                     best = {"wall": wall, **run["timings"], "units": len(run["units"])}
             out[label] = best
+    return out
 
 
 def ingest_times() -> dict:
