@@ -538,6 +538,17 @@ def _point_latest(out: Path) -> None:
         raise InputError(f"{reason} (the run {out} is in place; latest not updated)") from None
 
 
+def _write_run_files(assessment, stage: Path, codes, opts: BriefOptions) -> tuple[bytes, bytes]:
+    """``levels.nc`` and the town tables, the tasks, the CAP drafts and the overview maps;
+    the maps' PNG bytes (for the index)."""
+    from cityops.report.index import overview_figures
+
+    write_assessment(assessment, stage)
+    _write_tasks(assessment, stage, codes)
+    _write_cap(assessment, stage, opts)
+    return overview_figures(assessment, stage, lang=opts.lang)
+
+
 def _build_run(
     assessment, forecast, out: Path, codes, opts: BriefOptions, started, timings, kernels
 ):
@@ -549,10 +560,12 @@ def _build_run(
     stage = make_stage(out)
     published = False
     try:
+        # What the notebooks read first; the rest of the run's files (levels, tasks, CAP,
+        # the overview maps) are written beside them while they run (the kernels are other
+        # processes: this one mostly waits). A failure there fails the run as before.
         write_run_state(assessment, stage / STATE_FOLDER, inputs=_assess_inputs(forecast, opts))
-        write_assessment(assessment, stage)
-        _write_tasks(assessment, stage, codes)
-        _write_cap(assessment, stage, opts)
+        side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cityops-run-files")
+        run_files = side.submit(_write_run_files, assessment, stage, codes, opts)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
@@ -571,8 +584,12 @@ def _build_run(
             # Stopped or failed: no further notebook starts; the running ones (at most --jobs)
             # end before the stage is removed.
             pool.shutdown(wait=True, cancel_futures=True)
+            side.shutdown(wait=True)
+        figures = run_files.result()  # raises what writing them raised
         timings["briefings_s"] = round(time.monotonic() - t0, 2)
-        write_index(assessment, stage, codes=codes, failures=failures, lang=opts.lang)
+        write_index(
+            assessment, stage, codes=codes, failures=failures, lang=opts.lang, figures=figures
+        )
         run = {
             "cityops_version": __version__,
             "python": sys.version.split()[0],

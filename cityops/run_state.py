@@ -215,6 +215,7 @@ class _Arrays:
     def __init__(self) -> None:
         self.groups: dict[str, dict[str, xr.DataArray]] = {}
         self.index: dict[str, dict] = {}
+        self._seen: dict[tuple, str] = {}
 
     @staticmethod
     def _signature(da: xr.DataArray) -> str:
@@ -231,8 +232,12 @@ class _Arrays:
             return None
         sig = self._signature(da)
         group = self.groups.setdefault(sig, {})
-        var = f"v{len(self.index)}"
-        group[var] = da
+        # Conditions that differ only in their threshold share one value array: kept once.
+        same = (sig, id(da.data), da.dims, da.dtype.str)
+        var = self._seen.get(same)
+        if var is None:
+            var = self._seen[same] = f"v{len(self._seen)}"
+            group[var] = da
         self.index[key] = {
             "file": f"arrays-{sig}.nc",
             "var": var,
@@ -248,15 +253,12 @@ class _Arrays:
 
     def write(self, folder: Path) -> None:
         for sig, group in self.groups.items():
-            ds = xr.Dataset()
-            for var, da in group.items():
-                plain = da.copy(deep=False)
-                plain.attrs = {}
-                plain.encoding = {}
-                for c in plain.coords:
-                    plain.coords[c].attrs = {}
-                    plain.coords[c].encoding = {}
-                ds[var] = plain.rename(None) if plain.name in plain.coords else plain
+            # One signature, one set of coordinates: the Dataset is built from plain variables
+            # at once (adding arrays one by one aligns each: quadratic in their number).
+            first = next(iter(group.values()))
+            coords = {str(c): _plain(first.coords[c].variable) for c in first.coords}
+            data = {var: _plain(da.variable) for var, da in group.items()}
+            ds = xr.Dataset(data, coords=coords)
             encoding = {}
             for name, v in ds.variables.items():
                 enc: dict = {"_FillValue": None}
@@ -272,6 +274,13 @@ class _Arrays:
                 encoding[name] = enc
             with atomic_path(folder / f"arrays-{sig}.nc") as tmp:
                 ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+
+
+def _plain(variable: xr.Variable) -> xr.Variable:
+    """``variable`` without attributes or encoding (the manifest keeps them)."""
+    out = variable.to_base_variable().copy(deep=False)
+    out.attrs, out.encoding = {}, {}
+    return out
 
 
 def _read_arrays(folder: Path, index: dict) -> dict[str, xr.DataArray]:

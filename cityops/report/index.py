@@ -16,7 +16,7 @@ from cityops.response.duty import jurisdiction_duty_lines
 from cityops.rules.table import level_names
 from cityops.timeutil import format_local
 
-__all__ = ["overview_rows", "write_index"]
+__all__ = ["overview_figures", "overview_rows", "write_index"]
 
 
 def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
@@ -53,14 +53,30 @@ def overview_rows(assessment, codes, failures, lang: str) -> list[dict]:
     return rows
 
 
-def write_index(assessment, folder: Path, *, codes, failures, lang: str = "zh") -> Path:
-    """Write ``overview.png`` (units by level), ``overview_grid.png`` and ``index.html``.
+def overview_figures(assessment, folder: Path, *, lang: str = "zh") -> tuple[bytes, bytes]:
+    """Write ``overview.png`` (units by level) and ``overview_grid.png`` into ``folder``;
+    their PNG bytes."""
+    png = figure_png(unit_level_map(assessment, lang=lang), folder / "overview.png")
+    grid_png = figure_png(level_map(assessment, lang=lang), folder / "overview_grid.png")
+    return png, grid_png
+
+
+def write_index(
+    assessment,
+    folder: Path,
+    *,
+    codes,
+    failures,
+    lang: str = "zh",
+    figures: tuple[bytes, bytes] | None = None,
+) -> Path:
+    """Write ``index.html`` (and the overview maps, unless ``figures`` gives them, as
+    :func:`overview_figures` made them).
 
     ``folder`` is the run being built: links point to what is already in it (CAP files,
     dissemination list), so the page never links to a file the run does not have.
     """
-    png = figure_png(unit_level_map(assessment, lang=lang), folder / "overview.png")
-    grid_png = figure_png(level_map(assessment, lang=lang), folder / "overview_grid.png")
+    png, grid_png = figures or overview_figures(assessment, folder, lang=lang)
     cap_files = sorted(p.name for p in (folder / "cap").glob("cap_*.xml"))
     downloads = [
         name
