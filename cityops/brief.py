@@ -228,7 +228,9 @@ def _previous_alerts(assessment: Assessment, ledger: str | None) -> dict:
     return previous
 
 
-def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[Path]:
+def _write_cap(
+    assessment: Assessment, stage: Path, opts: BriefOptions, previous: dict | None = None
+) -> list[Path]:
     """``cap/cap_<hazard>.xml``: the run's proposals as CAP drafts (status Draft).
 
     A hazard with an issued message in force that this run no longer reaches anywhere (and did
@@ -236,7 +238,8 @@ def _write_cap(assessment: Assessment, stage: Path, opts: BriefOptions) -> list[
     """
     from cityops.cap import cancel_alert, write_alert, write_cap
 
-    previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else {}
+    if previous is None:
+        previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else {}
     files = write_cap(assessment, stage / "cap", lang=opts.lang, previous=previous)
     table = assessment.table
     live = set(table.loc[pd.to_numeric(table["level"], errors="coerce").fillna(0) >= 1, "hazard"])
@@ -538,14 +541,16 @@ def _point_latest(out: Path) -> None:
         raise InputError(f"{reason} (the run {out} is in place; latest not updated)") from None
 
 
-def _write_run_files(assessment, stage: Path, codes, opts: BriefOptions) -> tuple[bytes, bytes]:
-    """``levels.nc`` and the town tables, the tasks, the CAP drafts and the overview maps;
-    the maps' PNG bytes (for the index)."""
+def _write_run_files(
+    assessment, stage: Path, codes, opts: BriefOptions, previous: dict
+) -> tuple[bytes, bytes]:
+    """``levels.nc`` and the town tables, the tasks, the CAP drafts (``previous``: the issued
+    messages in force, read from the ledger) and the overview maps; the maps' PNG bytes."""
     from cityops.report.index import overview_figures
 
     write_assessment(assessment, stage)
     _write_tasks(assessment, stage, codes)
-    _write_cap(assessment, stage, opts)
+    _write_cap(assessment, stage, opts, previous)
     return overview_figures(assessment, stage, lang=opts.lang)
 
 
@@ -563,9 +568,12 @@ def _build_run(
         # What the notebooks read first; the rest of the run's files (levels, tasks, CAP,
         # the overview maps) are written beside them while they run (the kernels are other
         # processes: this one mostly waits). A failure there fails the run as before.
+        # The ledger is read here, before any notebook runs: an unusable one stops the run
+        # before any work shows.
+        previous = _previous_alerts(assessment, opts.ledger) if opts.ledger != "" else {}
         write_run_state(assessment, stage / STATE_FOLDER, inputs=_assess_inputs(forecast, opts))
         side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cityops-run-files")
-        run_files = side.submit(_write_run_files, assessment, stage, codes, opts)
+        run_files = side.submit(_write_run_files, assessment, stage, codes, opts, previous)
         failures: dict[str, str] = {}
         t0 = time.monotonic()
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs))
