@@ -183,18 +183,9 @@ class Kernels:
         km = None
         try:
             km = self._start()
-            if km is not None:
-                # A blocking client (the manager's own clients are asynchronous).
-                kc = km.blocking_client()
-                kc.start_channels()
-                try:
-                    kc.wait_for_ready(timeout=self.start_timeout)
-                    # Failures here are the first unit's to report: nothing is checked.
-                    kc.execute_interactive(WARM_UP, store_history=False, silent=True,
-                                           timeout=self.start_timeout,
-                                           output_hook=lambda _msg: None)  # fmt: skip
-                finally:
-                    kc.stop_channels()
+            # Only started here: a second client talking to the kernel from this thread
+            # garbled papermill's messages under load (jupyter_client "DELIM not in
+            # msg_list"), so the imports happen in the first unit.
         except Exception:  # a kernel that cannot warm up is started again by get()
             if km is not None:
                 self._shutdown(km)
