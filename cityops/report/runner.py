@@ -18,7 +18,6 @@ from pathlib import Path
 from cityops.errors import InputError
 
 __all__ = [
-    "WARM_UP",
     "Kernels",
     "check_kernel",
     "error_line",
@@ -129,19 +128,12 @@ def to_html(notebook: Path, html_path: Path, lang: str = "zh") -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
-WARM_UP = (
-    "from IPython.display import HTML, display\n"
-    "from cityops.report import briefing, plots\n"
-    "import cityops.run_state, cityops.response, matplotlib.pyplot\n"
-)
-
-
 class Kernels:
     """Jupyter kernels for the batch: started early, one per worker thread, reused.
 
     Starting a kernel and importing the package cost more than a unit's briefing itself, so
-    a batch starts ``warm`` kernels in the background as soon as it begins (they start and
-    import :data:`WARM_UP` while the batch assesses the forecast on the other core), and keeps
+    a batch starts ``warm`` kernels in the background as soon as it begins (they start while
+    the batch assesses the forecast on the other core; imports happen in the first unit), keeps
     each worker's kernel from unit to unit: each notebook starts by clearing the namespace
     (the template's first cell), imports come from the kernel's module cache. A unit that
     fails for any reason gets its kernel replaced before the next unit, so one failure stays
