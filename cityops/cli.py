@@ -543,6 +543,12 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cityops`` command."""
+    import warnings
+
+    # papermill imports requests, whose optional SOCKS support warns at import when PySocks
+    # is absent (some urllib3 releases); cityops opens no proxies, and a user's stderr keeps
+    # one line per failure (seen in CI from the notebook threads' first import).
+    warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
     _degrade_terminal()
     parser = build_parser()
     args = parser.parse_args(argv)
